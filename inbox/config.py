@@ -1,0 +1,114 @@
+"""Every setting of the application: its name, default and how it is parsed from the environment.
+
+Nothing else in the package reads os.environ for settings. `load_config(environ)` is called by
+`create_app`, never at import time, so importing this module has no side effects.
+Imports: stdlib only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; raised at start-up with a message that says which."""
+
+
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def database_uri(url: str) -> str:
+    """Normalise DATABASE_URL: plain postgres URLs are pinned to psycopg 3 explicitly.
+
+    SQLAlchemy 2.0 mapped `postgresql://` to psycopg2 and 2.1 maps it to psycopg 3; naming the
+    driver keeps the behaviour the same whichever is installed (and Heroku-style `postgres://`).
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """The same Redis as a Flask-Limiter storage URI (it spells unix sockets `redis+unix://`)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Build the settings dict from the environment; `create_app` applies overrides after it."""
+    default_db = "sqlite:///" + os.path.join(instance_path, "inbox.db")
+    redis_url = environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return {
+        "SECRET_KEY": environ.get("SECRET_KEY") or None,
+        "TESTING": env_bool(environ, "INBOX_TESTING", False),
+        "SQLALCHEMY_DATABASE_URI": database_uri(environ.get("DATABASE_URL", default_db)),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        # Queues are named by purpose so operators can scale them separately.
+        "RQ_QUEUES": [
+            q for q in environ.get("RQ_QUEUES", "ingest,outbound,default").split(",") if q
+        ],
+        # False runs jobs inline right after commit (on the same real Redis); tests use it.
+        "INBOX_RQ_ASYNC": env_bool(environ, "INBOX_RQ_ASYNC", True),
+        # The worker's heartbeat job runs this often; /healthz fails after 3 missed beats.
+        "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
+        # Request bodies above this are refused with 413. Meta documents webhook bodies up to
+        # 3 MB, so the default leaves room above that.
+        "MAX_CONTENT_LENGTH": env_int(environ, "INBOX_MAX_BODY_BYTES", 4 * 1024 * 1024),
+        # Cookies: HttpOnly and SameSite always; Secure unless explicitly serving plain HTTP
+        # (the embedded `make run` on localhost turns it off).
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env_bool(environ, "INBOX_SECURE_COOKIES", True),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": env_bool(environ, "INBOX_SECURE_COOKIES", True),
+        "PERMANENT_SESSION_LIFETIME": env_int(environ, "INBOX_SESSION_HOURS", 12) * 3600,
+        "WTF_CSRF_ENABLED": env_bool(environ, "INBOX_CSRF_ENABLED", True),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        # Login throttling, shared by all web processes through Redis.
+        "INBOX_LOGIN_RATE_LIMIT": environ.get("INBOX_LOGIN_RATE_LIMIT", "10 per minute"),
+        "RATELIMIT_STORAGE_URI": environ.get(
+            "RATELIMIT_STORAGE_URI", limits_storage_uri(redis_url)
+        ),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # Platform secrets (DESIGN §9). Never logged.
+        "INBOX_X_CONSUMER_SECRET": environ.get("INBOX_X_CONSUMER_SECRET", ""),
+        "INBOX_META_APP_SECRET": environ.get("INBOX_META_APP_SECRET", ""),
+        "INBOX_META_VERIFY_TOKEN": environ.get("INBOX_META_VERIFY_TOKEN", ""),
+        "INBOX_DEMO_CSV": environ.get("INBOX_DEMO_CSV", ""),
+    }
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse to start with settings that would be unsafe or cannot work."""
+    if not config.get("SECRET_KEY"):
+        if config.get("TESTING"):
+            return
+        raise ConfigError(
+            "SECRET_KEY is not set. Set it in the environment (see .env.example); "
+            "`make run` generates one under instance/."
+        )

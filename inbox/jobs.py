@@ -1,0 +1,51 @@
+"""RQ entry points: ids in, call one service, commit. PERIODIC_JOBS lists recurring work as data.
+
+Every job runs inside the worker's app context and is safe to run twice.
+Imports: services, extensions.db, queue, timeutil.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app
+
+from inbox.extensions import db
+from inbox.queue import PeriodicJob, get_redis
+from inbox.services.heartbeat import record_heartbeat
+from inbox.timeutil import utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unit_of_work(func: F) -> F:
+    """Run the job body as one transaction: commit on success, roll back on error, always
+    release the session so the next job starts clean."""
+
+    @wraps(func)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = func(*args, **kwargs)
+            db.session.commit()
+            return result
+        except BaseException:
+            db.session.rollback()
+            raise
+        finally:
+            db.session.remove()
+
+    return wrapped  # type: ignore[return-value]
+
+
+def heartbeat() -> None:
+    record_heartbeat(get_redis(current_app), now=utcnow())
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    return [
+        PeriodicJob(
+            "heartbeat", "inbox.jobs.heartbeat", current_app.config["INBOX_HEARTBEAT_SECONDS"]
+        ),
+    ]

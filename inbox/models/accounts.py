@@ -1,0 +1,96 @@
+"""People who work the inbox: users (agents, supervisors, admins), teams and API tokens.
+
+Imports: extensions, models.base.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Column, ForeignKey, Integer, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from inbox.extensions import Base
+from inbox.models.base import TimestampMixin, UTCDateTime, enum_column
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Availability(enum.StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+team_members = Table(
+    "team_members",
+    Base.metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Team(TimestampMixin, Base):
+    """A queue owner ("Social care", "Billing support"): conversations and agents belong to it."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+
+    members: Mapped[list[User]] = relationship(secondary=team_members, back_populates="teams")
+
+
+class User(UserMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased so sign-in is case-insensitive and the unique index is meaningful.
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = enum_column(Role, default=Role.AGENT)
+    # Deactivated users keep their history (authorship, audit) but cannot sign in or use tokens.
+    active: Mapped[bool] = mapped_column(default=True)
+    availability: Mapped[Availability] = enum_column(Availability, default=Availability.OFFLINE)
+    # Maximum open conversations auto-assignment may give this agent.
+    capacity: Mapped[int] = mapped_column(default=10)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members")
+    api_tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def initials(self) -> str:
+        parts = [p for p in self.name.split() if p]
+        return "".join(p[0] for p in parts[:2]).upper() or self.email[:1].upper()
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles
+
+
+class ApiToken(Base):
+    """A bearer token for /api/v1. Only a SHA-256 of the token is stored; the token itself is
+    shown once when created. Tokens are random 256-bit strings, so a fast hash is enough."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120), default="api")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")

@@ -1,0 +1,41 @@
+"""Customers: one Contact per person, one ContactIdentity per platform account they write from.
+
+Imports: extensions, models.base.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from inbox.extensions import Base
+from inbox.models.base import TimestampMixin, enum_column
+from inbox.models.channels import Platform
+
+
+class Contact(TimestampMixin, Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    is_vip: Mapped[bool] = mapped_column(default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+    identities: Mapped[list[ContactIdentity]] = relationship(back_populates="contact")
+
+
+class ContactIdentity(TimestampMixin, Base):
+    __tablename__ = "contact_identities"
+    # The same platform user always resolves to the same contact: ingestion upserts on this.
+    __table_args__ = (UniqueConstraint("platform", "external_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    platform: Mapped[Platform] = enum_column(Platform)
+    external_user_id: Mapped[str] = mapped_column(String(64))
+    handle: Mapped[str] = mapped_column(String(255), default="")
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    follower_count: Mapped[int | None] = mapped_column()
+    verified: Mapped[bool] = mapped_column(default=False)
+
+    contact: Mapped[Contact] = relationship(back_populates="identities")

@@ -1,0 +1,200 @@
+"""The unit of work (Conversation), what is said in it (Message), its tags, and the raw webhook
+deliveries (InboundEvent) that conversations are built from.
+
+Imports: extensions, models.base, sibling model modules.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from inbox.extensions import Base
+from inbox.models.accounts import Team, User
+from inbox.models.base import TimestampMixin, UTCDateTime, enum_column
+from inbox.models.channels import ChannelAccount, Platform
+from inbox.models.contacts import Contact, ContactIdentity
+from inbox.timeutil import utcnow
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"  # waiting on the customer
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.SNOOZED)
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Kind(enum.StrEnum):
+    DM = "dm"
+    MENTION = "mention"
+    COMMENT = "comment"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    NOTE = "note"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class EventState(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+conversation_tags = Table(
+    "conversation_tags",
+    Base.metadata,
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag_id", Integer, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Conversation(TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # A DM thread per customer and account, or a public thread per root post: ingestion
+        # finds the conversation by this key, so it must be unique per account.
+        UniqueConstraint("channel_account_id", "thread_key"),
+        # Queue views: "open items of team T" and "my open items", newest activity first.
+        Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
+        Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
+        Index("ix_conversations_status_last", "status", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    thread_key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[Kind] = enum_column(Kind)
+    is_public: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[Status] = enum_column(Status, default=Status.NEW)
+    priority: Mapped[Priority] = enum_column(Priority, default=Priority.NORMAL)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    is_spam: Mapped[bool] = mapped_column(default=False)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    language: Mapped[str | None] = mapped_column(String(16))
+    sentiment: Mapped[float | None] = mapped_column()
+    # Denormalised timestamps the queue and reports sort and filter on (maintained by services).
+    first_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(default=0)
+
+    channel_account: Mapped[ChannelAccount] = relationship()
+    contact: Mapped[Contact] = relationship()
+    team: Mapped[Team | None] = relationship()
+    assignee: Mapped[User | None] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=conversation_tags)
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.sent_at, Message.id"
+    )
+
+    @property
+    def platform(self) -> Platform:
+        return self.channel_account.platform
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Message(TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Idempotent ingestion: a platform message id exists once per channel account, however
+        # many times the platform delivers it. NULL (notes, unsent replies) is not constrained.
+        UniqueConstraint("channel_account_id", "external_id"),
+        Index("ix_messages_conversation_sent", "conversation_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    direction: Mapped[Direction] = enum_column(Direction)
+    # Inbound messages have an author identity; outbound replies and notes an author user
+    # (or none: an echo of a reply sent from the platform's own app).
+    author_identity_id: Mapped[int | None] = mapped_column(ForeignKey("contact_identities.id"))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    is_auto_reply: Mapped[bool] = mapped_column(default=False)
+    delivery_status: Mapped[DeliveryStatus | None] = enum_column(DeliveryStatus)
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    author_identity: Mapped[ContactIdentity | None] = relationship()
+    author_user: Mapped[User | None] = relationship()
+
+
+class InboundEvent(Base):
+    """A webhook delivery exactly as received. Written before the platform gets its 200, so
+    nothing accepted is ever lost; a worker processes it afterwards."""
+
+    __tablename__ = "inbound_events"
+    # The pick-up sweep looks for events still pending (e.g. Redis was down at receipt).
+    __table_args__ = (Index("ix_inbound_events_state_received", "state", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[EventState] = enum_column(EventState, default=EventState.PENDING)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Domain services: plain functions that take objects plus keyword-only actor= and now=."""

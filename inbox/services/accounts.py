@@ -1,0 +1,109 @@
+"""Users, teams and API tokens: creating them, checking passwords and resolving tokens.
+
+Imports: models, extensions.db, timeutil.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from inbox.extensions import db
+from inbox.models import ApiToken, Role, Team, User
+from inbox.services.audit import record_audit
+from inbox.timeutil import utcnow
+
+TOKEN_PREFIX = "ibx_"  # noqa: S105 (a prefix that makes leaked tokens recognisable)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def get_or_create_team(name: str) -> Team:
+    team = db.session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        team = Team(name=name)
+        db.session.add(team)
+        db.session.flush()
+    return team
+
+
+def create_user(
+    email: str,
+    *,
+    name: str,
+    role: Role,
+    password: str,
+    teams: list[Team] | None = None,
+    actor: User | None = None,
+) -> User:
+    """Add a user (flushes, does not commit). Raises ValueError if the email is taken."""
+    email = normalize_email(email)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise ValueError(f"a user with email {email} already exists")
+    user = User(
+        email=email,
+        name=name,
+        role=role,
+        password_hash=generate_password_hash(password),
+        teams=list(teams or []),
+    )
+    db.session.add(user)
+    db.session.flush()
+    record_audit("user.create", user, actor=actor, after={"email": email, "role": str(role)})
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    user.password_hash = generate_password_hash(password)
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the active user with these credentials, or None (same answer for every failure)."""
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        # Hash anyway so response time does not reveal whether the address exists.
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(user: User, *, name: str = "api", now: datetime | None = None) -> str:
+    """Create a token for `user` and return it; only its hash is stored, so show it now."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(user=user, name=name, token_hash=_hash_token(token), created_at=now or utcnow())
+    )
+    db.session.flush()
+    record_audit("api_token.create", user, actor=user, after={"name": name})
+    return token
+
+
+def revoke_api_token(token: ApiToken, *, actor: User | None, now: datetime | None = None) -> None:
+    token.revoked_at = now or utcnow()
+    record_audit("api_token.revoke", token.user, actor=actor, after={"name": token.name})
+
+
+def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
+    """Resolve a bearer token to its active user; revoked tokens and inactive users get None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    row.last_used_at = now or utcnow()
+    return row.user

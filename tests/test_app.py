@@ -1,0 +1,67 @@
+"""The application factory and its settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from inbox import create_app
+from inbox.config import ConfigError, load_config
+
+
+def test_missing_secret_key_outside_testing_is_a_clear_startup_error(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("INBOX_TESTING", raising=False)
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app()
+
+
+def test_missing_secret_key_is_allowed_when_testing(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    app = create_app({"TESTING": True})
+    assert app.testing
+
+
+def test_overrides_win_over_environment(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "from-env")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite:///override.db"})
+    assert app.config["SECRET_KEY"] == "from-env"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///override.db"
+
+
+def test_postgres_urls_are_pinned_to_psycopg3():
+    config = load_config({"DATABASE_URL": "postgres://u@h/db"}, "/tmp")
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_malformed_boolean_setting_names_the_variable():
+    with pytest.raises(ConfigError, match="INBOX_SECURE_COOKIES"):
+        load_config({"INBOX_SECURE_COOKIES": "maybe"}, "/tmp")
+
+
+def test_production_cookies_are_secure_httponly_and_samesite():
+    config = load_config({}, "/tmp")
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SESSION_COOKIE_HTTPONLY"] is True
+    assert config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert config["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_importing_the_package_has_no_side_effects():
+    # With no SECRET_KEY the factory refuses to start, so a clean import proves nothing ran.
+    code = "import inbox, inbox.models, inbox.views, inbox.jobs, worker; print('ok')"
+    env = {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="."
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_pages_carry_security_headers(client):
+    response = client.get("/login")
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

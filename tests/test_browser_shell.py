@@ -1,0 +1,97 @@
+"""In real headless Chromium: sign in and see the signed-in shell with the demo data counts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from inbox.extensions import db
+from inbox.models import Role
+from inbox.services.demo import load_demo
+from inbox.timeutil import utcnow
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def demo(app):
+    summary = load_demo(csv_path=None, now=utcnow())
+    db.session.commit()
+    return summary
+
+
+def sign_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_agent_signs_in_and_sees_the_shell_with_counts(
+    page: Page, live_server, make_user, demo, artifacts_dir
+):
+    agent = make_user(Role.AGENT, name="Alice Agent")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, agent.email)
+    expect(page).to_have_url(re.compile(r"/inbox$"))
+    expect(page.locator(".me-name")).to_contain_text("Alice Agent")
+    open_count = int(page.locator('[data-count="open"]').inner_text())
+    assert open_count > 0
+    assert page.locator(".rows .row").count() == min(open_count, 50)
+    # An agent's navigation has no supervisor or admin pages.
+    expect(page.get_by_role("link", name="Reports")).to_have_count(0)
+    expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+    page.screenshot(path=str(artifacts_dir / "shell-agent.png"))
+
+
+def test_admin_navigates_to_reports_and_admin(page: Page, live_server, make_user, demo):
+    admin = make_user(Role.ADMIN)
+    sign_in(page, live_server, admin.email)
+    page.get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("heading", name="Workload overview")).to_be_visible()
+    page.get_by_role("link", name="Admin").click()
+    expect(page.get_by_role("heading", name="Workspace")).to_be_visible()
+
+
+def test_wrong_password_shows_an_error_in_the_browser(page: Page, live_server, make_user):
+    agent = make_user()
+    sign_in(page, live_server, agent.email, "nope")
+    expect(page.locator(".flash-error")).to_contain_text("Wrong email or password")
+
+
+def test_hostile_message_text_is_shown_as_text_not_run(page: Page, live_server, make_user, app):
+    from datetime import timedelta
+
+    from inbox.models import Direction, Kind, Platform
+    from inbox.services.channels import add_channel
+    from inbox.services.ingest import (
+        Profile,
+        add_message,
+        get_or_create_conversation,
+        resolve_identity,
+    )
+
+    account, _ = add_channel(Platform.X, "1", name="@brand")
+    who = resolve_identity(Profile(Platform.X, "666", display_name="<img src=x onerror=alert(1)>"))
+    conversation, _ = get_or_create_conversation(
+        account, "dm:666", kind=Kind.DM, is_public=False, contact=who.contact
+    )
+    add_message(
+        conversation,
+        direction=Direction.INBOUND,
+        author_identity=who,
+        text="<script>window.pwned=1</script> hi",
+        sent_at=utcnow() - timedelta(minutes=1),
+        external_id="m1",
+    )
+    db.session.commit()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, live_server, make_user().email)
+    expect(page.locator(".snippet").first).to_contain_text("<script>window.pwned=1</script> hi")
+    expect(page.locator(".who").first).to_contain_text("<img src=x onerror=alert(1)>")
+    assert page.evaluate("window.pwned") is None
+    assert dialogs == []

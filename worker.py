@@ -1,0 +1,50 @@
+"""The background worker process: a real RQ worker (with RQ's scheduler for enqueue_in/at) on
+the purpose-named queues, plus a thread that enqueues the periodic jobs.
+
+Run `python worker.py` (any number of them, on any machine that reaches Redis and the database).
+Imports: inbox.create_app, inbox.queue, inbox.jobs, rq.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rq import Worker
+
+from inbox import create_app
+from inbox.jobs import periodic_jobs
+from inbox.queue import enqueue_due_periodic, get_queue, get_redis
+
+log = logging.getLogger("inbox.worker")
+
+
+def run_periodic(app, stop: threading.Event) -> None:
+    with app.app_context():
+        jobs = periodic_jobs()
+        while not stop.is_set():
+            try:
+                enqueue_due_periodic(app, jobs)
+            except Exception:  # Redis away: keep trying, the worker itself will also complain
+                log.exception("periodic enqueue failed")
+            stop.wait(1.0)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app()
+    stop = threading.Event()
+    # The parent process never touches the database: RQ forks a work horse per job, and a
+    # connection opened before the fork must not be shared with children.
+    with app.app_context():
+        queues = [get_queue(name) for name in app.config["RQ_QUEUES"]]
+        ticker = threading.Thread(target=run_periodic, args=(app, stop), daemon=True)
+        ticker.start()
+        try:
+            Worker(queues, connection=get_redis()).work(with_scheduler=True)
+        finally:
+            stop.set()
+
+
+if __name__ == "__main__":
+    main()
