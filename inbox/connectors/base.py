@@ -1,0 +1,247 @@
+"""The connector contract: the base class, the events every connector returns, shared helpers.
+
+A connector translates one platform's webhook traffic and nothing else: it checks a delivery's
+signature over the raw body, answers the platform's GET handshake, and turns a JSON payload into
+the plain, frozen dataclasses below. It never touches the database, the request or the clock;
+services decide what an event means for conversations, contacts and SLA clocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+Platform = Literal["x", "messenger", "instagram", "facebook", "whatsapp"]
+Kind = Literal["dm", "mention", "comment"]
+Direction = Literal["inbound", "outbound"]
+Status = Literal["sent", "delivered", "read", "failed"]
+
+# Epoch units as each platform documents them; "auto" is for fields whose unit varies in practice.
+EpochUnit = Literal["s", "ms", "auto"]
+
+# Any epoch above this many seconds (year 5138) must be milliseconds.
+_LARGEST_EPOCH_SECONDS = 10**11
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ParseError(ValueError):
+    """The payload is not shaped the way the platform documents it (it is kept, not parsed)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attachment:
+    """One media item of a message; `url` when the platform gives one, `media_id` to fetch it."""
+
+    type: str  # image | video | audio | file | sticker | … as the platform names it
+    url: str | None = None
+    media_id: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InboundMessage:
+    """A message, mention or comment seen on a channel account, ours (outbound echo) or theirs.
+
+    `account_id` is our channel account's external id; `author_id` is whoever wrote it (our own
+    account for an echo). For captioned media the caption is also the `text`, so snippets and
+    search see what the customer typed. `needs_fetch` marks payloads that carry only ids (IG
+    mentions): the text and author must be fetched from the platform before showing it.
+    """
+
+    platform: Platform
+    account_id: str
+    external_id: str
+    kind: Kind
+    is_public: bool
+    direction: Direction
+    sent_at: datetime
+    text: str = ""
+    author_id: str | None = None
+    author_handle: str | None = None
+    author_name: str | None = None
+    author_follower_count: int | None = None
+    author_verified: bool | None = None
+    recipient_id: str | None = None
+    parent_external_id: str | None = None
+    root_external_id: str | None = None
+    app_id: str | None = None
+    needs_fetch: bool = False
+    attachments: tuple[Attachment, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def contact_id(self) -> str | None:
+        """The other party: the author of an inbound message, the recipient of our echo."""
+        return self.author_id if self.direction == "inbound" else self.recipient_id
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageEdit:
+    """A message or comment whose text was changed on the platform."""
+
+    platform: Platform
+    account_id: str
+    external_id: str
+    text: str
+    at: datetime
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageDeletion:
+    """A message or comment removed (unsent, deleted) on the platform."""
+
+    platform: Platform
+    account_id: str
+    external_id: str
+    at: datetime
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeliveryStatus:
+    """The platform's report on one of our outbound messages (`external_id`)."""
+
+    platform: Platform
+    account_id: str
+    external_id: str
+    status: Status
+    at: datetime
+    recipient_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusWatermark:
+    """Every outbound message to `contact_id` sent up to `up_to` reached `status`.
+
+    Messenger reports reads (and deliveries without message ids) this way instead of per message.
+    """
+
+    platform: Platform
+    account_id: str
+    contact_id: str
+    status: Literal["delivered", "read"]
+    up_to: datetime
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnsupportedEvent:
+    """Anything received that no other event describes, kept so an admin can see it.
+
+    `account_id` is None when the payload names no account we could read (e.g. an unknown object).
+    `event_type` is a stable key to group by; `reason` is for people.
+    """
+
+    platform: Platform
+    account_id: str | None
+    event_type: str
+    reason: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+Event = (
+    InboundMessage
+    | MessageEdit
+    | MessageDeletion
+    | DeliveryStatus
+    | StatusWatermark
+    | UnsupportedEvent
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandshakeReply:
+    """The body and content type to answer a platform's verification GET with (status 200)."""
+
+    body: str
+    content_type: str
+
+
+class Connector(ABC):
+    """One platform's webhook translator. Stateless: secrets are passed in on every call."""
+
+    name: ClassVar[str]  # the registry key, also the webhook path: /webhooks/<name>
+
+    @abstractmethod
+    def verify_signature(self, raw_body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+        """True only if `headers` carry the platform's signature of exactly `raw_body`."""
+
+    @abstractmethod
+    def handshake(self, args: Mapping[str, str], secret: str) -> HandshakeReply | None:
+        """The reply to a verification GET with query `args`, or None to refuse it."""
+
+    def parse(self, payload: object) -> list[Event]:
+        """Translate a decoded webhook body into events, in payload order.
+
+        Raises ParseError when the payload is not shaped as documented; a missing key or a
+        wrong type deep inside is reported the same way, so callers handle one exception.
+        """
+        if not isinstance(payload, dict):
+            raise ParseError(f"{self.name} payload must be a JSON object")
+        try:
+            return self._parse(payload)
+        except ParseError:
+            raise
+        except (LookupError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
+            raise ParseError(f"{self.name} payload is malformed: {exc!r}") from exc
+
+    @abstractmethod
+    def _parse(self, payload: dict[str, Any]) -> list[Event]:
+        """Platform-specific translation; may raise KeyError/TypeError/… on malformed input."""
+
+
+def sha256_signature(secret: str, message: bytes, encoding: Literal["hex", "base64"]) -> str:
+    """`sha256=<digest>` of HMAC-SHA256(secret, message), the form X and Meta both use."""
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    text = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode("ascii")
+    return f"sha256={text}"
+
+
+def signature_matches(
+    raw_body: bytes, received: str | None, secret: str, encoding: Literal["hex", "base64"]
+) -> bool:
+    """Constant-time check of a received `sha256=…` header value against the raw body."""
+    # An empty secret is a misconfiguration; anyone can sign with an empty key, so accept nothing.
+    if not secret or not received:
+        return False
+    expected = sha256_signature(secret, raw_body, encoding)
+    # Compare bytes: compare_digest rejects non-ASCII str, and a header is attacker-controlled.
+    return hmac.compare_digest(expected.encode(), received.encode("utf-8", "surrogateescape"))
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by case-insensitive name, whether `headers` is Flask's or a plain dict."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def id_str(value: object) -> str:
+    """A platform id as a string; ids arrive as strings or (Meta app ids, X tweet ids) numbers."""
+    # bool is an int subclass, and a JSON true where an id belongs is a malformed payload.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ParseError(f"expected an id, got {value!r}")
+    return str(value)
+
+
+def utc_from_epoch(value: object, unit: EpochUnit) -> datetime:
+    """A timezone-aware UTC datetime from an epoch number or numeric string."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ParseError(f"expected an epoch timestamp, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ParseError(f"expected an epoch timestamp, got {value!r}") from exc
+    # Integer arithmetic keeps milliseconds exact, where float division could round them.
+    if unit == "ms" or (unit == "auto" and number > _LARGEST_EPOCH_SECONDS):
+        return _EPOCH + timedelta(milliseconds=number)
+    return _EPOCH + timedelta(seconds=number)
