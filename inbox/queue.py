@@ -1,15 +1,16 @@
-"""Redis and RQ plumbing: the connection, purpose-named queues, and enqueue-after-commit.
+"""Redis and RQ plumbing: the connection, purpose-named queues, and work-after-commit.
 
-A job enqueued during a database transaction is held on the session and sent to Redis only
-after that transaction commits; if it rolls back (or ends without a commit) the job is
-dropped. Workers therefore never see ids of rows that do not exist.
+A job enqueued (or a live update published) during a database transaction is held on the
+session and sent to Redis only after that transaction commits; if it rolls back (or ends
+without a commit) it is dropped. Workers and browsers never see rows that do not exist.
 Imports: extensions, rq, redis, flask.current_app.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
@@ -20,15 +21,7 @@ from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 log = logging.getLogger(__name__)
 
-_PENDING_KEY = "inbox.pending_jobs"
-
-
-@dataclass(frozen=True)
-class PendingJob:
-    func_path: str
-    args: tuple[Any, ...]
-    queue: str
-    options: dict[str, Any] = field(default_factory=dict)
+_PENDING_KEY = "inbox.after_commit"
 
 
 def init_app(app: Flask) -> None:
@@ -50,6 +43,17 @@ def get_queue(name: str, app: Flask | None = None) -> Queue:
     return Queue(name, connection=get_redis(app), is_async=app.config["INBOX_RQ_ASYNC"])
 
 
+def after_commit(session: Session | scoped_session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the current transaction of `session` commits; drop it otherwise."""
+    if isinstance(session, scoped_session):
+        session = session()
+    # Tie the callback to a transaction even if nothing was written yet, so that a rollback or
+    # a close without commit ends that transaction and drops it.
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_PENDING_KEY, []).append(callback)
+
+
 def enqueue_after_commit(
     session: Session | scoped_session,
     func_path: str,
@@ -57,28 +61,21 @@ def enqueue_after_commit(
     queue: str = "default",
     **options: Any,
 ) -> None:
-    """Hold a job until `session` commits. Jobs carry ids/JSON only and are referenced by dotted
-    path, so services never import the jobs module."""
-    # Tie the job to a transaction even if nothing was written yet, so that a rollback or a
-    # close without commit ends that transaction and drops the job.
-    if isinstance(session, scoped_session):
-        session = session()
-    if not session.in_transaction():
-        session.begin()
-    session.info.setdefault(_PENDING_KEY, []).append(PendingJob(func_path, args, queue, options))
+    """Send a job to `queue` only after `session` commits. Jobs carry ids/JSON only and are
+    referenced by dotted path, so services never import the jobs module."""
+    after_commit(session, lambda: get_queue(queue).enqueue(func_path, *args, **options))
 
 
 def _send_pending(session: Session) -> None:
-    pending: list[PendingJob] = session.info.pop(_PENDING_KEY, [])
-    for job in pending:
-        get_queue(job.queue).enqueue(job.func_path, *job.args, **job.options)
+    for callback in session.info.pop(_PENDING_KEY, []):
+        callback()
 
 
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
     # after_commit has already sent (and removed) committed jobs; anything still held when the
     # outermost transaction ends belongs to a rollback or a session closed without commit.
     if transaction.parent is None and session.info.pop(_PENDING_KEY, None):
-        log.info("dropped jobs of a transaction that did not commit")
+        log.info("dropped after-commit work of a transaction that did not commit")
 
 
 @dataclass(frozen=True)
