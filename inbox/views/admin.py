@@ -1,17 +1,31 @@
-"""Admin pages: the people, teams and channel accounts of the workspace.
+"""Admin pages: the people, teams and channel accounts of the workspace, and ingestion health
+(accounts' last delivery, failed and unhandled webhook events, replay).
 
-Imports: models, extensions.db, permissions.
+Imports: services, models, extensions.db, permissions, forms.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from inbox.extensions import db
-from inbox.models import ChannelAccount, Conversation, EventState, InboundEvent, Role, Team, User
+from inbox.forms import PostForm
+from inbox.models import (
+    ChannelAccount,
+    Conversation,
+    EventIssue,
+    EventState,
+    InboundEvent,
+    Role,
+    Team,
+    User,
+)
 from inbox.permissions import role_required
+from inbox.services.audit import record_audit
+from inbox.services.events import enqueue_processing, reset_for_replay
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -28,19 +42,66 @@ def index():
         .group_by(Team.id)
         .order_by(Team.name)
     ).all()
-    channels = db.session.execute(
-        select(ChannelAccount, func.count(Conversation.id))
-        .outerjoin(Conversation, Conversation.channel_account_id == ChannelAccount.id)
-        .group_by(ChannelAccount.id)
-        .order_by(ChannelAccount.platform, ChannelAccount.name)
-    ).all()
-    failed_events = db.session.scalar(
-        select(func.count(InboundEvent.id)).where(InboundEvent.state == EventState.FAILED)
+    conversations = (
+        select(func.count(Conversation.id))
+        .where(Conversation.channel_account_id == ChannelAccount.id)
+        .scalar_subquery()
     )
+    issues = (
+        select(func.count(EventIssue.id))
+        .where(
+            EventIssue.platform == ChannelAccount.platform,
+            EventIssue.account_external_id == ChannelAccount.external_account_id,
+        )
+        .scalar_subquery()
+    )
+    channels = db.session.execute(
+        select(ChannelAccount, conversations, issues).order_by(
+            ChannelAccount.platform, ChannelAccount.name
+        )
+    ).all()
     return render_template(
         "admin/index.html",
         users=users,
         teams=teams,
         channels=channels,
-        failed_events=failed_events,
+        **_ingestion_health(),
     )
+
+
+def _ingestion_health() -> dict:
+    failed = db.session.scalars(
+        select(InboundEvent)
+        .where(InboundEvent.state == EventState.FAILED)
+        .order_by(InboundEvent.id.desc())
+        .limit(50)
+    ).all()
+    pending = db.session.scalar(
+        select(func.count(InboundEvent.id)).where(InboundEvent.state == EventState.PENDING)
+    )
+    recent_issues = db.session.scalars(
+        select(EventIssue).order_by(EventIssue.id.desc()).limit(50)
+    ).all()
+    return {
+        "failed_events": failed,
+        "pending_events": pending,
+        "recent_issues": recent_issues,
+        "replay_form": PostForm(),
+    }
+
+
+@bp.post("/events/<int:event_id>/replay")
+@role_required(Role.ADMIN)
+def replay_event(event_id: int):
+    form = PostForm()
+    event = db.session.get(InboundEvent, event_id)
+    if event is None:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    reset_for_replay(event)
+    enqueue_processing(event)
+    record_audit("event.replay", event, actor=current_user)
+    db.session.commit()
+    flash(f"Event #{event.id} queued for processing again.", "info")
+    return redirect(url_for("admin.index") + "#ingestion")
