@@ -205,3 +205,65 @@ def test_replay_events_needs_a_selection_and_names_unknown_ids(runner):
     assert "--failed" in runner.invoke(args=["replay-events"]).output
     result = runner.invoke(args=["replay-events", "--id", "999"])
     assert result.exit_code != 0 and "no such event: 999" in result.output
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "twcs_sample.csv").exists(),
+    reason="../shared/data/twcs_sample.csv is not here (licensed test material; CI has it)",
+)
+def test_real_twcs_sample_gives_one_conversation_per_reply_thread_in_time_order(runner):
+    import csv
+    from collections import defaultdict
+
+    path = SHARED_DATA / "twcs_sample.csv"
+    result = runner.invoke(args=["import-csv", str(path)])
+    assert result.exit_code == 0, result.output
+    # Reply threads computed here independently: connected components of the reply links.
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = {r["tweet_id"]: r for r in csv.DictReader(f)}
+    neighbours = defaultdict(set)
+    for tweet_id, row in rows.items():
+        parent = row["in_response_to_tweet_id"]
+        if parent and str(int(float(parent))) in rows:
+            neighbours[tweet_id].add(str(int(float(parent))))
+            neighbours[str(int(float(parent)))].add(tweet_id)
+    seen, threads = set(), []
+    for start in rows:
+        if start in seen:
+            continue
+        stack, component = [start], set()
+        while stack:
+            node = stack.pop()
+            if node not in component:
+                component.add(node)
+                stack.extend(neighbours[node] - component)
+        seen |= component
+        threads.append(component)
+    answered = [t for t in threads if any(rows[i]["inbound"] == "False" for i in t)
+                and any(rows[i]["inbound"] == "True" for i in t)]
+    conversations = db.session.scalars(select(Conversation)).all()
+    stored = {frozenset(m.external_id for m in c.messages) for c in conversations}
+    components = {frozenset(t) for t in threads}
+    assert stored <= components  # every conversation is exactly one whole reply thread
+    assert {frozenset(t) for t in answered} <= stored  # every answered thread is imported
+    for c in conversations:
+        times = [m.sent_at for m in c.messages]
+        assert times == sorted(times)
+        directions = {m.direction for m in c.messages}
+        assert Direction.INBOUND in directions
+
+
+def test_import_adds_new_replies_to_threads_already_stored(runner, tmp_path):
+    runner.invoke(args=["import-csv", str(SMALL_TWCS)])
+    extended = tmp_path / "more.csv"
+    extended.write_text(
+        SMALL_TWCS.read_text()
+        + "9,900001,True,Wed Nov 01 07:00:00 +0000 2017,@AcmeHelp it came! thanks,,4.0\n"
+    )
+    result = runner.invoke(args=["import-csv", str(extended)])
+    assert result.exit_code == 0, result.output
+    assert "1 messages" in result.output
+    thread = db.session.scalar(select(Conversation).where(Conversation.thread_key == "tweet:3"))
+    assert [m.external_id for m in thread.messages] == ["3", "1", "2", "4", "9"]
+    assert thread.message_count == 5
+    assert thread.last_inbound_at.isoformat() == "2017-11-01T07:00:00+00:00"

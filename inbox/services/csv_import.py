@@ -15,10 +15,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
+from sqlalchemy import insert, select
+
 from inbox.extensions import db
-from inbox.models import Direction, Kind, Platform, Status, Team
+from inbox.models import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Direction,
+    Kind,
+    Message,
+    Platform,
+    Priority,
+    Status,
+    Team,
+)
 from inbox.services.channels import add_channel
-from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from inbox.services.ingest import (
+    Profile,
+    add_message,
+    get_or_create_conversation,
+    resolve_identity,
+    summarize_messages,
+)
+from inbox.timeutil import utcnow
 
 TWCS_COLUMNS = (
     "tweet_id",
@@ -122,33 +142,160 @@ def import_twcs(
     team: Team | None = None,
     shift: timedelta = timedelta(0),
     progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 200,
+    batch_size: int = 500,
 ) -> ImportResult:
     """Import parsed TWCS tweets; commits every `batch_size` threads so a long import keeps its
     progress if interrupted (a re-run skips what is stored). `shift` moves every timestamp
-    (demo data is shifted so its newest tweet is recent)."""
+    (demo data is shifted so its newest tweet is recent).
+
+    New threads are written with set-based inserts (a few statements per batch, not per row);
+    a thread that is already partly stored goes through the per-message ingest path instead,
+    which merges correctly whatever is there.
+    """
     result = ImportResult(rows=len(tweets))
     brands = {t.author_id for t in tweets if not t.inbound}
-    threads = list(_threads(tweets))
-    accounts = {}
-    for index, thread in enumerate(threads, 1):
+    attributed: list[tuple[str, list[Tweet]]] = []
+    for thread in _threads(tweets):
         brand = _brand_of(thread, brands)
-        customer_tweets = [t for t in thread if t.inbound]
-        if brand is None or not customer_tweets:
+        if brand is None or not any(t.inbound for t in thread):
             result.skipped += len(thread)
         else:
-            if brand not in accounts:
-                accounts[brand], _ = add_channel(Platform.X, brand, name=f"@{brand}")
-            _import_thread(thread, accounts[brand], team, shift, result)
+            attributed.append((brand, thread))
+    accounts = {
+        brand: add_channel(Platform.X, brand, name=f"@{brand}")[0]
+        for brand in sorted({brand for brand, _ in attributed})
+    }
+    done = 0
+    for start in range(0, len(attributed), batch_size):
+        batch = attributed[start : start + batch_size]
+        _import_batch(batch, accounts, team, shift, result)
+        db.session.commit()
+        done += len(batch)
         if progress:
-            progress(index, len(threads))
-        if index % batch_size == 0:
-            db.session.commit()
+            progress(done, len(attributed))
     result.accounts = set(accounts)
     return result
 
 
-def _import_thread(thread, account, team, shift, result: ImportResult) -> None:
+def _import_batch(batch, accounts, team, shift, result: ImportResult) -> None:
+    account_ids = [a.id for a in accounts.values()]
+    tweet_ids = [t.tweet_id for _, thread in batch for t in thread]
+    stored = set(
+        db.session.scalars(
+            select(Message.external_id).where(
+                Message.channel_account_id.in_(account_ids), Message.external_id.in_(tweet_ids)
+            )
+        )
+    )
+    fresh = []
+    for brand, thread in batch:
+        if not any(t.tweet_id in stored for t in thread):
+            fresh.append((accounts[brand], thread))
+        elif all(t.tweet_id in stored for t in thread):
+            result.duplicates += len(thread)
+        else:
+            _import_thread_by_message(thread, accounts[brand], team, shift, result)
+    if fresh:
+        _insert_threads(fresh, team, shift, result)
+
+
+def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
+    """(contact id, identity id) per X user id, creating the missing ones in bulk."""
+    found = {
+        row.external_user_id: (row.contact_id, row.id)
+        for row in db.session.execute(
+            select(
+                ContactIdentity.external_user_id, ContactIdentity.contact_id, ContactIdentity.id
+            ).where(
+                ContactIdentity.platform == Platform.X,
+                ContactIdentity.external_user_id.in_(customer_ids),
+            )
+        )
+    }
+    missing = sorted(customer_ids - set(found))
+    if missing:
+        now = utcnow()
+        contact_ids = db.session.scalars(
+            insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+            [{"display_name": uid, "created_at": now, "updated_at": now} for uid in missing],
+        ).all()
+        identity_ids = db.session.scalars(
+            insert(ContactIdentity).returning(ContactIdentity.id, sort_by_parameter_order=True),
+            [
+                {
+                    "contact_id": cid,
+                    "platform": Platform.X,
+                    "external_user_id": uid,
+                    "handle": uid,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for uid, cid in zip(missing, contact_ids, strict=True)
+            ],
+        ).all()
+        for uid, cid, iid in zip(missing, contact_ids, identity_ids, strict=True):
+            found[uid] = (cid, iid)
+    return found
+
+
+def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
+    contacts = _customer_contacts({t.author_id for _, thread in fresh for t in thread if t.inbound})
+    now = utcnow()
+    rows = []
+    for account, thread in fresh:
+        times = summarize_messages((_direction(t), _at(t, shift), False) for t in thread)
+        last = thread[-1]
+        # History: a thread where the brand spoke last is treated as resolved then.
+        resolved = not last.inbound
+        first_customer = next(t for t in thread if t.inbound)
+        rows.append(
+            {
+                "channel_account_id": account.id,
+                "contact_id": contacts[first_customer.author_id][0],
+                "thread_key": f"tweet:{thread[0].tweet_id}",
+                "kind": Kind.MENTION,
+                "is_public": True,
+                "status": Status.RESOLVED if resolved else Status.OPEN,
+                "priority": Priority.NORMAL,
+                "team_id": team.id if team else None,
+                "resolved_at": _at(last, shift) if resolved else None,
+                "created_at": now,
+                "updated_at": now,
+                **times.__dict__,
+            }
+        )
+    conversation_ids = db.session.scalars(
+        insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), rows
+    ).all()
+    messages = [
+        {
+            "conversation_id": conversation_id,
+            "channel_account_id": account.id,
+            "external_id": t.tweet_id,
+            "direction": _direction(t),
+            "author_identity_id": contacts[t.author_id][1] if t.inbound else None,
+            "text": t.text,
+            "sent_at": _at(t, shift),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for conversation_id, (account, thread) in zip(conversation_ids, fresh, strict=True)
+        for t in thread
+    ]
+    db.session.execute(insert(Message), messages)
+    result.conversations_created += len(conversation_ids)
+    result.messages_created += len(messages)
+
+
+def _direction(t: Tweet) -> Direction:
+    return Direction.INBOUND if t.inbound else Direction.OUTBOUND
+
+
+def _at(t: Tweet, shift: timedelta) -> datetime:
+    return (t.created_at + shift).astimezone(UTC)
+
+
+def _import_thread_by_message(thread, account, team, shift, result: ImportResult) -> None:
     identities = {}
     for t in thread:
         if t.inbound and t.author_id not in identities:
@@ -168,9 +315,9 @@ def _import_thread(thread, account, team, shift, result: ImportResult) -> None:
     for t in thread:
         message = add_message(
             conversation,
-            direction=Direction.INBOUND if t.inbound else Direction.OUTBOUND,
+            direction=_direction(t),
             text=t.text,
-            sent_at=(t.created_at + shift).astimezone(UTC),
+            sent_at=_at(t, shift),
             external_id=t.tweet_id,
             author_identity=identities.get(t.author_id) if t.inbound else None,
             reopen=False,
@@ -179,11 +326,3 @@ def _import_thread(thread, account, team, shift, result: ImportResult) -> None:
             result.duplicates += 1
         else:
             result.messages_created += 1
-    if created:
-        # History: a thread where the brand spoke last is treated as resolved then.
-        last = thread[-1]
-        if last.inbound:
-            conversation.status = Status.OPEN
-        else:
-            conversation.status = Status.RESOLVED
-            conversation.resolved_at = (last.created_at + shift).astimezone(UTC)

@@ -8,11 +8,12 @@ Imports: models, extensions.db, services.audit, connectors (the event dataclasse
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 
 from inbox.connectors import DeliveryStatus as ConnectorDeliveryStatus
 from inbox.connectors import Event as ConnectorEvent
@@ -37,7 +38,6 @@ from inbox.models import (
     Team,
 )
 from inbox.services.audit import record_audit
-from inbox.timeutil import as_utc
 
 
 @dataclass(frozen=True)
@@ -159,46 +159,54 @@ def add_message(
     return message
 
 
-def refresh_conversation_times(conversation: Conversation) -> None:
-    """Recompute the conversation's denormalised counts and timestamps from its messages.
+@dataclass(frozen=True)
+class ThreadTimes:
+    """A conversation's denormalised counts and timestamps, derived from its messages."""
 
-    Computed from scratch (two indexed aggregates) rather than patched incrementally, so the
-    values are right whatever order messages arrive in and after threads are merged.
-    """
-    db.session.flush()
-    counted = Message.direction != Direction.NOTE
-    inbound = Message.direction == Direction.INBOUND
-    row = db.session.execute(
-        select(
-            func.count(case((counted, 1))),
-            func.min(case((inbound, Message.sent_at))),
-            func.max(case((inbound, Message.sent_at))),
-            func.max(case((counted, Message.sent_at))),
-        ).where(Message.conversation_id == conversation.id)
-    ).one()
-    conversation.message_count = row[0]
-    conversation.first_inbound_at, conversation.last_inbound_at = _utc(row[1]), _utc(row[2])
-    conversation.last_message_at = _utc(row[3])
-    # The first response: the earliest human reply at or after the customer's first message.
-    conversation.first_response_at = (
-        None
-        if row[1] is None
-        else db.session.scalar(
-            select(func.min(Message.sent_at)).where(
-                Message.conversation_id == conversation.id,
-                Message.direction == Direction.OUTBOUND,
-                Message.is_auto_reply.is_(False),
-                Message.sent_at >= conversation.first_inbound_at,
-            )
-        )
+    message_count: int = 0
+    first_inbound_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    last_message_at: datetime | None = None
+    first_response_at: datetime | None = None
+
+    def apply_to(self, conversation: Conversation) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(conversation, name, getattr(self, name))
+
+
+def summarize_messages(rows: Iterable[tuple[Direction, datetime, bool]]) -> ThreadTimes:
+    """ThreadTimes of (direction, sent_at, is_auto_reply) rows in any order. Notes don't count;
+    the first response is the earliest human reply at or after the customer's first message."""
+    rows = [r for r in rows if r[0] != Direction.NOTE]
+    inbound = [at for direction, at, _ in rows if direction == Direction.INBOUND]
+    first_in = min(inbound, default=None)
+    replies = [
+        at
+        for direction, at, auto in rows
+        if direction == Direction.OUTBOUND and not auto and first_in is not None and at >= first_in
+    ]
+    return ThreadTimes(
+        message_count=len(rows),
+        first_inbound_at=first_in,
+        last_inbound_at=max(inbound, default=None),
+        last_message_at=max((at for _, at, _ in rows), default=None),
+        first_response_at=min(replies, default=None),
     )
 
 
-def _utc(value: datetime | str | None) -> datetime | None:
-    # Aggregates over a CASE lose the column type on SQLite, which returns the stored text.
-    if value is None or isinstance(value, datetime):
-        return None if value is None else as_utc(value)
-    return as_utc(datetime.fromisoformat(value))
+def refresh_conversation_times(conversation: Conversation) -> None:
+    """Recompute the conversation's denormalised counts and timestamps from its messages.
+
+    Computed from scratch rather than patched incrementally, so the values are right whatever
+    order messages arrive in and after threads are merged.
+    """
+    db.session.flush()
+    rows = db.session.execute(
+        select(Message.direction, Message.sent_at, Message.is_auto_reply).where(
+            Message.conversation_id == conversation.id
+        )
+    ).tuples()
+    summarize_messages(rows).apply_to(conversation)
 
 
 def adopt_orphans(message: Message) -> None:
