@@ -47,6 +47,8 @@ class Failure:
     match: str = ""
     times: int = 1
     delay: float = 0.0
+    # X-style rate limit: answer with `x-rate-limit-reset` this many seconds after the request.
+    reset_in: int | None = None
 
 
 # --- Error answers exactly as the platforms shape them -------------------------------------------
@@ -63,12 +65,10 @@ def x_problem(
 
 
 def x_rate_limited(reset_in: int) -> Failure:
-    headers = {
-        "x-rate-limit-limit": "200",
-        "x-rate-limit-remaining": "0",
-        "x-rate-limit-reset": str(int(time.time()) + reset_in),
-    }
-    return x_problem(429, "Too Many Requests", "Too Many Requests", headers)
+    headers = {"x-rate-limit-limit": "200", "x-rate-limit-remaining": "0"}
+    failure = x_problem(429, "Too Many Requests", "Too Many Requests", headers)
+    failure.reset_in = reset_in
+    return failure
 
 
 def x_duplicate_tweet() -> Failure:
@@ -291,7 +291,11 @@ class FakePlatforms:
                 failure = fake._take_failure(self.path)
                 if failure is not None:
                     time.sleep(failure.delay)
-                    self._reply(failure.status, failure.body, failure.headers)
+                    headers = dict(failure.headers)
+                    if failure.reset_in is not None:
+                        reset = int(time.time()) + failure.reset_in
+                        headers["x-rate-limit-reset"] = str(reset)
+                    self._reply(failure.status, failure.body, headers)
                     return
                 status, answer = fake._success(self.path, body if isinstance(body, dict) else {})
                 self._reply(status, answer, {})

@@ -48,7 +48,9 @@ def endpoint(fake: FakePlatforms, platform: str, timeout: float = 5.0) -> ApiEnd
     config = fake.config()
     if platform == "x":
         return ApiEndpoint(base_url=config["INBOX_X_API_BASE"], timeout=timeout)
-    return ApiEndpoint(base_url=f"{config['INBOX_GRAPH_API_BASE']}/{GRAPH_VERSION}", timeout=timeout)
+    return ApiEndpoint(
+        base_url=f"{config['INBOX_GRAPH_API_BASE']}/{GRAPH_VERSION}", timeout=timeout
+    )
 
 
 def outbound(case: Case, text: str = "Sorry about that, fixed now.") -> OutboundReply:
