@@ -15,7 +15,7 @@ then crashed before its commit), `match_echo` claims the queued or sent reply of
 conversation with the same text and no id yet, and the job then marks it sent without sending
 it again.
 Imports: models, extensions.db, connectors, encryption, queue, live, services.ingest,
-services.channels, services.audit, errors, flask.current_app (settings).
+services.channels, services.audit, errors, flask.current_app (settings), rq.Retry.
 """
 
 from __future__ import annotations
@@ -343,6 +343,8 @@ def _recipient(conversation: Conversation) -> str | None:
 def _outbound_reply(
     message: Message, conversation: Conversation, account: ChannelAccount
 ) -> OutboundReply:
+    if not account.active:
+        raise _CannotSend(f"The account {account.name} was disconnected before the reply went out.")
     token = access_token_for(account)
     if token is None:
         raise _CannotSend(f"No access token is stored for the account {account.name}.")
