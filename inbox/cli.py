@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 from inbox.extensions import db
 from inbox.models import EventState, InboundEvent, Platform, Role
 from inbox.services.accounts import create_api_token, create_user, get_or_create_team
-from inbox.services.channels import add_channel
+from inbox.services.channels import add_channel, set_access_token
 from inbox.services.csv_import import ImportFormatError, import_twcs, read_twcs
 from inbox.services.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
 from inbox.services.events import enqueue_processing, process_event, reset_for_replay
@@ -58,13 +58,27 @@ def create_user_command(email, name, role, teams, password, api_token):
 @click.option("--platform", type=click.Choice([p.value for p in Platform]), required=True)
 @click.option("--account-id", required=True, help="The platform's id of the page/handle/number.")
 @click.option("--name", required=True)
-def add_channel_command(platform, account_id, name):
-    """Connect a brand account (idempotent: running it again changes only the name)."""
+@click.option(
+    "--access-token",
+    envvar="INBOX_CHANNEL_ACCESS_TOKEN",
+    help="The platform token replies are sent with (stored encrypted). Prefer the "
+    "INBOX_CHANNEL_ACCESS_TOKEN environment variable: options show up in shell history.",
+)
+def add_channel_command(platform, account_id, name, access_token):
+    """Connect a brand account (idempotent: running it again changes only the name and token)."""
     account, created = add_channel(Platform(platform), account_id, name=name)
+    token_changed = False
+    if access_token:
+        try:
+            token_changed = set_access_token(account, access_token, actor=None)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(
         f"{'created' if created else 'exists'}: {account.platform} {account_id} (id {account.id})"
     )
+    if token_changed:
+        click.echo("access token stored (encrypted)")
 
 
 @click.command("import-csv")

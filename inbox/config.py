@@ -38,6 +38,19 @@ def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_int_list(environ: Mapping[str, str], name: str, default: list[int]) -> list[int]:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        values = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated integers, got {raw!r}") from None
+    if not values or any(value < 0 for value in values):
+        raise ConfigError(f"{name} needs at least one non-negative integer, got {raw!r}")
+    return values
+
+
 def database_uri(url: str) -> str:
     """Normalise DATABASE_URL: plain postgres URLs are pinned to psycopg 3 explicitly.
 
@@ -100,6 +113,24 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_META_APP_SECRET": environ.get("INBOX_META_APP_SECRET", ""),
         "INBOX_META_VERIFY_TOKEN": environ.get("INBOX_META_VERIFY_TOKEN", ""),
         "INBOX_DEMO_CSV": environ.get("INBOX_DEMO_CSV", ""),
+        # Encrypts channel access tokens at rest: comma-separated Fernet keys, the first one
+        # encrypts and all decrypt (rotate by prepending a new key, then re-save the tokens).
+        # Unset: one key derived from SECRET_KEY with HKDF (rotating SECRET_KEY then needs the
+        # tokens re-entered, so production should set this). Never logged.
+        "INBOX_ENCRYPTION_KEY": environ.get("INBOX_ENCRYPTION_KEY", ""),
+        # Platform APIs replies are sent to (tests point them at a local fake platform).
+        "INBOX_X_API_BASE": environ.get("INBOX_X_API_BASE", "https://api.x.com").rstrip("/"),
+        "INBOX_GRAPH_API_BASE": environ.get(
+            "INBOX_GRAPH_API_BASE", "https://graph.facebook.com"
+        ).rstrip("/"),
+        "INBOX_GRAPH_API_VERSION": environ.get("INBOX_GRAPH_API_VERSION", "v23.0"),
+        "INBOX_SEND_TIMEOUT_SECONDS": env_int(environ, "INBOX_SEND_TIMEOUT_SECONDS", 20),
+        # Seconds between send attempts after a transient failure (one retry per entry); a
+        # platform's own "retry after" is honoured when longer, up to INBOX_SEND_MAX_WAIT_SECONDS.
+        "INBOX_SEND_RETRY_INTERVALS": env_int_list(
+            environ, "INBOX_SEND_RETRY_INTERVALS", [10, 60, 300, 900, 3600]
+        ),
+        "INBOX_SEND_MAX_WAIT_SECONDS": env_int(environ, "INBOX_SEND_MAX_WAIT_SECONDS", 3600),
     }
 
 

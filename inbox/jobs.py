@@ -1,23 +1,28 @@
 """RQ entry points: ids in, call one service, commit. PERIODIC_JOBS lists recurring work as data.
 
 Every job runs inside the worker's app context and is safe to run twice.
-Imports: services, extensions.db, queue, timeutil.
+Imports: services, connectors (send errors), extensions.db, queue, timeutil, rq.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app
+from rq import get_current_job
+from rq.job import Job
 
+from inbox.connectors import TransientSendError
 from inbox.extensions import db
 from inbox.models import InboundEvent
 from inbox.queue import PeriodicJob, get_redis
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
+from inbox.services.replies import deliver_reply
 from inbox.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +75,38 @@ def process_inbound_event(event_id: int) -> None:
 def requeue_events() -> int:
     seconds = current_app.config["INBOX_EVENT_REQUEUE_SECONDS"]
     return requeue_stale_events(now=utcnow(), older_than=timedelta(seconds=seconds))
+
+
+@unit_of_work
+def send_outbound_message(message_id: int) -> str:
+    """Send one queued reply (enqueued by services.replies with an RQ Retry policy).
+
+    A transient failure is committed (the agent sees "Retrying: …") and then re-raised so RQ
+    schedules the next attempt, no sooner than the platform asked; on the last attempt the
+    service marks the reply failed instead.
+    """
+    job = get_current_job()
+    final_attempt = job is None or not job.should_retry
+    outcome = deliver_reply(
+        message_id, config=current_app.config, final_attempt=final_attempt, now=utcnow()
+    )
+    if outcome.result == "retry":
+        db.session.commit()
+        if job is not None and outcome.retry_after:
+            _wait_at_least(job, outcome.retry_after)
+        raise TransientSendError(outcome.reason, retry_after=outcome.retry_after)
+    return outcome.result
+
+
+def _wait_at_least(job: Job, seconds: float) -> None:
+    """Stretch the RQ retry interval about to be used to the platform's retry-after (capped)."""
+    cap = current_app.config["INBOX_SEND_MAX_WAIT_SECONDS"]
+    intervals = list(job.retry_intervals or [0])
+    # The index RQ's Job.get_retry_interval reads for the retry that follows this failure.
+    index = max(len(intervals) - (job.retries_left or 0), 0)
+    index = min(index, len(intervals) - 1)
+    intervals[index] = max(intervals[index], math.ceil(min(seconds, cap)))
+    job.retry_intervals = intervals
 
 
 def periodic_jobs() -> list[PeriodicJob]:

@@ -207,13 +207,20 @@ def process_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
 
 
 @pytest.fixture
-def worker_process(app, database_url, redis_url, tmp_path):
+def worker_env() -> dict[str, str]:
+    """Extra environment for `worker_process`; a test module overrides it to point the worker
+    at, e.g., a fake platform server."""
+    return {}
+
+
+@pytest.fixture
+def worker_process(app, database_url, redis_url, tmp_path, worker_env):
     """A real `python worker.py` against the test database and Redis."""
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed at teardown)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py")],
         cwd=ROOT,
-        env=process_env(database_url, redis_url),
+        env=process_env(database_url, redis_url, **worker_env),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -239,8 +239,12 @@ def test_real_twcs_sample_gives_one_conversation_per_reply_thread_in_time_order(
                 stack.extend(neighbours[node] - component)
         seen |= component
         threads.append(component)
-    answered = [t for t in threads if any(rows[i]["inbound"] == "False" for i in t)
-                and any(rows[i]["inbound"] == "True" for i in t)]
+    answered = [
+        t
+        for t in threads
+        if any(rows[i]["inbound"] == "False" for i in t)
+        and any(rows[i]["inbound"] == "True" for i in t)
+    ]
     conversations = db.session.scalars(select(Conversation)).all()
     stored = {frozenset(m.external_id for m in c.messages) for c in conversations}
     components = {frozenset(t) for t in threads}

@@ -1,9 +1,15 @@
 """The connector contract: the base class, the events every connector returns, shared helpers.
 
-A connector translates one platform's webhook traffic and nothing else: it checks a delivery's
+A connector translates one platform's traffic and nothing else: it checks a delivery's
 signature over the raw body, answers the platform's GET handshake, and turns a JSON payload into
 the plain, frozen dataclasses below. It never touches the database, the request or the clock;
 services decide what an event means for conversations, contacts and SLA clocks.
+
+Outbound, `Connector.send` turns an `OutboundReply` into the platform's HTTP call and its answer
+into a `SendResult`, or a `TransientSendError` (try again later) or `PermanentSendError` (the
+platform refused; its own message is kept). That HTTP call is the only side effect a connector
+has, and only jobs make it.
+Imports: stdlib only.
 """
 
 from __future__ import annotations
@@ -11,10 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 Platform = Literal["x", "messenger", "instagram", "facebook", "whatsapp"]
@@ -199,6 +209,16 @@ class Connector(ABC):
     def _parse(self, payload: dict[str, Any]) -> list[Event]:
         """Platform-specific translation; may raise KeyError/TypeError/… on malformed input."""
 
+    # How each kind of conversation on this connector's platforms can be answered (for the
+    # composer and for validation); empty for a connector that cannot send.
+    reply_modes: ClassVar[tuple[ReplyMode, ...]] = ()
+
+    @abstractmethod
+    def send(self, reply: OutboundReply, api: ApiEndpoint) -> SendResult:
+        """Post `reply` to the platform at `api`; the result carries the id the platform gave it
+        (the same id its webhook echo will carry). Raises TransientSendError or
+        PermanentSendError; never returns without a platform id."""
+
 
 def sha256_signature(secret: str, message: bytes, encoding: Literal["hex", "base64"]) -> str:
     """`sha256=<digest>` of HMAC-SHA256(secret, message), the form X and Meta both use."""
@@ -245,3 +265,187 @@ def utc_from_epoch(value: object, unit: EpochUnit) -> datetime:
     if unit == "ms" or (unit == "auto" and number > _LARGEST_EPOCH_SECONDS):
         return _EPOCH + timedelta(milliseconds=number)
     return _EPOCH + timedelta(seconds=number)
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+# How a platform measures a reply's length: Unicode characters, UTF-8 bytes (Instagram DMs), or
+# X's weighted count (tweets: most scripts weigh 1, CJK and emoji 2, every URL 23).
+LengthUnit = Literal["chars", "utf8_bytes", "x_weighted"]
+
+# X counts code points in these ranges (Latin, Greek, Cyrillic, Hebrew, Arabic, Indic …, and
+# some punctuation) as 1 and everything else as 2 (twitter-text configuration v3).
+_X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+_X_URL_WEIGHT = 23
+
+
+def x_weighted_length(text: str) -> int:
+    """A tweet's length as X counts it. Emoji sequences joined by ZWJ are counted per code
+    point here, which overestimates them a little: a reply is never refused by X for length
+    after passing this check."""
+    length = 0
+    for word in text.split(" "):
+        if word.startswith(("http://", "https://")) and len(word) > 8:
+            length += _X_URL_WEIGHT
+            continue
+        for char in word:
+            point = ord(char)
+            length += 1 if any(lo <= point <= hi for lo, hi in _X_LIGHT_RANGES) else 2
+    return length + text.count(" ")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyMode:
+    """One way to answer a kind of conversation on a platform, with the platform's limit."""
+
+    platform: Platform
+    kind: Kind
+    is_public: bool
+    label: str  # what the composer calls it: "Reply tweet", "Direct message" …
+    max_length: int
+    unit: LengthUnit = "chars"
+
+    def length(self, text: str) -> int:
+        if self.unit == "utf8_bytes":
+            return len(text.encode("utf-8"))
+        if self.unit == "x_weighted":
+            return x_weighted_length(text)
+        return len(text)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApiEndpoint:
+    """Where a platform's API is (tests point it at a local fake) and how long to wait for it."""
+
+    base_url: str  # no trailing slash; for the Graph API it includes the version: …/v23.0
+    timeout: float = 20.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboundReply:
+    """One reply to send. `account_id` is our channel account's platform id (X user id, Page id,
+    IG professional account id, WhatsApp phone number id); `recipient_id` the customer's id for
+    private messages; `reply_to_external_id` the tweet or comment a public reply answers."""
+
+    platform: Platform
+    kind: Kind
+    is_public: bool
+    account_id: str
+    text: str
+    # repr=False: a reply may end up in a log line or a traceback; its token never may.
+    access_token: str = field(repr=False)
+    recipient_id: str | None = None
+    reply_to_external_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SendResult:
+    """The platform accepted the reply: `external_id` is the id its webhooks will use for it."""
+
+    external_id: str
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class SendError(Exception):
+    """Sending failed; `message` is safe to show an agent (no token, no request headers)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientSendError(SendError):
+    """Worth trying again later: network trouble, HTTP 429/5xx, the platform's rate limits.
+    `retry_after` is how many seconds the platform asked us to wait, when it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """The platform refused the reply and would refuse it again (expired token, closed
+    messaging window, duplicate tweet …). `code` is the platform's error code as text."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A platform's HTTP answer: status, headers (lower-cased names) and decoded JSON body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: dict[str, Any]
+
+
+def post_json(url: str, body: dict[str, Any], *, token: str, timeout: float) -> HttpAnswer:
+    """POST `body` as JSON with a bearer token; any HTTP status comes back as an HttpAnswer.
+
+    The token travels only in the Authorization header, never in the URL, so URLs may be logged.
+    Network failures (refused, reset, timeout) raise TransientSendError.
+    """
+    # Base URLs come from configuration; refuse anything but HTTP(S) (no file: or ftp: URLs).
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"platform API URLs must be http(s), got {url.split(':', 1)[0]!r}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "inbox/1 (+social care desk)",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return _answer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return _answer(error.code, error.headers, error.read())
+    except TimeoutError as exc:
+        raise TransientSendError(f"the platform did not answer within {timeout:g}s") from exc
+    except (urllib.error.URLError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TransientSendError(f"could not reach the platform: {reason}") from exc
+
+
+def _answer(status: int, headers: Any, raw: bytes) -> HttpAnswer:
+    try:
+        decoded = json.loads(raw) if raw else {}
+    except ValueError:
+        decoded = {}
+    return HttpAnswer(
+        status=status,
+        headers={key.lower(): value for key, value in headers.items()},
+        body=decoded if isinstance(decoded, dict) else {"value": decoded},
+    )
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), if any."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def transient_http_error(answer: HttpAnswer, message: str) -> TransientSendError | None:
+    """The generic HTTP rule every platform follows: 429 and 5xx are worth retrying."""
+    if answer.status == 429 or answer.status >= 500:
+        return TransientSendError(
+            f"{message} (HTTP {answer.status})", retry_after=retry_after_seconds(answer.headers)
+        )
+    return None

@@ -3,7 +3,13 @@
 One Meta app webhook carries `object: page` (Messenger in `entry[].messaging`, Page feed in
 `entry[].changes`) and `object: instagram` (DMs in `messaging`, comments and mentions in
 `changes`). This module also owns the Meta app conventions WhatsApp shares: the `hub.*`
-verification handshake and the hex `X-Hub-Signature-256` signature.
+verification handshake and the hex `X-Hub-Signature-256` signature, and the Graph API's error
+answers (`{"error": {"message", "code", "error_subcode", "is_transient", …}}`).
+
+Replies go out through the Graph API with the Page (or Instagram) access token: Messenger and
+Instagram DMs with `POST /{account-id}/messages` (the answer's `message_id` is the `mid` the echo
+carries), an Instagram comment reply with `POST /{ig-comment-id}/replies` and a Page comment
+reply with `POST /{comment-id}/comments` (the answer's `id` is the webhook's comment id).
 """
 
 from __future__ import annotations
@@ -13,21 +19,31 @@ from abc import ABC
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from inbox.connectors.base import (
+    ApiEndpoint,
     Attachment,
     Connector,
     DeliveryStatus,
     Event,
     HandshakeReply,
+    HttpAnswer,
     InboundMessage,
     MessageDeletion,
     MessageEdit,
+    OutboundReply,
+    PermanentSendError,
     Platform,
+    ReplyMode,
+    SendResult,
     StatusWatermark,
+    TransientSendError,
     UnsupportedEvent,
     header_value,
     id_str,
+    post_json,
+    retry_after_seconds,
     signature_matches,
     utc_from_epoch,
 )
@@ -42,6 +58,14 @@ _MESSAGING_ENVELOPE = frozenset({"sender", "recipient", "timestamp"})
 
 # Keys of an `entry` that are read here; any other key is an event kind kept as unsupported.
 _ENTRY_KEYS = frozenset({"id", "time", "messaging", "changes"})
+
+# Graph API error codes that mean "slow down / try later" rather than "no": unknown and service
+# errors (1, 2), app/user/Page rate limits (4, 17, 32, 341, 613), business use-case limits
+# (80001-80007) and WhatsApp throughput and pair-rate limits (130429, 131056, 131016 = service
+# unavailable). Anything else is the platform's final answer, unless it says `is_transient`.
+_GRAPH_TRANSIENT_CODES = frozenset(
+    {1, 2, 4, 17, 32, 341, 613, 80001, 80002, 80004, 80005, 80006, 80007, 130429, 131016, 131056}
+)
 
 
 class MetaAppConnector(Connector, ABC):
@@ -62,10 +86,119 @@ class MetaAppConnector(Connector, ABC):
         return HandshakeReply(body=challenge, content_type="text/plain")
 
 
+def graph_raise_for_error(answer: HttpAnswer, platform: str) -> None:
+    """Turn a Graph API error answer into a send error that keeps Meta's own wording.
+
+    The code is `code` or `code/subcode` (e.g. `10/2018278`: Messenger's messaging window has
+    closed), so agents and logs can look it up in Meta's error reference.
+    """
+    error = answer.body.get("error")
+    if 200 <= answer.status < 300 and not isinstance(error, dict):
+        return
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code")
+    subcode = error.get("error_subcode")
+    message = str(error.get("message") or f"{platform} refused the reply")
+    details = (error.get("error_data") or {}).get("details")
+    if details and details not in message:
+        message = f"{message}: {details}"
+    transient = (
+        answer.status == 429
+        or answer.status >= 500
+        or error.get("is_transient") is True
+        or code in _GRAPH_TRANSIENT_CODES
+    )
+    if transient:
+        raise TransientSendError(
+            f"{platform} asked us to try later: {message}",
+            retry_after=retry_after_seconds(answer.headers),
+        )
+    code_text = str(code if code is not None else answer.status)
+    raise PermanentSendError(code_text if subcode is None else f"{code_text}/{subcode}", message)
+
+
+def graph_post(
+    api: ApiEndpoint, path: str, body: dict[str, Any], reply: OutboundReply
+) -> HttpAnswer:
+    """POST to the Graph API and raise on any error answer."""
+    answer = post_json(
+        f"{api.base_url}/{path}", body, token=reply.access_token, timeout=api.timeout
+    )
+    graph_raise_for_error(answer, _PLATFORM_NAMES[reply.platform])
+    return answer
+
+
+_PLATFORM_NAMES = {
+    "messenger": "Messenger",
+    "instagram": "Instagram",
+    "facebook": "Facebook",
+    "whatsapp": "WhatsApp",
+    "x": "X",
+}
+
+
+def _required_id(answer: HttpAnswer, key: str) -> str:
+    value = answer.body.get(key)
+    if value is None:
+        raise PermanentSendError(str(answer.status), f"the platform answered without a {key}")
+    return id_str(value)
+
+
 class MetaConnector(MetaAppConnector):
     """Translates the Meta app webhook for Pages (Messenger, feed) and Instagram."""
 
     name = "meta"
+    reply_modes = (
+        ReplyMode(
+            platform="messenger", kind="dm", is_public=False, label="Message", max_length=2000
+        ),
+        # Instagram measures a message's text in UTF-8 bytes: emoji-heavy text is shorter.
+        ReplyMode(
+            platform="instagram",
+            kind="dm",
+            is_public=False,
+            label="Direct message",
+            max_length=1000,
+            unit="utf8_bytes",
+        ),
+        ReplyMode(
+            platform="instagram",
+            kind="comment",
+            is_public=True,
+            label="Comment reply",
+            max_length=1000,
+        ),
+        ReplyMode(
+            platform="facebook",
+            kind="comment",
+            is_public=True,
+            label="Comment reply",
+            max_length=8000,
+        ),
+    )
+
+    def send(self, reply: OutboundReply, api: ApiEndpoint) -> SendResult:
+        if not reply.is_public:
+            if not reply.recipient_id:
+                raise PermanentSendError("no_recipient", "This conversation has no one to message.")
+            body: dict[str, Any] = {
+                "recipient": {"id": reply.recipient_id},
+                "message": {"text": reply.text},
+            }
+            if reply.platform == "messenger":
+                # A reply to a message the person sent us (inside the standard messaging window).
+                body["messaging_type"] = "RESPONSE"
+            answer = graph_post(api, f"{quote(reply.account_id)}/messages", body, reply)
+            return SendResult(external_id=_required_id(answer, "message_id"), raw=answer.body)
+        if not reply.reply_to_external_id:
+            raise PermanentSendError(
+                "no_parent", "There is no comment in this conversation to answer."
+            )
+        edge = "replies" if reply.platform == "instagram" else "comments"
+        path = f"{quote(reply.reply_to_external_id)}/{edge}"
+        answer = graph_post(api, path, {"message": reply.text}, reply)
+        return SendResult(external_id=_required_id(answer, "id"), raw=answer.body)
 
     def _parse(self, payload: dict[str, Any]) -> list[Event]:
         kind = payload["object"]

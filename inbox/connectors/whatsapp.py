@@ -3,23 +3,33 @@
 Payloads are `object: whatsapp_business_account`; each `changes[].value` names our number in
 `metadata.phone_number_id` (the channel account) and holds `messages[]` (with the senders'
 profile names in `contacts[]`) and/or `statuses[]`. Handshake and signature are the Meta app's.
+
+Replies go out as text messages with `POST /{phone-number-id}/messages`; the answer's
+`messages[0].id` (a `wamid.…`) is the id later `statuses[]` webhooks report on. WhatsApp sends no
+echo of our own messages, only those statuses.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast, get_args
+from urllib.parse import quote
 
 from inbox.connectors.base import (
+    ApiEndpoint,
     Attachment,
     DeliveryStatus,
     Event,
     InboundMessage,
+    OutboundReply,
+    PermanentSendError,
+    ReplyMode,
+    SendResult,
     Status,
     UnsupportedEvent,
     id_str,
     utc_from_epoch,
 )
-from inbox.connectors.meta import MetaAppConnector
+from inbox.connectors.meta import MetaAppConnector, graph_post
 
 # WhatsApp media message types, mapped to the attachment types the other platforms use.
 _MEDIA_TYPES = {
@@ -38,6 +48,27 @@ class WhatsAppConnector(MetaAppConnector):
     """Translates the WhatsApp Cloud API webhook."""
 
     name = "whatsapp"
+    reply_modes = (
+        ReplyMode(
+            platform="whatsapp", kind="dm", is_public=False, label="Message", max_length=4096
+        ),
+    )
+
+    def send(self, reply: OutboundReply, api: ApiEndpoint) -> SendResult:
+        if not reply.recipient_id:
+            raise PermanentSendError("no_recipient", "This conversation has no WhatsApp number.")
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": reply.recipient_id,
+            "type": "text",
+            "text": {"preview_url": False, "body": reply.text},
+        }
+        answer = graph_post(api, f"{quote(reply.account_id)}/messages", body, reply)
+        messages = answer.body.get("messages") or [{}]
+        if "id" not in messages[0]:
+            raise PermanentSendError(str(answer.status), "WhatsApp answered without a message id")
+        return SendResult(external_id=id_str(messages[0]["id"]), raw=answer.body)
 
     def _parse(self, payload: dict[str, Any]) -> list[Event]:
         kind = payload["object"]

@@ -3,26 +3,43 @@
 The webhook delivers v1.1 objects keyed to our account by `for_user_id`: DMs in
 `direct_message_events` (profiles in the `users` map), mentions and replies in
 `tweet_create_events`, deletions in `tweet_delete_events`. Anything else is kept as unsupported.
+
+Replies go out through the X API v2 with the account's OAuth 2.0 user token: a DM with
+`POST /2/dm_conversations/with/:participant_id/messages` (the answer's `dm_event_id` is the `id`
+of the DM event the webhook echoes back) and a public reply with `POST /2/tweets` and
+`reply.in_reply_to_tweet_id` (the answer's `data.id` is the echoed tweet's `id_str`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from inbox.connectors.base import (
+    ApiEndpoint,
     Attachment,
     Connector,
     Event,
     HandshakeReply,
+    HttpAnswer,
     InboundMessage,
     MessageDeletion,
+    OutboundReply,
+    PermanentSendError,
+    ReplyMode,
+    SendResult,
+    TransientSendError,
     UnsupportedEvent,
     header_value,
     id_str,
+    post_json,
+    retry_after_seconds,
     sha256_signature,
     signature_matches,
+    transient_http_error,
     utc_from_epoch,
 )
 
@@ -39,6 +56,19 @@ class XConnector(Connector):
     """Translates the X Account Activity API webhook."""
 
     name = "x"
+    reply_modes = (
+        ReplyMode(
+            platform="x", kind="dm", is_public=False, label="Direct message", max_length=10000
+        ),
+        ReplyMode(
+            platform="x",
+            kind="mention",
+            is_public=True,
+            label="Reply tweet",
+            max_length=280,
+            unit="x_weighted",
+        ),
+    )
 
     def verify_signature(self, raw_body: bytes, headers: Mapping[str, str], secret: str) -> bool:
         received = header_value(headers, SIGNATURE_HEADER)
@@ -80,6 +110,56 @@ class XConnector(Connector):
                     for item in items
                 )
         return events
+
+    def send(self, reply: OutboundReply, api: ApiEndpoint) -> SendResult:
+        if not reply.is_public:
+            if not reply.recipient_id:
+                raise PermanentSendError("no_recipient", "This conversation has no X user to DM.")
+            url = f"{api.base_url}/2/dm_conversations/with/{quote(reply.recipient_id)}/messages"
+            answer = post_json(
+                url, {"text": reply.text}, token=reply.access_token, timeout=api.timeout
+            )
+            _raise_for_error(answer)
+            return SendResult(
+                external_id=id_str(answer.body["data"]["dm_event_id"]), raw=answer.body
+            )
+        if not reply.reply_to_external_id:
+            raise PermanentSendError(
+                "no_parent", "There is no tweet in this conversation to reply to."
+            )
+        body = {"text": reply.text, "reply": {"in_reply_to_tweet_id": reply.reply_to_external_id}}
+        answer = post_json(
+            f"{api.base_url}/2/tweets", body, token=reply.access_token, timeout=api.timeout
+        )
+        _raise_for_error(answer)
+        return SendResult(external_id=id_str(answer.body["data"]["id"]), raw=answer.body)
+
+
+def _raise_for_error(answer: HttpAnswer) -> None:
+    """Turn an X API v2 error answer (a problem+json body) into a send error."""
+    if 200 <= answer.status < 300:
+        if not isinstance(answer.body.get("data"), dict):
+            raise PermanentSendError(str(answer.status), "X answered without the created item")
+        return
+    body = answer.body
+    errors = body.get("errors") or [{}]
+    message = str(
+        body.get("detail") or errors[0].get("message") or body.get("title") or "X refused the reply"
+    )
+    if answer.status == 429:
+        raise TransientSendError(f"X rate limit: {message}", retry_after=_rate_limit_wait(answer))
+    transient = transient_http_error(answer, f"X is unavailable: {message}")
+    if transient is not None:
+        raise transient
+    raise PermanentSendError(str(answer.status), message)
+
+
+def _rate_limit_wait(answer: HttpAnswer) -> float | None:
+    """X says when the rate-limit window resets (`x-rate-limit-reset`, epoch seconds)."""
+    reset = answer.headers.get("x-rate-limit-reset")
+    if reset and reset.isdigit():
+        return max(int(reset) - time.time(), 0.0)
+    return retry_after_seconds(answer.headers)
 
 
 def _direct_message(account_id: str, event: dict[str, Any], users: dict[str, Any]) -> Event:

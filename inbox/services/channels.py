@@ -1,12 +1,18 @@
 """Connecting brand accounts (channel accounts) and storing their access tokens encrypted.
 
-Imports: models, extensions.db.
+A token is encrypted with `inbox.encryption` before it reaches the session and decrypted only
+when a reply is sent; it never goes into the audit log, a log line or an exception message.
+Imports: models, extensions.db, encryption, services.audit, flask.current_app (settings).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from flask import current_app
 from sqlalchemy import select
 
+from inbox import encryption
 from inbox.extensions import db
 from inbox.models import ChannelAccount, Platform, User
 from inbox.services.audit import record_audit
@@ -45,3 +51,40 @@ def add_channel(
         after={"platform": str(platform), "account_id": account_id, "name": name},
     )
     return account, True
+
+
+def set_access_token(
+    account: ChannelAccount, token: str, *, actor: User | None, now: datetime | None = None
+) -> bool:
+    """Store `token` encrypted on `account`; return False (and change nothing) if it is the
+    token already stored, so re-running `add-channel --access-token` is idempotent."""
+    token = token.strip()
+    if not token:
+        raise ValueError("the access token is empty")
+    try:
+        if access_token_for(account) == token:
+            return False
+    except encryption.DecryptionError:
+        pass  # unreadable with today's keys (rotated out): replacing it is the fix
+    replaced = account.access_token_encrypted is not None
+    account.access_token_encrypted = encryption.encrypt(current_app.config, token)
+    db.session.flush()
+    # The audit row says that the token changed, never what it is.
+    record_audit(
+        "channel.access_token_set",
+        account,
+        actor=actor,
+        after={"replaced": replaced},
+        now=now,
+    )
+    return True
+
+
+def access_token_for(account: ChannelAccount) -> str | None:
+    """The account's decrypted access token, or None if none is stored.
+
+    Raises encryption.DecryptionError when the configured keys cannot read it.
+    """
+    if account.access_token_encrypted is None:
+        return None
+    return encryption.decrypt(current_app.config, account.access_token_encrypted)

@@ -8,6 +8,7 @@ Imports: models, extensions.db, services.audit, connectors (the event dataclasse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -247,6 +248,8 @@ def adopt_orphans(message: Message) -> None:
 
 # --- Applying normalised platform events -----------------------------------------------------
 
+_LEADING_MENTIONS = re.compile(r"^(?:@\w+\s+)+")
+
 # Delivery states only move forward; a late "delivered" must not undo "read". Failed is final.
 _DELIVERY_RANK = {
     DeliveryStatus.QUEUED: 0,
@@ -347,6 +350,8 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
         conversation, _ = get_or_create_conversation(
             account, key, kind=Kind(msg.kind), is_public=msg.is_public, contact=contact
         )
+    if msg.direction == "outbound" and match_echo(conversation, msg) is not None:
+        return None  # the echo of a reply sent from the inbox: that reply is the message
     return add_message(
         conversation,
         direction=Direction(msg.direction),
@@ -359,6 +364,48 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
             for a in msg.attachments
         ],
     )
+
+
+def match_echo(conversation: Conversation, echo: InboundMessage) -> Message | None:
+    """The reply of ours that the platform's webhook `echo` reports, or None.
+
+    For ingestion: call it with an outbound event (an echo) once its conversation is known and
+    skip storing the event when it returns a message. A reply already stored under the echo's
+    id is returned as is; otherwise the oldest queued or sent inbox reply of this conversation
+    without a platform id and with the same text claims the echo's id.
+    """
+    if echo.direction != "outbound":
+        return None
+    account = conversation.channel_account
+    existing = find_message(account, echo.external_id)
+    if existing is not None:
+        return existing
+    wanted = _comparable(echo.text)
+    candidates = db.session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.OUTBOUND,
+            Message.author_user_id.is_not(None),
+            Message.external_id.is_(None),
+            Message.delivery_status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENT]),
+        )
+        .order_by(Message.sent_at, Message.id)
+        .with_for_update()
+    )
+    for message in candidates:
+        if _comparable(message.text) == wanted:
+            message.external_id = echo.external_id
+            db.session.flush()
+            return message
+    # The send job stored the id while we waited for its row lock.
+    return find_message(account, echo.external_id)
+
+
+def _comparable(text: str) -> str:
+    """Text as both sides of an echo can be compared: X's leading @handles dropped, and
+    whitespace runs collapsed (platforms normalise line breaks)."""
+    return " ".join(_LEADING_MENTIONS.sub("", text.strip()).split())
 
 
 def _stored_message(platform: str, account_id: str, external_id: str, what: str) -> Message:
