@@ -206,7 +206,7 @@ def refresh_conversation_times(conversation: Conversation) -> None:
         select(Message.direction, Message.sent_at, Message.is_auto_reply).where(
             Message.conversation_id == conversation.id
         )
-    ).tuples()
+    ).all()
     summarize_messages(rows).apply_to(conversation)
 
 
