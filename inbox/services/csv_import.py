@@ -3,7 +3,7 @@
 Brand authors become X channel accounts, customers become contacts, reply chains become
 conversations (one per connected thread, keyed by its root tweet like live X mentions), and
 every tweet becomes a message. Safe to re-run: tweets already stored are skipped.
-Imports: models, extensions.db, services.ingest, services.channels.
+Imports: models, extensions.db, services.ingest, services.channels, services.sla.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from inbox.extensions import db
 from inbox.models import Direction, Kind, Platform, Status, Team
 from inbox.services.channels import add_channel
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from inbox.services.sla import on_status_change
 
 TWCS_COLUMNS = (
     "tweet_id",
@@ -180,10 +181,18 @@ def _import_thread(thread, account, team, shift, result: ImportResult) -> None:
         else:
             result.messages_created += 1
     if created:
-        # History: a thread where the brand spoke last is treated as resolved then.
+        # History: a thread where the brand spoke last is treated as resolved then. The SLA
+        # clocks already ran from the message timestamps; resolving stops them at that instant.
         last = thread[-1]
+        old_status = conversation.status
         if last.inbound:
             conversation.status = Status.OPEN
         else:
             conversation.status = Status.RESOLVED
             conversation.resolved_at = (last.created_at + shift).astimezone(UTC)
+        on_status_change(
+            conversation,
+            old_status,
+            actor=None,
+            now=conversation.resolved_at or (last.created_at + shift).astimezone(UTC),
+        )

@@ -2,7 +2,7 @@
 
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
-Imports: models, extensions.db, services.audit.
+Imports: models, extensions.db, services.audit, services.sla (every message runs the SLA clocks).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from inbox.models import (
     Status,
     Team,
 )
+from inbox.services import sla
+from inbox.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,14 @@ def add_message(
     author_identity: ContactIdentity | None = None,
     attachments: list[dict[str, Any]] | None = None,
     reopen: bool = True,
+    now: datetime | None = None,
 ) -> Message | None:
     """Thread a message into `conversation`; return None if that platform id is already stored.
 
     Keeps the conversation's first/last timestamps right whatever order messages arrive in,
     and reopens a resolved conversation when the customer writes again (unless `reopen` is off,
-    as for historical imports).
+    as for historical imports). Then the SLA clocks run (`services.sla`); `now` is when the
+    message is processed (defaults to the current time).
     """
     account = conversation.channel_account
     if external_id is not None and find_message(account, external_id) is not None:
@@ -136,10 +140,15 @@ def add_message(
     )
     db.session.add(message)
     _update_conversation_times(conversation, message)
+    old_status = conversation.status
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
     db.session.flush()
+    if conversation.status != old_status:
+        # Reopened by the customer: the resolution clock resumes when they wrote.
+        sla.on_status_change(conversation, old_status, actor=None, now=message.sent_at)
+    sla.on_message(conversation, message, now=now or utcnow())
     return message
 
 
