@@ -143,7 +143,9 @@ class Conversation(TimestampMixin, Base):
     message_count: Mapped[int] = mapped_column(default=0)
     # SLA, denormalised by services.sla for the queue: the policy in force, the nearest due
     # instant of a running clock, and its state (ok | warning | breached | none).
-    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id"))
+    sla_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sla_policies.id", name="fk_conversations_sla_policy_id")
+    )
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_state: Mapped[SlaState] = enum_column(SlaState, default=SlaState.NONE)
 

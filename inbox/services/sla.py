@@ -29,6 +29,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
@@ -773,6 +774,10 @@ class ClockExplanation:
     summary: str
     timezone: str
     events: list[SlaClockEvent]
+
+    def local(self, moment: datetime) -> datetime:
+        """`moment` on the clock's calendar's wall clock (how its business hours read)."""
+        return moment.astimezone(ZoneInfo(self.timezone))
 
 
 def explain(conversation: Conversation, *, now: datetime) -> list[ClockExplanation]:

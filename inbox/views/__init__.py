@@ -9,7 +9,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from inbox.views import admin, api, auth, health, inbox, reports
+    from inbox.views import admin, api, auth, health, inbox, reports, sla, sla_admin
 
-    for module in (auth, inbox, reports, admin, api, health):
+    for module in (auth, inbox, reports, admin, sla_admin, sla, api, health):
         app.register_blueprint(module.bp)
