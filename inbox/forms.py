@@ -25,6 +25,7 @@ from wtforms import (
     URLField,
     ValidationError,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -148,12 +149,21 @@ class PolicyForm(FlaskForm):
     kinds = MultiCheckboxField("Kind is", choices=[])
     visibility = SelectField(
         "Public or private",
-        choices=[("any", "Any"), ("public", "Public only"), ("private", "Private only")],
+        choices=[
+            SelectChoice("any", "Any"),
+            SelectChoice("public", "Public only"),
+            SelectChoice("private", "Private only"),
+        ],
     )
     team_id = SelectField("Team", coerce=int, default=0)
     tags = StringField("Has any of these tags (comma separated)", validators=[Length(max=500)])
     vip = SelectField(
-        "Contact", choices=[("any", "Anyone"), ("yes", "VIP only"), ("no", "Not VIP")]
+        "Contact",
+        choices=[
+            SelectChoice("any", "Anyone"),
+            SelectChoice("yes", "VIP only"),
+            SelectChoice("no", "Not VIP"),
+        ],
     )
     first_response_hours = IntegerField(
         "First response h", validators=[Optional(), NumberRange(0, 10000)]
@@ -167,12 +177,19 @@ class PolicyForm(FlaskForm):
     resolution_minutes = IntegerField("m", validators=[Optional(), NumberRange(0, 59)])
     time_basis = RadioField(
         "Count",
-        choices=[("business", "Business hours"), ("calendar", "Calendar time (24/7)")],
+        choices=[
+            SelectChoice("business", "Business hours"),
+            SelectChoice("calendar", "Calendar time (24/7)"),
+        ],
         default="business",
     )
     calendar_id = SelectField("Business calendar", coerce=int, default=0)
     warn_mode = SelectField(
-        "Warn", choices=[("percent", "at % of the target used"), ("minutes", "minutes before due")]
+        "Warn",
+        choices=[
+            SelectChoice("percent", "at % of the target used"),
+            SelectChoice("minutes", "minutes before due"),
+        ],
     )
     warn_value = IntegerField(
         "Warning value", default=75, validators=[Optional(), NumberRange(1, 100000)]

@@ -781,13 +781,14 @@ class ClockExplanation:
 
 
 def explain(conversation: Conversation, *, now: datetime) -> list[ClockExplanation]:
-    """Per clock, in start order: what was counted, what was not and why, and the outcome."""
+    """Per clock (first response, next-response cycles, resolution): what was counted, what
+    was not and why, and the outcome."""
     now = as_utc(now)
     clocks = db.session.scalars(
-        select(SlaClock)
-        .where(SlaClock.conversation_id == conversation.id)
-        .order_by(SlaClock.started_at, SlaClock.id)
+        select(SlaClock).where(SlaClock.conversation_id == conversation.id)
     ).all()
+    order = list(METRIC_LABELS)
+    clocks = sorted(clocks, key=lambda c: (order.index(c.metric), c.cycle))
     return [_explain(clock, now) for clock in clocks]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from inbox.extensions import db
 from inbox.forms import WEEKDAYS, CalendarForm, PolicyForm, parse_dates
@@ -83,19 +84,19 @@ def calendar(calendar_id: int | None = None):
 
 def _policy_form(existing: SlaPolicy | None) -> PolicyForm:
     form = PolicyForm(obj=existing)
-    teams = [(0, "Any team")] + [
-        (t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
+    teams = [
+        SelectChoice(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
     ]
-    form.team_id.choices = teams
-    form.calendar_id.choices = [(0, "—")] + [
-        (c.id, c.name)
+    form.team_id.choices = [SelectChoice(0, "Any team"), *teams]
+    form.calendar_id.choices = [SelectChoice(0, "—")] + [
+        SelectChoice(c.id, c.name)
         for c in db.session.scalars(select(BusinessCalendar).order_by(BusinessCalendar.name))
     ]
     for sub in (form.at_warning, form.at_breach):
-        sub.reassign_team.choices = [(0, "Don't reassign")] + teams[1:]
-    form.priorities.choices = [(p.value, p.value) for p in Priority]
-    form.platforms.choices = [(p.value, p.value) for p in Platform]
-    form.kinds.choices = [(k.value, k.value) for k in Kind]
+        sub.reassign_team.choices = [SelectChoice(0, "Don't reassign"), *teams]
+    form.priorities.choices = [SelectChoice(p.value, p.value) for p in Priority]
+    form.platforms.choices = [SelectChoice(p.value, p.value) for p in Platform]
+    form.kinds.choices = [SelectChoice(k.value, k.value) for k in Kind]
     if existing is not None and not form.is_submitted():
         form.team_id.data = existing.team_id or 0
         form.calendar_id.data = existing.calendar_id or 0
