@@ -18,7 +18,12 @@ from inbox.extensions import db
 from inbox.models import EventState, InboundEvent, Platform, Role
 from inbox.services.accounts import create_api_token, create_user, get_or_create_team
 from inbox.services.channels import add_channel, set_access_token
-from inbox.services.csv_import import ImportFormatError, import_twcs, read_twcs
+from inbox.services.csv_import import (
+    ImportFormatError,
+    import_twcs,
+    read_twcs,
+    run_import_clocks,
+)
 from inbox.services.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
 from inbox.services.events import enqueue_processing, process_event, reset_for_replay
 from inbox.timeutil import utcnow
@@ -94,18 +99,25 @@ def import_csv_command(path, fmt, team):
         raise click.ClickException(f"{path}: {exc}") from None
     target = get_or_create_team(team) if team else None
     with click.progressbar(length=1, label=f"Importing {len(tweets)} tweets") as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
-        result = import_twcs(tweets, team=target, progress=progress)
+        result = import_twcs(tweets, team=target, progress=_progress(bar))
+    with click.progressbar(length=1, label="Running SLA clocks") as bar:
+        run_import_clocks(result, now=utcnow(), progress=_progress(bar))
     db.session.commit()
     click.echo(
         f"{result.messages_created} messages and {result.conversations_created} conversations "
         f"created; {result.duplicates} already stored; {result.skipped} skipped (no brand); "
         f"{len(result.accounts)} brand accounts"
     )
+
+
+def _progress(bar):
+    """A (done, total) callback that drives a click progress bar."""
+
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+
+    return update
 
 
 @click.command("seed-demo")

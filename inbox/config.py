@@ -88,6 +88,8 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
         # Pending webhook events older than this are re-enqueued (Redis was down, a worker died).
         "INBOX_EVENT_REQUEUE_SECONDS": env_int(environ, "INBOX_EVENT_REQUEUE_SECONDS", 60),
+        # How often the worker's SLA sweep marks warnings and breaches.
+        "INBOX_SLA_SWEEP_SECONDS": env_int(environ, "INBOX_SLA_SWEEP_SECONDS", 30),
         # Request bodies above this are refused with 413. Meta documents webhook bodies up to
         # 3 MB, so the default leaves room above that.
         "MAX_CONTENT_LENGTH": env_int(environ, "INBOX_MAX_BODY_BYTES", 4 * 1024 * 1024),

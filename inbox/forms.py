@@ -5,9 +5,29 @@ Imports: flask_wtf, wtforms.
 
 from __future__ import annotations
 
+import re
+from datetime import date, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Form,
+    FormField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    URLField,
+    ValidationError,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import URL, DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 
 class LoginForm(FlaskForm):
@@ -18,3 +38,188 @@ class LoginForm(FlaskForm):
 
 class PostForm(FlaskForm):
     """A form with no fields: a CSRF-protected POST button (sign out, revoke …)."""
+
+
+# --- SLA administration (views/sla_admin.py) --------------------------------------------------
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_INTERVAL = re.compile(r"^\s*(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})\s*$")
+
+
+def parse_intervals(text: str) -> list[list[str]]:
+    """ "09:00-12:00, 13:00-17:00" → [["09:00", "12:00"], ["13:00", "17:00"]]; an end at or
+    before the start crosses midnight ("22:00-06:00"). Raises ValueError with a readable message."""
+    intervals = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _INTERVAL.match(part)
+        if not match:
+            raise ValueError(f"“{part}” is not like 09:00-17:00")
+        start, end = (time.fromisoformat(t.zfill(5)).isoformat("minutes") for t in match.groups())
+        intervals.append([start, end])
+    return intervals
+
+
+def parse_dates(text: str) -> list[str]:
+    """One ISO date per line; anything after the date (a label) is ignored."""
+    dates = []
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        try:
+            dates.append(date.fromisoformat(line.split()[0]).isoformat())
+        except ValueError:
+            raise ValueError(f"“{line}” does not start with a date like 2026-12-25") from None
+    return sorted(set(dates))
+
+
+class CalendarForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    timezone = StringField("Time zone", default="UTC", validators=[DataRequired(), Length(max=64)])
+    always_open = BooleanField("Open 24/7 (calendar time, no hours or holidays)")
+    monday = StringField("Monday")
+    tuesday = StringField("Tuesday")
+    wednesday = StringField("Wednesday")
+    thursday = StringField("Thursday")
+    friday = StringField("Friday")
+    saturday = StringField("Saturday")
+    sunday = StringField("Sunday")
+    holidays = TextAreaField("Holidays (one date per line)")
+    country = StringField("Holiday country (ISO code, e.g. GB)", validators=[Length(max=8)])
+    subdivision = StringField("Subdivision (e.g. ENG)", validators=[Length(max=16)])
+
+    def day_fields(self):
+        return [getattr(self, day.lower()) for day in WEEKDAYS]
+
+    def validate_timezone(self, field):
+        try:
+            ZoneInfo(field.data.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("Unknown time zone; use a name like Europe/London.") from None
+
+    def weekly(self) -> dict[str, list[list[str]]]:
+        return {str(i): parse_intervals(f.data or "") for i, f in enumerate(self.day_fields())}
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        for f in self.day_fields():
+            try:
+                parse_intervals(f.data or "")
+            except ValueError as exc:
+                f.errors.append(str(exc))
+                ok = False
+        try:
+            parse_dates(self.holidays.data or "")
+        except ValueError as exc:
+            self.holidays.errors.append(str(exc))
+            ok = False
+        if self.subdivision.data and not self.country.data:
+            self.subdivision.errors.append("A subdivision needs a country.")
+            ok = False
+        return ok
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class EscalationForm(Form):
+    """One set of escalation actions (at warning or at breach)."""
+
+    notify_assignee = BooleanField("Notify the assignee")
+    notify_supervisors = BooleanField("Notify the team's supervisors")
+    raise_priority = BooleanField("Raise priority one level")
+    reassign_team = SelectField("Reassign to team", coerce=int, default=0)
+    webhook = URLField(
+        "Call webhook (POST JSON)",
+        validators=[
+            Optional(),
+            URL(require_tld=False, message="Enter an http(s) URL."),
+            Length(max=500),
+        ],
+    )
+
+
+class PolicyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    position = IntegerField(
+        "Order", default=100, validators=[InputRequired(), NumberRange(0, 100000)]
+    )
+    active = BooleanField("Active", default=True)
+    priorities = MultiCheckboxField("Priority is", choices=[])
+    platforms = MultiCheckboxField("Platform is", choices=[])
+    kinds = MultiCheckboxField("Kind is", choices=[])
+    visibility = SelectField(
+        "Public or private",
+        choices=[
+            SelectChoice("any", "Any"),
+            SelectChoice("public", "Public only"),
+            SelectChoice("private", "Private only"),
+        ],
+    )
+    team_id = SelectField("Team", coerce=int, default=0)
+    tags = StringField("Has any of these tags (comma separated)", validators=[Length(max=500)])
+    vip = SelectField(
+        "Contact",
+        choices=[
+            SelectChoice("any", "Anyone"),
+            SelectChoice("yes", "VIP only"),
+            SelectChoice("no", "Not VIP"),
+        ],
+    )
+    first_response_hours = IntegerField(
+        "First response h", validators=[Optional(), NumberRange(0, 10000)]
+    )
+    first_response_minutes = IntegerField("m", validators=[Optional(), NumberRange(0, 59)])
+    next_response_hours = IntegerField(
+        "Next response h", validators=[Optional(), NumberRange(0, 10000)]
+    )
+    next_response_minutes = IntegerField("m", validators=[Optional(), NumberRange(0, 59)])
+    resolution_hours = IntegerField("Resolution h", validators=[Optional(), NumberRange(0, 10000)])
+    resolution_minutes = IntegerField("m", validators=[Optional(), NumberRange(0, 59)])
+    time_basis = RadioField(
+        "Count",
+        choices=[
+            SelectChoice("business", "Business hours"),
+            SelectChoice("calendar", "Calendar time (24/7)"),
+        ],
+        default="business",
+    )
+    calendar_id = SelectField("Business calendar", coerce=int, default=0)
+    warn_mode = SelectField(
+        "Warn",
+        choices=[
+            SelectChoice("percent", "at % of the target used"),
+            SelectChoice("minutes", "minutes before due"),
+        ],
+    )
+    warn_value = IntegerField(
+        "Warning value", default=75, validators=[Optional(), NumberRange(1, 100000)]
+    )
+    count_echoes = BooleanField("Replies sent from the platform's own app count", default=True)
+    count_auto_replies = BooleanField("Automatic replies count")
+    at_warning = FormField(EscalationForm, "At warning")
+    at_breach = FormField(EscalationForm, "At breach")
+
+    TARGETS = ("first_response", "next_response", "resolution")
+
+    def target_seconds(self, metric: str) -> int | None:
+        hours = getattr(self, f"{metric}_hours").data
+        minutes = getattr(self, f"{metric}_minutes").data
+        if hours is None and minutes is None:
+            return None
+        return (hours or 0) * 3600 + (minutes or 0) * 60
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        for metric in self.TARGETS:
+            if self.target_seconds(metric) == 0:
+                getattr(self, f"{metric}_hours").errors.append(
+                    "A target must be longer than 0; leave it empty for none."
+                )
+                ok = False
+        if self.time_basis.data == "business" and not self.calendar_id.data:
+            self.calendar_id.errors.append("Choose the calendar business hours come from.")
+            ok = False
+        if self.warn_mode.data == "percent" and self.warn_value.data and self.warn_value.data > 100:
+            self.warn_value.errors.append("A share of the target is at most 100%.")
+            ok = False
+        return ok

@@ -1,7 +1,8 @@
 """RQ entry points: ids in, call one service, commit. PERIODIC_JOBS lists recurring work as data.
 
 Every job runs inside the worker's app context and is safe to run twice.
-Imports: services, connectors (send errors), extensions.db, queue, timeutil, rq.
+Imports: services, models (to load by id), connectors (send errors), extensions.db, queue,
+timeutil, rq.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from rq.job import Job
 
 from inbox.connectors import TransientSendError
 from inbox.extensions import db
-from inbox.models import InboundEvent
+from inbox.models import InboundEvent, SlaClockEvent
 from inbox.queue import PeriodicJob, get_redis
+from inbox.services import sla
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
@@ -109,6 +111,22 @@ def _wait_at_least(job: Job, seconds: float) -> None:
     job.retry_intervals = intervals
 
 
+@unit_of_work
+def sla_sweep() -> int:
+    """Mark due warnings and breaches and run their escalations; returns how many marks."""
+    result = sla.sweep(now=utcnow())
+    return len(result.warned) + len(result.breached)
+
+
+@unit_of_work
+def sla_webhook(event_id: int, url: str) -> int | None:
+    """Call an escalation webhook for one clock event (on the `outbound` queue)."""
+    event = db.session.get(SlaClockEvent, event_id)
+    if event is None:  # rolled back or deleted since: nothing to announce
+        return None
+    return sla.deliver_webhook(event, url)
+
+
 def periodic_jobs() -> list[PeriodicJob]:
     return [
         PeriodicJob(
@@ -118,5 +136,8 @@ def periodic_jobs() -> list[PeriodicJob]:
             "requeue-stale-events",
             "inbox.jobs.requeue_events",
             max(5, current_app.config["INBOX_EVENT_REQUEUE_SECONDS"] // 2),
+        ),
+        PeriodicJob(
+            "sla_sweep", "inbox.jobs.sla_sweep", current_app.config["INBOX_SLA_SWEEP_SECONDS"]
         ),
     ]

@@ -20,15 +20,16 @@ def as_utc(value: datetime) -> datetime:
 
 
 def format_duration(seconds: float) -> str:
-    """Render a duration the way agents read it: "1h 28m", "3d 4h", "45s"."""
+    """Render a duration the way agents read it: "1h 28m", "3d 4h", "2h", "45s" (a zero
+    second unit is left out)."""
     total = int(abs(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        text = f"{days}d {hours}h"
+        text = f"{days}d {hours}h" if hours else f"{days}d"
     elif hours:
-        text = f"{hours}h {minutes}m"
+        text = f"{hours}h {minutes}m" if minutes else f"{hours}h"
     elif minutes:
         text = f"{minutes}m"
     else:

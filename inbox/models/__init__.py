@@ -18,12 +18,36 @@ from inbox.models.conversations import (
     Kind,
     Message,
     Priority,
+    SlaState,
     Status,
     Tag,
     conversation_tags,
 )
+from inbox.models.notifications import Notification
+from inbox.models.sla import (
+    BusinessCalendar,
+    ClockEventKind,
+    SlaClock,
+    SlaClockEvent,
+    SlaMetric,
+    SlaPolicy,
+    StopReason,
+    Visibility,
+    WarnMode,
+)
 
 __all__ = [
+    "WarnMode",
+    "Visibility",
+    "StopReason",
+    "SlaState",
+    "SlaPolicy",
+    "SlaMetric",
+    "SlaClockEvent",
+    "SlaClock",
+    "Notification",
+    "ClockEventKind",
+    "BusinessCalendar",
     "OPEN_STATUSES",
     "ApiToken",
     "AuditEvent",

@@ -51,6 +51,15 @@ class Priority(enum.StrEnum):
     URGENT = "urgent"
 
 
+class SlaState(enum.StrEnum):
+    """The nearest running SLA clock's state, denormalised for the queue badge."""
+
+    NONE = "none"  # no running clock with a target
+    OK = "ok"
+    WARNING = "warning"
+    BREACHED = "breached"
+
+
 class Kind(enum.StrEnum):
     DM = "dm"
     MENTION = "mention"
@@ -107,6 +116,8 @@ class Conversation(TimestampMixin, Base):
         Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
         Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
         Index("ix_conversations_status_last", "status", "last_message_at"),
+        # "Breaching soon": open items by their nearest SLA deadline.
+        Index("ix_conversations_status_sla_due", "status", "sla_due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,6 +141,13 @@ class Conversation(TimestampMixin, Base):
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_count: Mapped[int] = mapped_column(default=0)
+    # SLA, denormalised by services.sla for the queue: the policy in force, the nearest due
+    # instant of a running clock, and its state (ok | warning | breached | none).
+    sla_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sla_policies.id", name="fk_conversations_sla_policy_id")
+    )
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_state: Mapped[SlaState] = enum_column(SlaState, default=SlaState.NONE)
 
     channel_account: Mapped[ChannelAccount] = relationship()
     contact: Mapped[Contact] = relationship()

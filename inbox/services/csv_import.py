@@ -3,7 +3,7 @@
 Brand authors become X channel accounts, customers become contacts, reply chains become
 conversations (one per connected thread, keyed by its root tweet like live X mentions), and
 every tweet becomes a message. Safe to re-run: tweets already stored are skipped.
-Imports: models, extensions.db, services.ingest, services.channels.
+Imports: models, extensions.db, services.ingest, services.channels, services.sla.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from inbox.models import (
     Status,
     Team,
 )
+from inbox.services import sla
 from inbox.services.channels import add_channel
 from inbox.services.ingest import (
     Profile,
@@ -76,6 +77,8 @@ class ImportResult:
     # a known brand) or has no customer tweet at all; reported, never silently dropped.
     skipped: int = 0
     accounts: set[str] = field(default_factory=set)
+    # New conversations whose SLA clocks still have to run: (id, resolved at or None).
+    clocks_pending: list[tuple[int, datetime | None]] = field(default_factory=list)
 
 
 def read_twcs(stream: IO[str]) -> list[Tweet]:
@@ -244,9 +247,6 @@ def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
     rows = []
     for account, thread in fresh:
         times = summarize_messages((_direction(t), _at(t, shift), False) for t in thread)
-        last = thread[-1]
-        # History: a thread where the brand spoke last is treated as resolved then.
-        resolved = not last.inbound
         first_customer = next(t for t in thread if t.inbound)
         rows.append(
             {
@@ -255,10 +255,9 @@ def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
                 "thread_key": f"tweet:{thread[0].tweet_id}",
                 "kind": Kind.MENTION,
                 "is_public": True,
-                "status": Status.RESOLVED if resolved else Status.OPEN,
+                "status": Status.OPEN,
                 "priority": Priority.NORMAL,
                 "team_id": team.id if team else None,
-                "resolved_at": _at(last, shift) if resolved else None,
                 "created_at": now,
                 "updated_at": now,
                 **times.__dict__,
@@ -285,6 +284,37 @@ def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
     db.session.execute(insert(Message), messages)
     result.conversations_created += len(conversation_ids)
     result.messages_created += len(messages)
+    for conversation_id, (_, thread) in zip(conversation_ids, fresh, strict=True):
+        last = thread[-1]
+        result.clocks_pending.append((conversation_id, None if last.inbound else _at(last, shift)))
+
+
+def run_import_clocks(
+    result: ImportResult,
+    *,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 200,
+) -> None:
+    """Second phase of an import: run the SLA clocks over the new conversations from their
+    message timestamps (committing per batch). A thread where the brand spoke last is taken as
+    resolved at that reply, which stops its clocks there."""
+    work = result.clocks_pending
+    for start in range(0, len(work), batch_size):
+        batch = dict(work[start : start + batch_size])
+        for conversation in db.session.scalars(
+            select(Conversation).where(Conversation.id.in_(batch))
+        ):
+            sla.recompute(conversation, now=now)
+            resolved_at = batch[conversation.id]
+            if resolved_at is not None:
+                conversation.status = Status.RESOLVED
+                conversation.resolved_at = resolved_at
+                sla.on_status_change(conversation, Status.OPEN, actor=None, now=resolved_at)
+        db.session.commit()
+        if progress:
+            progress(min(start + batch_size, len(work)), len(work))
+    result.clocks_pending = []
 
 
 def _direction(t: Tweet) -> Direction:
@@ -326,3 +356,19 @@ def _import_thread_by_message(thread, account, team, shift, result: ImportResult
             result.duplicates += 1
         else:
             result.messages_created += 1
+    if created:
+        # History: a thread where the brand spoke last is treated as resolved then. The SLA
+        # clocks already ran from the message timestamps; resolving stops them at that instant.
+        last = thread[-1]
+        old_status = conversation.status
+        if last.inbound:
+            conversation.status = Status.OPEN
+        else:
+            conversation.status = Status.RESOLVED
+            conversation.resolved_at = (last.created_at + shift).astimezone(UTC)
+        sla.on_status_change(
+            conversation,
+            old_status,
+            actor=None,
+            now=conversation.resolved_at or (last.created_at + shift).astimezone(UTC),
+        )

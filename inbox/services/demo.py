@@ -15,11 +15,23 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from inbox.extensions import db
-from inbox.models import Conversation, Direction, Kind, Platform, Priority, Role, Status, User
+from inbox.models import (
+    BusinessCalendar,
+    Conversation,
+    Direction,
+    Kind,
+    Platform,
+    Priority,
+    Role,
+    SlaPolicy,
+    Status,
+    User,
+)
 from inbox.services.accounts import create_user, get_or_create_team
 from inbox.services.channels import add_channel
-from inbox.services.csv_import import import_twcs, read_twcs
+from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from inbox.services.sla import on_status_change
 
 DEMO_PASSWORD = "inbox-demo"  # noqa: S105 (demo users only, printed by make run)
 
@@ -70,13 +82,17 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
             )
             created += 1
     accounts = [add_channel(p, aid, name=name)[0] for p, aid, name in DEMO_CHANNELS]
+    _sla_setup()
     if db.session.scalar(select(func.count(Conversation.id))):
         source = "existing"
     elif csv_path is not None and csv_path.exists():
         with csv_path.open(newline="", encoding="utf-8") as stream:
             tweets = read_twcs(stream)
         newest = max(t.created_at for t in tweets)
-        import_twcs(tweets, team=teams["Social care"], shift=now - timedelta(minutes=5) - newest)
+        result = import_twcs(
+            tweets, team=teams["Social care"], shift=now - timedelta(minutes=5) - newest
+        )
+        run_import_clocks(result, now=now)
         source = str(csv_path)
     else:
         _generate(accounts, teams, now)
@@ -87,6 +103,59 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
         conversations=db.session.scalar(select(func.count(Conversation.id))) or 0,
         source=source,
     )
+
+
+def _sla_setup() -> None:
+    """An office calendar (London, Mon–Fri 9–17, lunch 12–13, UK holidays) and three policies,
+    created before any conversation so the demo's clocks run under them."""
+    if db.session.scalar(select(func.count(SlaPolicy.id))):
+        return
+    office = BusinessCalendar(
+        name="London office",
+        timezone="Europe/London",
+        weekly={str(day): [["09:00", "12:00"], ["13:00", "17:00"]] for day in range(5)},
+        holidays=[],
+        country="GB",
+        subdivision="ENG",
+    )
+    escalate = [{"type": "notify", "to": ["assignee", "supervisors"]}]
+    common = {"calendar": office, "business_hours": True, "warn_value": 75}
+    db.session.add_all(
+        [
+            office,
+            SlaPolicy(
+                position=10,
+                name="Urgent",
+                priorities=["urgent"],
+                first_response_seconds=1800,
+                next_response_seconds=3600,
+                resolution_seconds=8 * 3600,
+                breach_actions=escalate,
+                **common,
+            ),
+            SlaPolicy(
+                position=20,
+                name="VIP contacts",
+                vip=True,
+                first_response_seconds=1800,
+                next_response_seconds=2 * 3600,
+                resolution_seconds=16 * 3600,
+                breach_actions=escalate,
+                **common,
+            ),
+            SlaPolicy(
+                position=100,
+                name="Default",
+                first_response_seconds=2 * 3600,
+                next_response_seconds=4 * 3600,
+                resolution_seconds=24 * 3600,
+                warning_actions=[{"type": "notify", "to": ["assignee"]}],
+                breach_actions=escalate,
+                **common,
+            ),
+        ]
+    )
+    db.session.flush()
 
 
 _OPENERS = (
@@ -136,6 +205,10 @@ def _generate(accounts, teams, now: datetime) -> None:
             contact=identity.contact,
             team=team_list[n % len(team_list)],
         )
+        # Before the first message, so the SLA policy is chosen with the final priority.
+        conversation.priority = rng.choice(
+            (Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT, Priority.LOW)
+        )
         started = now - timedelta(minutes=rng.randint(3, 60 * 48))
         add_message(
             conversation,
@@ -144,20 +217,23 @@ def _generate(accounts, teams, now: datetime) -> None:
             sent_at=started,
             external_id=f"demo-msg-{n}-0",
             author_identity=identity,
+            now=now,
         )
+        old_status = conversation.status
         if n % 3 == 0:
+            replied = started + timedelta(minutes=rng.randint(5, 240))
             add_message(
                 conversation,
                 direction=Direction.OUTBOUND,
                 text=rng.choice(_REPLIES),
-                sent_at=started + timedelta(minutes=rng.randint(5, 240)),
+                sent_at=replied,
                 external_id=f"demo-msg-{n}-1",
+                now=now,
             )
             conversation.status = Status.PENDING if n % 2 else Status.RESOLVED
+            if conversation.status is Status.RESOLVED:
+                conversation.resolved_at = conversation.last_message_at
+            on_status_change(conversation, old_status, actor=None, now=min(replied, now))
         else:
             conversation.status = Status.OPEN if n % 4 else Status.NEW
-        conversation.priority = rng.choice(
-            (Priority.NORMAL, Priority.NORMAL, Priority.HIGH, Priority.URGENT, Priority.LOW)
-        )
-        if conversation.status is Status.RESOLVED:
-            conversation.resolved_at = conversation.last_message_at
+            on_status_change(conversation, old_status, actor=None, now=now)

@@ -104,7 +104,7 @@ def process_event(event: InboundEvent, *, now: datetime) -> None:
                     event=event,
                     platform=item.platform,
                     account_external_id=item.account_id,
-                    kind=issue.kind,
+                    kind=issue.kind[:32],  # platform-chosen type names can be long
                     reason=issue.reason,
                     created_at=now,
                 )

@@ -3,7 +3,8 @@ and applying the platform events that change them (edits, deletions, delivery st
 
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
-Imports: models, extensions.db, services.audit, connectors (the event dataclasses only).
+Imports: models, extensions.db, services.audit, services.sla (every message runs the SLA
+clocks), connectors (the event dataclasses only).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from inbox.models import (
     Platform,
     Status,
     Team,
+    User,
 )
+from inbox.services import sla
 from inbox.services.audit import record_audit
+from inbox.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,18 @@ def add_message(
     sent_at: datetime,
     external_id: str | None = None,
     author_identity: ContactIdentity | None = None,
+    author_user: User | None = None,
+    delivery_status: DeliveryStatus | None = None,
     attachments: list[dict[str, Any]] | None = None,
     reopen: bool = True,
+    now: datetime | None = None,
 ) -> Message | None:
     """Thread a message into `conversation`; return None if that platform id is already stored.
 
     Keeps the conversation's first/last timestamps right whatever order messages arrive in,
     and reopens a resolved conversation when the customer writes again (unless `reopen` is off,
-    as for historical imports).
+    as for historical imports). Then the SLA clocks run (`services.sla`); `now` is when the
+    message is processed (defaults to the current time).
     """
     account = conversation.channel_account
     if external_id is not None and find_message(account, external_id) is not None:
@@ -145,10 +153,13 @@ def add_message(
         text=text,
         sent_at=sent_at,
         author_identity=author_identity,
+        author_user=author_user,
+        delivery_status=delivery_status,
         attachments=attachments or [],
     )
     db.session.add(message)
     refresh_conversation_times(conversation)
+    old_status = conversation.status
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
@@ -157,6 +168,10 @@ def add_message(
     if conversation.is_public:
         adopt_orphans(message)
     db.session.flush()
+    if conversation.status != old_status:
+        # Reopened by the customer: the resolution clock resumes when they wrote.
+        sla.on_status_change(conversation, old_status, actor=None, now=message.sent_at)
+    sla.on_message(conversation, message, now=now or utcnow())
     return message
 
 
@@ -241,6 +256,7 @@ def adopt_orphans(message: Message) -> None:
         actor=None,
         after={"merged_conversation_id": orphan.id, "reason": "reply chain completed"},
     )
+    sla.discard_ledger(orphan)  # the merged thread's clocks are rebuilt from all its messages
     db.session.delete(orphan)
     db.session.expire(conversation, ["messages"])
     refresh_conversation_times(conversation)

@@ -50,7 +50,6 @@ from inbox.models import (
     Direction,
     Message,
     Platform,
-    Status,
     User,
 )
 from inbox.queue import enqueue_after_commit
@@ -144,14 +143,16 @@ def create_reply(
         )
     _check_can_send(conversation, mode)
     message = add_message(
-        conversation, direction=Direction.OUTBOUND, text=text, sent_at=now, reopen=False
+        conversation,
+        direction=Direction.OUTBOUND,
+        text=text,
+        sent_at=now,
+        reopen=False,
+        author_user=actor,
+        delivery_status=DeliveryStatus.QUEUED,
+        now=now,
     )
     assert message is not None  # only a platform id can be a duplicate, and there is none yet
-    message.author_user_id = actor.id
-    message.delivery_status = DeliveryStatus.QUEUED
-    if conversation.status is Status.NEW:
-        conversation.status = Status.OPEN
-    db.session.flush()
     record_audit(
         "message.reply",
         message,

@@ -1,0 +1,884 @@
+"""The SLA engine: choosing a policy, running the clocks, the sweep and the explanation.
+
+Owns the SLA ledger (`SlaClock`, `SlaClockEvent`) and the conversation's denormalised
+`sla_policy_id` / `sla_due_at` / `sla_state`. The exact semantics are in docs/sla.md; in short:
+
+* Response clocks (first response, next-response cycles) are *derived from the messages*: every
+  hook rebuilds the wanted cycles from the conversation's messages in platform-timestamp order
+  (plus the instants it was resolved) and reconciles the stored rows with them, recording a
+  start / met / stop / adjust event for every difference. So out-of-order arrival, re-delivery
+  and historical imports all end in the same ledger as in-order live traffic.
+* The resolution clock starts at the first customer message and is driven by status changes:
+  pending/snoozed pause it, resolved/closed stop it, a reopen turns the resolved stretch into a
+  pause and resumes it.
+* Due and warning instants are business time on the policy's calendar (or calendar time),
+  always counted from the clock's original start and skipping its pauses.
+
+Hooks other code calls: `on_message`, `on_status_change`, `on_attributes_change`; the worker
+calls `sweep`; the conversation page calls `explain`.
+Imports: models, extensions.db, services.calendar, services.audit, queue, live, timeutil.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select, update
+
+from inbox.extensions import db
+from inbox.live import publish_after_commit
+from inbox.models import (
+    BusinessCalendar,
+    ClockEventKind,
+    Conversation,
+    Direction,
+    Message,
+    Notification,
+    Priority,
+    Role,
+    SlaClock,
+    SlaClockEvent,
+    SlaMetric,
+    SlaPolicy,
+    SlaState,
+    Status,
+    StopReason,
+    Team,
+    User,
+    Visibility,
+    WarnMode,
+)
+from inbox.queue import enqueue_after_commit
+from inbox.services.audit import record_audit
+from inbox.services.calendar import CalendarSpec, add_business_time, business_time_between
+from inbox.services.calendar import open_intervals as calendar_open_intervals
+from inbox.timeutil import as_utc, format_duration
+
+PAUSING_STATUSES = (Status.PENDING, Status.SNOOZED)
+CLOSED_STATUSES = (Status.RESOLVED, Status.CLOSED)
+METRIC_LABELS = {
+    SlaMetric.FIRST_RESPONSE: "First response",
+    SlaMetric.NEXT_RESPONSE: "Next response",
+    SlaMetric.RESOLUTION: "Resolution",
+}
+_PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
+_ALWAYS_OPEN = CalendarSpec.twenty_four_seven()
+
+
+# --- calendars and policies -------------------------------------------------------------
+
+
+def calendar_spec(calendar: BusinessCalendar | None) -> CalendarSpec:
+    """The pure calendar for a stored one (24/7 UTC for None); raises ValueError if invalid."""
+    if calendar is None:
+        return _ALWAYS_OPEN
+    return _spec(
+        calendar.timezone,
+        calendar.always_open,
+        tuple(sorted((day, tuple(map(tuple, ivs))) for day, ivs in calendar.weekly.items())),
+        tuple(sorted(calendar.holidays)),
+        calendar.country or None,
+        calendar.subdivision or None,
+    )
+
+
+@lru_cache(maxsize=256)
+def _spec(timezone, always_open, weekly, holidays, country, subdivision) -> CalendarSpec:
+    # Keyed by the calendar's content, so an edited calendar is never served stale; building a
+    # spec validates the country through the (slow) holidays package, hence the cache.
+    if always_open:
+        return CalendarSpec.twenty_four_seven(timezone)
+    return CalendarSpec(
+        timezone=timezone,
+        weekly={
+            int(day): tuple((time.fromisoformat(a), time.fromisoformat(b)) for a, b in ivs)
+            for day, ivs in weekly
+            if ivs
+        },
+        holidays=frozenset(date.fromisoformat(d) for d in holidays),
+        country=country,
+        subdivision=subdivision,
+    )
+
+
+def policy_matches(policy: SlaPolicy, conversation: Conversation) -> bool:
+    """Whether every condition of `policy` holds for `conversation` (empty ones always do)."""
+    if policy.priorities and str(conversation.priority) not in policy.priorities:
+        return False
+    if policy.platforms and str(conversation.platform) not in policy.platforms:
+        return False
+    if policy.kinds and str(conversation.kind) not in policy.kinds:
+        return False
+    if policy.visibility is Visibility.PUBLIC and not conversation.is_public:
+        return False
+    if policy.visibility is Visibility.PRIVATE and conversation.is_public:
+        return False
+    if policy.team_id is not None and conversation.team_id != policy.team_id:
+        return False
+    if policy.tags and not {t.name for t in conversation.tags} & set(policy.tags):
+        return False
+    return policy.vip is None or bool(conversation.contact.is_vip) == policy.vip
+
+
+def select_policy(conversation: Conversation) -> SlaPolicy | None:
+    """The first active policy (by position, then id) whose conditions match."""
+    policies = db.session.scalars(
+        select(SlaPolicy)
+        .where(SlaPolicy.active.is_(True))
+        .order_by(SlaPolicy.position, SlaPolicy.id)
+    )
+    return next((p for p in policies if policy_matches(p, conversation)), None)
+
+
+def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:
+    """A public outbound reply; echoes (no author user) and auto-replies per the policy."""
+    if message.direction != Direction.OUTBOUND:
+        return False
+    if message.is_auto_reply and not (policy and policy.count_auto_replies):
+        return False
+    return message.author_user_id is not None or policy is None or policy.count_echoes
+
+
+# --- the hooks ----------------------------------------------------------------------------
+
+
+def on_message(conversation: Conversation, message: Message, *, now: datetime) -> None:
+    """Run the clocks after `message` (inbound, outbound or note) joined `conversation`.
+
+    Notes never change a clock, so they return at once. Anything else reconciles the response
+    cycles with the full message history, which is what makes late messages land correctly.
+    """
+    if message.direction is Direction.NOTE:
+        return
+    _sync(conversation, now=now)
+
+
+def discard_ledger(conversation: Conversation) -> None:
+    """Delete a conversation's clocks and their events (its thread was merged into another,
+    whose clocks are rebuilt from the merged messages)."""
+    clock_ids = select(SlaClock.id).where(SlaClock.conversation_id == conversation.id)
+    db.session.execute(delete(SlaClockEvent).where(SlaClockEvent.clock_id.in_(clock_ids)))
+    db.session.execute(delete(SlaClock).where(SlaClock.conversation_id == conversation.id))
+
+
+def recompute(conversation: Conversation, *, now: datetime) -> None:
+    """Run the clocks over a conversation whose messages were written in bulk (CSV import)."""
+    _sync(conversation, now=now)
+
+
+def on_status_change(
+    conversation: Conversation, old_status: Status, *, actor: User | None, now: datetime
+) -> None:
+    """Pause, resume, stop or reopen the resolution clock for the status change that has just
+    been applied to `conversation` (from `old_status`); resolving also stops response clocks."""
+    new_status = conversation.status
+    if new_status == old_status:
+        return
+    clock = _clock(conversation, SlaMetric.RESOLUTION, 1)
+    detail = {"from": str(old_status), "to": str(new_status), "actor_id": _id(actor)}
+    if clock is not None:
+        at = max(as_utc(now), clock.started_at)
+        if new_status not in CLOSED_STATUSES and clock.stop_reason is StopReason.RESOLVED:
+            _reopen(clock, at, detail, now)
+        if new_status in CLOSED_STATUSES:
+            if clock.running:
+                _stop(clock, at, StopReason.RESOLVED, f"conversation {new_status}", now, detail)
+        elif clock.paused and clock.pauses[-1]["why"] != str(new_status):
+            _resume(clock, at, f"status changed to {new_status}", now, detail)
+        if new_status in PAUSING_STATUSES and clock.running and not clock.paused:
+            _pause(clock, at, str(new_status), now, detail)
+    _sync(conversation, now=now)
+
+
+def on_attributes_change(conversation: Conversation, *, actor: User | None, now: datetime) -> None:
+    """Priority, team, tags or VIP changed: re-select the policy; running clocks get the new
+    targets counted from their original start (a POLICY_CHANGE event says so)."""
+    policy = select_policy(conversation)
+    policy_id = policy.id if policy is not None else None
+    if policy_id != conversation.sla_policy_id:
+        record_audit(
+            "conversation.sla_policy",
+            conversation,
+            actor=actor,
+            before={"sla_policy_id": conversation.sla_policy_id},
+            after={"sla_policy_id": policy_id},
+            now=now,
+        )
+        conversation.sla_policy_id = policy_id
+    _sync(conversation, now=now, actor=actor)
+
+
+# --- reconciling the ledger ---------------------------------------------------------------
+
+
+@dataclass
+class _Cycle:
+    metric: SlaMetric
+    cycle: int
+    start: datetime
+    stop: datetime | None = None
+    reason: StopReason | None = None
+
+
+def _sync(conversation: Conversation, *, now: datetime, actor: User | None = None) -> None:
+    now = as_utc(now)
+    clocks = list(
+        db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
+    )
+    rows = db.session.execute(
+        select(
+            Message.id,
+            Message.direction,
+            Message.sent_at,
+            Message.author_user_id,
+            Message.is_auto_reply,
+        )
+        .where(Message.conversation_id == conversation.id, Message.direction != Direction.NOTE)
+        .order_by(Message.sent_at, Message.id)
+    ).all()
+    first_inbound = next((r.sent_at for r in rows if r.direction is Direction.INBOUND), None)
+    if first_inbound is None:
+        _refresh_conversation(conversation, clocks, now)
+        return
+    if conversation.sla_policy_id is None and not clocks:
+        policy = select_policy(conversation)
+        conversation.sla_policy_id = policy.id if policy is not None else None
+    else:
+        policy = db.session.get(SlaPolicy, conversation.sla_policy_id or 0)
+
+    resolution = next((c for c in clocks if c.metric is SlaMetric.RESOLUTION), None)
+    if resolution is None:
+        resolution = _open_clock(
+            conversation,
+            SlaMetric.RESOLUTION,
+            1,
+            first_inbound,
+            policy,
+            now,
+            "first customer message",
+        )
+        clocks.append(resolution)
+        if conversation.status in PAUSING_STATUSES:
+            _pause(resolution, first_inbound, str(conversation.status), now, {})
+        elif conversation.status in CLOSED_STATUSES:
+            _stop(resolution, first_inbound, StopReason.RESOLVED, "already resolved", now, {})
+    elif first_inbound < resolution.started_at:
+        _move_start(resolution, first_inbound, now)
+
+    wanted = _response_cycles(rows, _resolved_marks(resolution), policy)
+    existing = {(c.metric, c.cycle): c for c in clocks if c.metric is not SlaMetric.RESOLUTION}
+    for cycle in wanted:
+        clock = existing.pop((cycle.metric, cycle.cycle), None)
+        if clock is None:
+            reason = (
+                "first customer message"
+                if cycle.metric is SlaMetric.FIRST_RESPONSE
+                else "customer wrote again after our reply or a resolution"
+            )
+            clock = _open_clock(
+                conversation, cycle.metric, cycle.cycle, cycle.start, policy, now, reason
+            )
+            clocks.append(clock)
+        elif clock.started_at != cycle.start:
+            _move_start(clock, cycle.start, now)
+        if (clock.stopped_at, clock.stop_reason) != (cycle.stop, cycle.reason):
+            if clock.stopped_at is not None:
+                _unstop(clock, cycle.stop, now)
+            if cycle.stop is not None:
+                why = "our reply" if cycle.reason is StopReason.REPLIED else "conversation resolved"
+                _stop(clock, max(cycle.stop, clock.started_at), cycle.reason, why, now, {})
+    for clock in existing.values():
+        if clock.stop_reason is not StopReason.SUPERSEDED:
+            at = clock.stopped_at or clock.started_at
+            clock.stopped_at = None
+            _stop(
+                clock,
+                at,
+                StopReason.SUPERSEDED,
+                "cycle no longer exists after a late message",
+                now,
+                {},
+            )
+
+    for clock in clocks:
+        if clock.running:
+            _apply_policy(clock, policy, now, actor)
+    _refresh_conversation(conversation, clocks, now)
+
+
+def _response_cycles(rows: Sequence[Any], resolved: list[datetime], policy) -> list[_Cycle]:
+    """The response cycles the messages call for, in order (see docs/sla.md)."""
+    timeline: list[tuple[datetime, int, int, str]] = []
+    for r in rows:
+        if r.direction is Direction.INBOUND:
+            timeline.append((r.sent_at, 0, r.id, "in"))
+        elif counts_as_response(r, policy):
+            timeline.append((r.sent_at, 0, r.id, "reply"))
+    # At the same instant a message comes before a resolution.
+    timeline += [(at, 1, 0, "resolved") for at in resolved]
+    timeline.sort()
+    cycles: list[_Cycle] = []
+    current: _Cycle | None = None
+    for at, _, _, what in timeline:
+        if what == "in":
+            if current is None:
+                metric = SlaMetric.NEXT_RESPONSE if cycles else SlaMetric.FIRST_RESPONSE
+                number = sum(c.metric is metric for c in cycles) + 1
+                current = _Cycle(metric, number, at)
+                cycles.append(current)
+        elif current is not None:
+            current.stop = at
+            current.reason = StopReason.REPLIED if what == "reply" else StopReason.RESOLVED
+            current = None
+    return cycles
+
+
+def _resolved_marks(resolution: SlaClock) -> list[datetime]:
+    marks = [_dt(p["start"]) for p in resolution.pauses if p["why"] == "resolved"]
+    if resolution.stop_reason is StopReason.RESOLVED and resolution.stopped_at is not None:
+        marks.append(resolution.stopped_at)
+    return marks
+
+
+def _clock(conversation: Conversation, metric: SlaMetric, cycle: int) -> SlaClock | None:
+    return db.session.scalar(
+        select(SlaClock).where(
+            SlaClock.conversation_id == conversation.id,
+            SlaClock.metric == metric,
+            SlaClock.cycle == cycle,
+        )
+    )
+
+
+def _open_clock(conversation, metric, cycle, start, policy, now, reason) -> SlaClock:
+    clock = SlaClock(
+        conversation_id=conversation.id, metric=metric, cycle=cycle, started_at=start, pauses=[]
+    )
+    db.session.add(clock)
+    _apply_policy(clock, policy, now, None, announce=False)
+    detail = {"policy": policy.name if policy else None, "target_seconds": clock.target_seconds}
+    _event(clock, ClockEventKind.START, start, reason, now, detail)
+    return clock
+
+
+def _apply_policy(clock, policy, now, actor, *, announce: bool = True) -> None:
+    """Give a running clock the policy's target and calendar; record a POLICY_CHANGE event
+    when that changes anything (a re-selected policy, or an edited one)."""
+    before = (clock.policy_id, clock.target_seconds, clock.calendar_id, clock.due_at)
+    clock.policy_id = policy.id if policy is not None else None
+    clock.target_seconds = policy.target_seconds(clock.metric) if policy is not None else None
+    clock.calendar_id = policy.calendar_id if policy is not None and policy.business_hours else None
+    _schedule(clock, policy)
+    after = (clock.policy_id, clock.target_seconds, clock.calendar_id, clock.due_at)
+    if announce and before[:3] != after[:3]:
+        _event(
+            clock,
+            ClockEventKind.POLICY_CHANGE,
+            now,
+            f"policy now {policy.name if policy else 'none'}; due recomputed from the start",
+            now,
+            {
+                "policy_id": clock.policy_id,
+                "target_seconds": clock.target_seconds,
+                "old_policy_id": before[0],
+                "old_target_seconds": before[1],
+                "old_due_at": before[3],
+                "due_at": clock.due_at,
+                "actor_id": _id(actor),
+            },
+        )
+
+
+def _schedule(clock: SlaClock, policy: SlaPolicy | None) -> None:
+    """Compute due and warning instants from the original start, skipping pauses."""
+    if clock.target_seconds is None:
+        clock.due_at = clock.warn_at = None
+        return
+    spec = _clock_spec(clock)
+    target = timedelta(seconds=clock.target_seconds)
+    clock.due_at = _used_up_at(clock, spec, target)
+    clock.warn_at = None
+    if policy is None or not policy.warn_value or clock.due_at is None:
+        return
+    if policy.warn_mode is WarnMode.PERCENT:
+        clock.warn_at = _used_up_at(clock, spec, target * min(policy.warn_value, 100) / 100)
+    else:
+        clock.warn_at = max(clock.started_at, clock.due_at - timedelta(minutes=policy.warn_value))
+
+
+def _used_up_at(clock: SlaClock, spec: CalendarSpec, amount: timedelta) -> datetime | None:
+    """When `amount` of counted time is used up; None if a pause is open before that."""
+    at, remaining = clock.started_at, amount
+    for pause in clock.pauses:
+        start = max(_dt(pause["start"]), at)
+        available = business_time_between(at, start, spec)
+        if available >= remaining:
+            break
+        remaining -= available
+        if pause["end"] is None:
+            return None
+        at = max(at, _dt(pause["end"]))
+    return add_business_time(at, remaining, spec)
+
+
+def _policy_of(clock: SlaClock) -> SlaPolicy | None:
+    # By id, not the relationship: policy_id may have changed in this session before a flush.
+    return db.session.get(SlaPolicy, clock.policy_id) if clock.policy_id is not None else None
+
+
+def _clock_spec(clock: SlaClock) -> CalendarSpec:
+    if clock.calendar_id is None:
+        return _ALWAYS_OPEN
+    return calendar_spec(db.session.get(BusinessCalendar, clock.calendar_id))
+
+
+def counted_time(clock: SlaClock, until: datetime) -> timedelta:
+    """Business time the clock has counted up to `until` (or its stop), pauses excluded."""
+    end = min(clock.stopped_at or until, until)
+    spec = _clock_spec(clock)
+    total = business_time_between(clock.started_at, end, spec)
+    for pause in clock.pauses:
+        p_end = _dt(pause["end"]) if pause["end"] else end
+        total -= business_time_between(_dt(pause["start"]), min(p_end, end), spec)
+    return total
+
+
+def _pause(clock, at, why, now, detail) -> None:
+    clock.pauses = [*clock.pauses, {"start": at.isoformat(), "end": None, "why": why}]
+    text = "waiting on the customer (pending)" if why == "pending" else f"status {why}"
+    _event(clock, ClockEventKind.PAUSE, at, text, now, detail)
+    _schedule(clock, _policy_of(clock))
+
+
+def _close_pause(clock: SlaClock, at: datetime) -> None:
+    last = clock.pauses[-1]
+    end = max(at, _dt(last["start"]))
+    clock.pauses = [*clock.pauses[:-1], {**last, "end": end.isoformat()}]
+    clock.paused_seconds += int(
+        business_time_between(_dt(last["start"]), end, _clock_spec(clock)).total_seconds()
+    )
+
+
+def _resume(clock, at, reason, now, detail) -> None:
+    _close_pause(clock, at)
+    _event(clock, ClockEventKind.RESUME, at, reason, now, detail)
+    _schedule(clock, _policy_of(clock))
+
+
+def _reopen(clock: SlaClock, at: datetime, detail, now) -> None:
+    # The resolved stretch becomes a pause: the clock resumes, it does not start over.
+    stopped = clock.stopped_at or at
+    clock.pauses = [
+        *clock.pauses,
+        {"start": stopped.isoformat(), "end": None, "why": "resolved"},
+    ]
+    clock.stopped_at = clock.stop_reason = None
+    _resume(clock, max(at, stopped), "conversation reopened", now, detail)
+
+
+def _stop(clock, at, reason: StopReason, why: str, now, detail) -> None:
+    if clock.paused:
+        _close_pause(clock, at)
+    clock.stopped_at, clock.stop_reason = at, reason
+    if clock.due_at is not None and at > clock.due_at and clock.breached_at is None:
+        # Stopped late before any sweep saw it: the breach happened at the due instant.
+        clock.breached_at = clock.due_at
+        _event(clock, ClockEventKind.BREACH, clock.due_at, "due passed", now, {"late": True})
+    kind = (
+        ClockEventKind.MET
+        if reason is StopReason.REPLIED and clock.breached_at is None
+        else ClockEventKind.STOP
+    )
+    counted = counted_time(clock, at)
+    _event(
+        clock,
+        kind,
+        at,
+        why,
+        now,
+        {**detail, "reason": str(reason), "counted_seconds": int(counted.total_seconds())},
+    )
+
+
+def _unstop(clock: SlaClock, new_stop: datetime | None, now: datetime) -> None:
+    """A late message moved this clock's stop: take the old stop back (and a breach that the
+    corrected stop shows never happened)."""
+    old = clock.stopped_at
+    clock.stopped_at = clock.stop_reason = None
+    detail: dict[str, Any] = {"old_stopped_at": old}
+    if (
+        clock.breached_at is not None
+        and new_stop is not None
+        and clock.due_at is not None
+        and new_stop <= clock.due_at
+    ):
+        clock.breached_at = None
+        detail["breach_withdrawn"] = True
+    _event(
+        clock, ClockEventKind.ADJUST, now, "stop moved: a message arrived out of order", now, detail
+    )
+
+
+def _move_start(clock: SlaClock, start: datetime, now: datetime) -> None:
+    old = clock.started_at
+    clock.started_at = start
+    _schedule(clock, _policy_of(clock))
+    _event(
+        clock,
+        ClockEventKind.ADJUST,
+        now,
+        "start moved earlier: a message dated before it arrived late",
+        now,
+        {"old_started_at": old, "started_at": start},
+    )
+
+
+def _event(clock, kind, at, reason, now, detail) -> SlaClockEvent:
+    event = SlaClockEvent(
+        clock=clock,
+        kind=kind,
+        at=at,
+        reason=reason,
+        detail=json.loads(json.dumps(detail, default=str)),
+        recorded_at=now,
+    )
+    db.session.add(event)
+    return event
+
+
+def _refresh_conversation(conversation: Conversation, clocks: Iterable[SlaClock], now) -> None:
+    running = [c for c in clocks if c.running and c.target_seconds is not None]
+    dues = [c.due_at for c in running if c.due_at is not None]
+    conversation.sla_due_at = min(dues) if dues else None
+    if any(c.breached_at is not None for c in running):
+        conversation.sla_state = SlaState.BREACHED
+    elif any(c.warned_at is not None for c in running):
+        conversation.sla_state = SlaState.WARNING
+    else:
+        conversation.sla_state = SlaState.OK if running else SlaState.NONE
+    db.session.flush()
+
+
+def _dt(value: str) -> datetime:
+    return as_utc(datetime.fromisoformat(value))
+
+
+def _id(obj: Any) -> int | None:
+    return obj.id if obj is not None else None
+
+
+# --- the sweep ----------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    warned: list[int] = field(default_factory=list)  # clock ids
+    breached: list[int] = field(default_factory=list)
+    actions: int = 0
+
+
+def sweep(*, now: datetime) -> SweepResult:
+    """Mark every running clock whose warning or due instant has passed, exactly once.
+
+    Each mark is a conditional UPDATE … WHERE <mark> IS NULL … RETURNING id (on PostgreSQL
+    over rows locked with SKIP LOCKED), so of two sweeps running at once only one gets each
+    row back; only that one records the event and runs the escalation actions.
+    """
+    now = as_utc(now)
+    result = SweepResult()
+    result.warned = _mark(SlaClock.warned_at, SlaClock.warn_at, now)
+    result.breached = _mark(SlaClock.breached_at, SlaClock.due_at, now)
+    touched: dict[int, Conversation] = {}
+    for ids, kind in (
+        (result.warned, ClockEventKind.WARN),
+        (result.breached, ClockEventKind.BREACH),
+    ):
+        for clock in _load(ids):
+            conversation = clock.conversation
+            touched[conversation.id] = conversation
+            instant = clock.warned_at if kind is ClockEventKind.WARN else clock.breached_at
+            text = "warning threshold reached" if kind is ClockEventKind.WARN else "due passed"
+            event = _event(clock, kind, instant, text, now, {"due_at": clock.due_at})
+            db.session.flush()
+            policy = _policy_of(clock)
+            if policy is not None:
+                actions = (
+                    policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
+                )
+                for action in actions:
+                    result.actions += _run_action(action, clock, event, now)
+    for conversation in touched.values():
+        clocks = db.session.scalars(
+            select(SlaClock).where(SlaClock.conversation_id == conversation.id)
+        ).all()
+        _refresh_conversation(conversation, clocks, now)
+        publish_after_commit(
+            db.session,
+            "conversation.sla",
+            conversation_id=conversation.id,
+            sla_state=str(conversation.sla_state),
+            sla_due_at=conversation.sla_due_at,
+        )
+    return result
+
+
+def _mark(mark, instant, now: datetime) -> list[int]:
+    candidates = (
+        select(SlaClock.id)
+        .where(SlaClock.stopped_at.is_(None), mark.is_(None), instant.is_not(None), instant <= now)
+        .order_by(SlaClock.id)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(SlaClock)
+        .where(SlaClock.id.in_(candidates), mark.is_(None), SlaClock.stopped_at.is_(None))
+        .values({mark: instant})
+        .returning(SlaClock.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(db.session.execute(statement).scalars())
+
+
+def _load(ids: list[int]) -> list[SlaClock]:
+    clocks: list[SlaClock] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        clocks += db.session.scalars(
+            select(SlaClock)
+            .where(SlaClock.id.in_(chunk))
+            .order_by(SlaClock.id)
+            # The marking UPDATE bypassed the identity map: take the rows as stored.
+            .execution_options(populate_existing=True)
+        ).all()
+    return clocks
+
+
+# --- escalation actions -------------------------------------------------------------------
+
+
+def _run_action(action: dict[str, Any], clock: SlaClock, event: SlaClockEvent, now) -> int:
+    conversation = clock.conversation
+    kind = action.get("type")
+    if kind == "notify":
+        return _notify(action.get("to", []), clock, event, now)
+    if kind == "raise_priority":
+        index = _PRIORITY_ORDER.index(conversation.priority)
+        if index + 1 >= len(_PRIORITY_ORDER):
+            return 0
+        before = conversation.priority
+        conversation.priority = _PRIORITY_ORDER[index + 1]
+        _escalated(
+            conversation, {"priority": str(before)}, {"priority": str(conversation.priority)}, now
+        )
+        return 1
+    if kind == "reassign":
+        team = db.session.get(Team, action.get("team_id") or 0)
+        if team is None or conversation.team_id == team.id:
+            return 0
+        before = {"team_id": conversation.team_id, "assignee_id": conversation.assignee_id}
+        conversation.team_id, conversation.assignee_id = team.id, None
+        conversation.team = team
+        _escalated(conversation, before, {"team_id": team.id, "assignee_id": None}, now)
+        return 1
+    if kind == "webhook" and action.get("url"):
+        # Never inside this transaction: the call happens in a job after the commit.
+        enqueue_after_commit(
+            db.session, "inbox.jobs.sla_webhook", event.id, action["url"], queue="outbound"
+        )
+        return 1
+    return 0
+
+
+def _escalated(conversation: Conversation, before, after, now) -> None:
+    record_audit(
+        "conversation.sla_escalation", conversation, actor=None, before=before, after=after, now=now
+    )
+    db.session.flush()
+    on_attributes_change(conversation, actor=None, now=now)
+
+
+def _notify(to: list[str], clock: SlaClock, event: SlaClockEvent, now) -> int:
+    conversation = clock.conversation
+    recipients: dict[int, User] = {}
+    if "assignee" in to and conversation.assignee is not None:
+        recipients[conversation.assignee.id] = conversation.assignee
+    if "supervisors" in to:
+        query = select(User).where(User.role == Role.SUPERVISOR, User.active.is_(True))
+        if conversation.team_id is not None:
+            query = query.where(User.teams.any(Team.id == conversation.team_id))
+        recipients.update((u.id, u) for u in db.session.scalars(query))
+    what = METRIC_LABELS[clock.metric].lower()
+    if event.kind is ClockEventKind.WARN:
+        text = (
+            f"SLA warning: {what} on conversation #{conversation.id} is due in "
+            + format_duration((clock.due_at - now).total_seconds())
+        )
+    else:
+        text = f"SLA breached: {what} on conversation #{conversation.id} was due at " + (
+            clock.due_at.strftime("%Y-%m-%d %H:%M UTC")
+        )
+    for user in recipients.values():
+        db.session.add(
+            Notification(
+                user_id=user.id,
+                kind=f"sla.{event.kind}",
+                conversation_id=conversation.id,
+                text=text,
+                created_at=now,
+            )
+        )
+    return len(recipients)
+
+
+def deliver_webhook(event: SlaClockEvent, url: str, *, timeout: float = 10.0) -> int:
+    """POST the event as JSON to `url`; return the HTTP status (raises on failure so the job
+    is retried). Runs in a job on the `outbound` queue, never in the sweep's transaction."""
+    clock = event.clock
+    payload = {
+        "event": f"sla.{event.kind}",
+        "conversation_id": clock.conversation_id,
+        "metric": str(clock.metric),
+        "cycle": clock.cycle,
+        "policy": clock.policy.name if clock.policy else None,
+        "at": event.at.isoformat(),
+        "due_at": clock.due_at.isoformat() if clock.due_at else None,
+    }
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"webhook URL must be http(s), got {url!r}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "inbox-sla/1"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        return response.status
+
+
+# --- explaining a clock -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotCounted:
+    start: datetime
+    end: datetime
+    reason: str
+
+
+@dataclass
+class ClockExplanation:
+    clock: SlaClock
+    label: str
+    started_at: datetime
+    ended_at: datetime | None
+    due_at: datetime | None
+    target: timedelta | None
+    counted: timedelta
+    outcome: str  # met | breached | running | paused | stopped | superseded
+    not_counted: list[NotCounted]
+    summary: str
+    timezone: str
+    events: list[SlaClockEvent]
+
+    def local(self, moment: datetime) -> datetime:
+        """`moment` on the clock's calendar's wall clock (how its business hours read)."""
+        return moment.astimezone(ZoneInfo(self.timezone))
+
+
+def explain(conversation: Conversation, *, now: datetime) -> list[ClockExplanation]:
+    """Per clock (first response, next-response cycles, resolution): what was counted, what
+    was not and why, and the outcome."""
+    now = as_utc(now)
+    clocks = db.session.scalars(
+        select(SlaClock).where(SlaClock.conversation_id == conversation.id)
+    ).all()
+    order = list(METRIC_LABELS)
+    clocks = sorted(clocks, key=lambda c: (order.index(c.metric), c.cycle))
+    return [_explain(clock, now) for clock in clocks]
+
+
+def _explain(clock: SlaClock, now: datetime) -> ClockExplanation:
+    spec = _clock_spec(clock)
+    end = clock.stopped_at or now
+    counted = counted_time(clock, end)
+    target = timedelta(seconds=clock.target_seconds) if clock.target_seconds is not None else None
+    if clock.stop_reason is StopReason.SUPERSEDED:
+        outcome = "superseded"
+    elif clock.breached_at is not None or (clock.running and clock.due_at and clock.due_at <= now):
+        outcome = "breached"
+    elif clock.running:
+        outcome = "paused" if clock.paused else "running"
+    else:
+        outcome = "met" if target is not None else "stopped"
+    label = METRIC_LABELS[clock.metric]
+    if clock.metric is SlaMetric.NEXT_RESPONSE:
+        label += f" #{clock.cycle}"
+    kind = "business time" if clock.calendar_id is not None else "calendar time"
+    text = f"{format_duration(counted.total_seconds())} {kind}"
+    if target is None:
+        summary = f"{text}, no target"
+    else:
+        summary = f"{text} against a {format_duration(target.total_seconds())} target: {outcome}"
+        if outcome == "breached" and clock.due_at is not None:
+            summary += f" ({format_duration((end - clock.due_at).total_seconds())} over)"
+        elif outcome in ("running", "paused") and clock.due_at is not None:
+            summary += f", due in {format_duration((clock.due_at - now).total_seconds())}"
+    gaps = [
+        NotCounted(_dt(p["start"]), _dt(p["end"]) if p["end"] else end, f"paused: {p['why']}")
+        for p in clock.pauses
+    ]
+    gaps += _closed_stretches(clock.started_at, end, spec)
+    return ClockExplanation(
+        clock=clock,
+        label=label,
+        started_at=clock.started_at,
+        ended_at=clock.stopped_at,
+        due_at=clock.due_at,
+        target=target,
+        counted=counted,
+        outcome=outcome,
+        not_counted=sorted(gaps, key=lambda g: (g.start, g.end)),
+        summary=summary,
+        timezone=spec.timezone,
+        events=list(clock.events),
+    )
+
+
+def _closed_stretches(start: datetime, end: datetime, spec: CalendarSpec) -> list[NotCounted]:
+    """The stretches of [start, end) outside business hours, each with why it is closed."""
+    if spec.always_open or end <= start:
+        return []
+    zone = spec.zone
+    gaps: list[NotCounted] = []
+    cursor = start
+    for interval in [*calendar_open_intervals(start, end, spec), None]:
+        gap_end = interval.start if interval is not None else end
+        if gap_end > cursor:
+            a, b = cursor.astimezone(zone), gap_end.astimezone(zone)
+            holiday = next(
+                (
+                    a.date() + timedelta(days=n)
+                    for n in range((b.date() - a.date()).days + 1)
+                    if spec.is_closed_on(a.date() + timedelta(days=n))
+                    and spec.weekly.get((a.date() + timedelta(days=n)).weekday())
+                ),
+                None,
+            )
+            if holiday is not None:
+                reason = f"holiday ({holiday:%a %d %b}), outside business hours"
+            elif a.date() == b.date() and interval is not None and cursor != start:
+                reason = "break, outside business hours"
+            else:
+                reason = "outside business hours"
+            gaps.append(NotCounted(cursor, gap_end, reason))
+        if interval is not None:
+            cursor = interval.end
+    return gaps
