@@ -14,6 +14,7 @@ from flask import current_app
 
 from inbox.extensions import db
 from inbox.queue import PeriodicJob, get_redis
+from inbox.services import conversations
 from inbox.services.heartbeat import record_heartbeat
 from inbox.timeutil import utcnow
 
@@ -43,9 +44,15 @@ def heartbeat() -> None:
     record_heartbeat(get_redis(current_app), now=utcnow())
 
 
+@unit_of_work
+def wake_snoozed() -> int:
+    return conversations.wake_snoozed(now=utcnow())
+
+
 def periodic_jobs() -> list[PeriodicJob]:
     return [
         PeriodicJob(
             "heartbeat", "inbox.jobs.heartbeat", current_app.config["INBOX_HEARTBEAT_SECONDS"]
         ),
+        PeriodicJob("wake-snoozed", "inbox.jobs.wake_snoozed", 60),
     ]

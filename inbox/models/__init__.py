@@ -5,11 +5,13 @@ Imports: its submodules.
 
 from inbox.models.accounts import ApiToken, Availability, Role, Team, User, team_members
 from inbox.models.audit import AuditEvent
+from inbox.models.canned import CannedResponse
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.models.conversations import (
     OPEN_STATUSES,
     Conversation,
+    ConversationRead,
     DeliveryStatus,
     Direction,
     EventState,
@@ -21,22 +23,26 @@ from inbox.models.conversations import (
     Tag,
     conversation_tags,
 )
+from inbox.models.notifications import Notification
 
 __all__ = [
     "OPEN_STATUSES",
     "ApiToken",
     "AuditEvent",
+    "CannedResponse",
     "Availability",
     "ChannelAccount",
     "Contact",
     "ContactIdentity",
     "Conversation",
+    "ConversationRead",
     "DeliveryStatus",
     "Direction",
     "EventState",
     "InboundEvent",
     "Kind",
     "Message",
+    "Notification",
     "Platform",
     "Priority",
     "Role",

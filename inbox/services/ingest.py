@@ -2,7 +2,7 @@
 
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
-Imports: models, extensions.db, services.audit.
+Imports: models, extensions.db, live, services.audit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from inbox.extensions import db
+from inbox.live import publish_after_commit
 from inbox.models import (
     ChannelAccount,
     Contact,
@@ -136,6 +137,13 @@ def add_message(
     )
     db.session.add(message)
     _update_conversation_times(conversation, message)
+    # Agents who opened the conversation before this message must re-check before acting.
+    conversation.version = (conversation.version or 0) + 1
+    if direction is not Direction.NOTE:
+        # Notes are published by the action that adds them, with who did it.
+        publish_after_commit(
+            db.session, "conversation.updated", conversation_id=conversation.id, action="message"
+        )
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
