@@ -11,11 +11,10 @@ from wtforms import (
     EmailField,
     IntegerField,
     PasswordField,
-    SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from inbox.models import Priority, Status
 
@@ -51,14 +50,16 @@ class TeamForm(VersionedForm):
 
 
 class StatusForm(VersionedForm):
-    status = SelectField("Status", choices=[(s.value, s.value) for s in Status])
+    status = StringField("Status", validators=[DataRequired(), AnyOf([s.value for s in Status])])
     # A preset ("1h", "4h", "tomorrow", "next_week") or an ISO time in snooze_until.
     snooze = StringField(validators=[Optional(), Length(max=16)])
     snooze_until = StringField(validators=[Optional(), Length(max=40)])
 
 
 class PriorityForm(VersionedForm):
-    priority = SelectField("Priority", choices=[(p.value, p.value) for p in Priority])
+    priority = StringField(
+        "Priority", validators=[DataRequired(), AnyOf([p.value for p in Priority])]
+    )
 
 
 class TagForm(VersionedForm):
@@ -86,9 +87,11 @@ class CannedResponseForm(FlaskForm):
 
 class BulkForm(FlaskForm):
     ids = StringField(validators=[DataRequired(), Length(max=20000)])  # comma-separated
-    action = SelectField(
-        choices=[
-            (a, a) for a in ("claim", "assign", "unassign", "tag", "status", "spam", "not_spam")
-        ]
+    action = StringField(
+        "Action",
+        validators=[
+            DataRequired(),
+            AnyOf(["claim", "assign", "unassign", "tag", "status", "spam", "not_spam"]),
+        ],
     )
     value = StringField(validators=[Optional(), Length(max=64)])

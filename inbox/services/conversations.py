@@ -118,6 +118,7 @@ def _done(
         f"conversation.{action}", conversation, actor=actor, before=before, after=after, now=now
     )
     conversation.updated_at = now
+    db.session.flush()
     publish_after_commit(
         db.session,
         "conversation.updated",
@@ -152,6 +153,7 @@ def assign(
     if assignee is not None and conversation.status is Status.NEW:
         conversation.status = Status.OPEN
     action = "assign" if assignee is not None else "unassign"
+    db.session.flush()  # the relationship sets assignee_id only at flush
     _done(
         conversation, action, actor=actor, now=now, before=before, after=_owner_state(conversation)
     )
@@ -211,6 +213,7 @@ def route_to_support(
                 conversation=conversation,
                 now=now,
             )
+    db.session.flush()
     after = {**_owner_state(conversation), "status": str(conversation.status), "note": note}
     _done(conversation, "route", actor=actor, now=now, before=before, after=after)
     return message
