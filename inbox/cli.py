@@ -1,4 +1,5 @@
-"""`flask --app inbox …` commands (DESIGN §9): create-user, add-channel, import-csv, seed-demo.
+"""`flask --app inbox …` commands (DESIGN §9): create-user, add-channel, import-csv, seed-demo,
+replay-events.
 
 Each command is a boundary: it calls services and commits once (imports commit in batches).
 Imports: services, models, extensions.db, timeutil.
@@ -11,13 +12,15 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from sqlalchemy import or_, select
 
 from inbox.extensions import db
-from inbox.models import Platform, Role
+from inbox.models import EventState, InboundEvent, Platform, Role
 from inbox.services.accounts import create_api_token, create_user, get_or_create_team
 from inbox.services.channels import add_channel
 from inbox.services.csv_import import ImportFormatError, import_twcs, read_twcs
 from inbox.services.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+from inbox.services.events import enqueue_processing, process_event, reset_for_replay
 from inbox.timeutil import utcnow
 
 
@@ -109,8 +112,41 @@ def seed_demo_command(csv_path):
         click.echo(f"  {login.role.value:<10} {login.email}")
 
 
+@click.command("replay-events")
+@click.option("--id", "ids", type=int, multiple=True, help="Event id; repeatable.")
+@click.option("--failed", is_flag=True, help="Every failed event.")
+@click.option("--inline", is_flag=True, help="Process here instead of enqueueing to workers.")
+def replay_events_command(ids, failed, inline):
+    """Process stored webhook events again (safe: stored messages are never duplicated)."""
+    if not ids and not failed:
+        raise click.UsageError("name events with --id, or pass --failed")
+    query = select(InboundEvent)
+    query = query.where(
+        or_(InboundEvent.id.in_(ids), InboundEvent.state == EventState.FAILED)
+        if failed
+        else InboundEvent.id.in_(ids)
+    )
+    events = db.session.scalars(query.order_by(InboundEvent.id)).all()
+    missing = set(ids) - {e.id for e in events}
+    if missing:
+        raise click.ClickException(f"no such event: {', '.join(map(str, sorted(missing)))}")
+    for event in events:
+        reset_for_replay(event)
+        if inline:
+            process_event(event, now=utcnow())
+        else:
+            enqueue_processing(event)
+    db.session.commit()
+    if inline:
+        states = ", ".join(f"#{e.id} {e.state}" for e in events)
+        click.echo(f"replayed {len(events)} events: {states}")
+    else:
+        click.echo(f"enqueued {len(events)} events for processing")
+
+
 def register(app: Flask) -> None:
     for command in (
+        replay_events_command,
         create_user_command,
         add_channel_command,
         import_csv_command,

@@ -71,10 +71,10 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "RQ_QUEUES": [
             q for q in environ.get("RQ_QUEUES", "ingest,outbound,default").split(",") if q
         ],
-        # False runs jobs inline right after commit (on the same real Redis); tests use it.
-        "INBOX_RQ_ASYNC": env_bool(environ, "INBOX_RQ_ASYNC", True),
         # The worker's heartbeat job runs this often; /healthz fails after 3 missed beats.
         "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
+        # Pending webhook events older than this are re-enqueued (Redis was down, a worker died).
+        "INBOX_EVENT_REQUEUE_SECONDS": env_int(environ, "INBOX_EVENT_REQUEUE_SECONDS", 60),
         # Request bodies above this are refused with 413. Meta documents webhook bodies up to
         # 3 MB, so the default leaves room above that.
         "MAX_CONTENT_LENGTH": env_int(environ, "INBOX_MAX_BODY_BYTES", 4 * 1024 * 1024),

@@ -1,11 +1,12 @@
 """Domain exceptions and the handlers that render errors as HTML pages or JSON for API clients.
 
-Imports: flask only.
+Imports: flask, sqlalchemy.exc.
 """
 
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -40,7 +41,7 @@ class Conflict(InboxError):
 
 
 def wants_json() -> bool:
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return (
@@ -65,6 +66,7 @@ _CODES = {
     413: "payload_too_large",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
 
 
@@ -84,6 +86,17 @@ def register_error_handlers(app: Flask) -> None:
     def handle_http_error(error: HTTPException):
         status = error.code or 500
         return _render(status, _CODES.get(status, "error"), error.description or "")
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(error: OperationalError):
+        # The database is unreachable: 503 tells clients (and platforms) to retry later.
+        app.logger.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(error.orig).__name__,
+        )
+        return _render(503, "unavailable", "The service is temporarily unavailable.")
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):

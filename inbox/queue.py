@@ -40,7 +40,7 @@ def get_queue(name: str, app: Flask | None = None) -> Queue:
     app = app or current_app
     if name not in app.config["RQ_QUEUES"]:
         raise ValueError(f"unknown queue {name!r}; configured: {app.config['RQ_QUEUES']}")
-    return Queue(name, connection=get_redis(app), is_async=app.config["INBOX_RQ_ASYNC"])
+    return Queue(name, connection=get_redis(app))
 
 
 def after_commit(session: Session | scoped_session, callback: Callable[[], None]) -> None:
@@ -68,7 +68,12 @@ def enqueue_after_commit(
 
 def _send_pending(session: Session) -> None:
     for callback in session.info.pop(_PENDING_KEY, []):
-        callback()
+        # The data is committed; failing now (e.g. Redis is down) must not turn a done action
+        # into an error. Work that matters is recoverable from the database (stale-event sweep).
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit work failed; it will be recovered from the database")
 
 
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:

@@ -190,5 +190,11 @@ def test_bad_cursor_limit_and_missing_token(api, client):
 def test_openapi_describes_the_existing_endpoints(client):
     spec = client.get("/api/v1/openapi.json").json
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/me", "/conversations", "/conversations/{id}", "/openapi.json"}
+    assert set(spec["paths"]) == {
+        "/me",
+        "/conversations",
+        "/conversations/{id}",
+        "/messages",
+        "/openapi.json",
+    }
     assert set(spec["paths"]["/conversations/{id}"]) == {"get", "patch"}

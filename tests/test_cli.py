@@ -168,3 +168,40 @@ def test_seed_demo_twice_does_not_duplicate(runner, app):
     assert second.exit_code == 0
     assert (count(User), count(Conversation), count(Message), count(ChannelAccount)) == before
     assert "admin@example.com" in second.output
+
+
+def test_replay_events_processes_an_event_again_once_its_account_exists(runner, app):
+    from inbox.models import EventIssue, EventState, InboundEvent
+    from tests.conftest import WEBHOOK_FIXTURES
+
+    event = InboundEvent(platform="x", body=(WEBHOOK_FIXTURES / "x_dm_event.json").read_bytes())
+    db.session.add(event)
+    db.session.commit()
+    first = runner.invoke(args=["replay-events", "--id", str(event.id), "--inline"])
+    assert first.exit_code == 0, first.output
+    assert count(Message) == 0 and count(EventIssue) == 1  # unknown account, listed
+    runner.invoke(
+        args=[
+            "add-channel",
+            "--platform",
+            "x",
+            "--account-id",
+            "1522093748110303232",
+            "--name",
+            "@BrightwaveHelp",
+        ]
+    )
+    second = runner.invoke(args=["replay-events", "--id", str(event.id), "--inline"])
+    assert second.exit_code == 0, second.output
+    assert f"#{event.id} processed" in second.output
+    assert count(Message) == 1 and count(EventIssue) == 0
+    third = runner.invoke(args=["replay-events", "--id", str(event.id), "--inline"])
+    assert third.exit_code == 0 and count(Message) == 1  # replaying never duplicates
+    db.session.expire_all()
+    assert db.session.get(InboundEvent, event.id).state is EventState.PROCESSED
+
+
+def test_replay_events_needs_a_selection_and_names_unknown_ids(runner):
+    assert "--failed" in runner.invoke(args=["replay-events"]).output
+    result = runner.invoke(args=["replay-events", "--id", "999"])
+    assert result.exit_code != 0 and "no such event: 999" in result.output

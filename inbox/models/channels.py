@@ -6,12 +6,13 @@ Imports: extensions, models.base.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 from sqlalchemy import LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inbox.extensions import Base
-from inbox.models.base import TimestampMixin, enum_column
+from inbox.models.base import TimestampMixin, UTCDateTime, enum_column
 
 
 class Platform(enum.StrEnum):
@@ -51,3 +52,5 @@ class ChannelAccount(TimestampMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     # The platform access token used to send replies, encrypted at rest (never logged).
     access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # When a webhook last brought something for this account (ingestion health for admins).
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

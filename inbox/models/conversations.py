@@ -178,6 +178,8 @@ class Message(TimestampMixin, Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Earlier versions of an edited message, oldest first: [{"text": …, "replaced_at": …}].
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     author_identity: Mapped[ContactIdentity | None] = relationship()
@@ -216,3 +218,27 @@ class InboundEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Set when the stale-event sweep last re-enqueued it, so one sweep does not pile up jobs.
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    issues: Mapped[list[EventIssue]] = relationship(back_populates="event")
+
+
+class EventIssue(Base):
+    """A part of a webhook delivery that did not become a message: an unknown channel account,
+    an unsupported type, a status for a message we never sent … Listed for admins, never
+    silently dropped."""
+
+    __tablename__ = "event_issues"
+    # The admin view counts issues per account.
+    __table_args__ = (Index("ix_event_issues_account", "platform", "account_external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("inbound_events.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    account_external_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    event: Mapped[InboundEvent] = relationship(back_populates="issues")

@@ -1,8 +1,9 @@
-"""Turning normalised messages into domain rows: contact identities, conversations, messages.
+"""Turning normalised messages into domain rows: contact identities, conversations, messages,
+and applying the platform events that change them (edits, deletions, delivery statuses).
 
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
-Imports: models, extensions.db, live, services.audit.
+Imports: models, extensions.db, live, services.audit, connectors (the event dataclasses only).
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select, update
 
+from inbox.connectors import DeliveryStatus as ConnectorDeliveryStatus
+from inbox.connectors import Event as ConnectorEvent
+from inbox.connectors import (
+    InboundMessage,
+    MessageDeletion,
+    MessageEdit,
+    StatusWatermark,
+)
 from inbox.extensions import db
 from inbox.live import publish_after_commit
 from inbox.models import (
@@ -20,6 +29,7 @@ from inbox.models import (
     Contact,
     ContactIdentity,
     Conversation,
+    DeliveryStatus,
     Direction,
     Kind,
     Message,
@@ -27,6 +37,8 @@ from inbox.models import (
     Status,
     Team,
 )
+from inbox.services.audit import record_audit
+from inbox.timeutil import as_utc
 
 
 @dataclass(frozen=True)
@@ -136,52 +148,303 @@ def add_message(
         attachments=attachments or [],
     )
     db.session.add(message)
-    _update_conversation_times(conversation, message)
-    # Agents who opened the conversation before this message must re-check before acting.
-    conversation.version = (conversation.version or 0) + 1
-    if direction is not Direction.NOTE:
-        # Notes are published by the action that adds them, with who did it.
-        publish_after_commit(
-            db.session, "conversation.updated", conversation_id=conversation.id, action="message"
-        )
+    refresh_conversation_times(conversation)
+    # Notes are published by the action that adds them (with who did it); the rest here.
+    conversation_changed(conversation, "message", publish=direction is not Direction.NOTE)
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
+    elif direction is Direction.OUTBOUND and conversation.status is Status.NEW:
+        conversation.status = Status.OPEN  # someone has answered: no longer untouched
+    if conversation.is_public:
+        adopt_orphans(message)
     db.session.flush()
     return message
 
 
-def _update_conversation_times(conversation: Conversation, message: Message) -> None:
-    at = message.sent_at
-    if message.direction is Direction.NOTE:
-        return
-    conversation.message_count += 1
-    if conversation.last_message_at is None or at > conversation.last_message_at:
-        conversation.last_message_at = at
-    if message.direction is Direction.INBOUND:
-        if conversation.last_inbound_at is None or at > conversation.last_inbound_at:
-            conversation.last_inbound_at = at
-        if conversation.first_inbound_at is None or at < conversation.first_inbound_at:
-            conversation.first_inbound_at = at
-            # The customer's first message arrived late (out of order): the first response is
-            # the earliest human reply at or after it, which may be a reply stored already.
-            db.session.flush()
-            conversation.first_response_at = db.session.scalar(
-                select(Message.sent_at)
-                .where(
-                    Message.conversation_id == conversation.id,
-                    Message.direction == Direction.OUTBOUND,
-                    Message.is_auto_reply.is_(False),
-                    Message.sent_at >= at,
-                )
-                .order_by(Message.sent_at)
-                .limit(1)
+def conversation_changed(
+    conversation: Conversation, what: str, *, bump: bool = True, publish: bool = True
+) -> None:
+    """Something agents see changed: bump the version (so an agent acting on what they saw
+    before is asked to re-check) and tell open inboxes after commit."""
+    if bump:
+        conversation.version = (conversation.version or 0) + 1
+    if publish:
+        publish_after_commit(
+            db.session, "conversation.updated", conversation_id=conversation.id, action=what
+        )
+
+
+def refresh_conversation_times(conversation: Conversation) -> None:
+    """Recompute the conversation's denormalised counts and timestamps from its messages.
+
+    Computed from scratch (two indexed aggregates) rather than patched incrementally, so the
+    values are right whatever order messages arrive in and after threads are merged.
+    """
+    db.session.flush()
+    counted = Message.direction != Direction.NOTE
+    inbound = Message.direction == Direction.INBOUND
+    row = db.session.execute(
+        select(
+            func.count(case((counted, 1))),
+            func.min(case((inbound, Message.sent_at))),
+            func.max(case((inbound, Message.sent_at))),
+            func.max(case((counted, Message.sent_at))),
+        ).where(Message.conversation_id == conversation.id)
+    ).one()
+    conversation.message_count = row[0]
+    conversation.first_inbound_at, conversation.last_inbound_at = _utc(row[1]), _utc(row[2])
+    conversation.last_message_at = _utc(row[3])
+    # The first response: the earliest human reply at or after the customer's first message.
+    conversation.first_response_at = (
+        None
+        if row[1] is None
+        else db.session.scalar(
+            select(func.min(Message.sent_at)).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.OUTBOUND,
+                Message.is_auto_reply.is_(False),
+                Message.sent_at >= conversation.first_inbound_at,
             )
-    elif message.direction is Direction.OUTBOUND and not message.is_auto_reply:
-        first_in = conversation.first_inbound_at
-        if (
-            first_in is not None
-            and at >= first_in
-            and (conversation.first_response_at is None or at < conversation.first_response_at)
-        ):
-            conversation.first_response_at = at
+        )
+    )
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    # Aggregates over a CASE lose the column type on SQLite, which returns the stored text.
+    if value is None or isinstance(value, datetime):
+        return None if value is None else as_utc(value)
+    return as_utc(datetime.fromisoformat(value))
+
+
+def adopt_orphans(message: Message) -> None:
+    """Merge into `message`'s conversation any thread that was waiting for it.
+
+    A public reply whose parent we do not hold yet is threaded under the parent's id; when that
+    parent arrives (out of order) and itself belongs to an existing conversation, the waiting
+    thread is folded into it so the whole reply chain is one conversation.
+    """
+    if message.external_id is None:
+        return
+    conversation = message.conversation
+    prefix = "tweet" if conversation.channel_account.platform == Platform.X else "comment"
+    orphan = db.session.scalar(
+        select(Conversation).where(
+            Conversation.channel_account_id == conversation.channel_account_id,
+            Conversation.thread_key == f"{prefix}:{message.external_id}",
+            Conversation.id != conversation.id,
+        )
+    )
+    if orphan is None:
+        return
+    db.session.execute(
+        update(Message)
+        .where(Message.conversation_id == orphan.id)
+        .values(conversation_id=conversation.id)
+    )
+    record_audit(
+        "conversation.merge",
+        conversation,
+        actor=None,
+        after={"merged_conversation_id": orphan.id, "reason": "reply chain completed"},
+    )
+    db.session.delete(orphan)
+    db.session.expire(conversation, ["messages"])
+    refresh_conversation_times(conversation)
+
+
+# --- Applying normalised platform events -----------------------------------------------------
+
+# Delivery states only move forward; a late "delivered" must not undo "read". Failed is final.
+_DELIVERY_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+}
+
+
+class Unhandled(Exception):
+    """Part of a delivery that cannot become domain rows; recorded as an EventIssue.
+
+    Always raised before the item has written anything, so callers need no savepoint.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def find_account(platform: str, account_id: str | None) -> ChannelAccount:
+    account = (
+        None
+        if account_id is None
+        else db.session.scalar(
+            select(ChannelAccount).where(
+                ChannelAccount.platform == platform,
+                ChannelAccount.external_account_id == account_id,
+            )
+        )
+    )
+    if account is None or not account.active:
+        raise Unhandled(
+            "unknown_account",
+            f"no active {platform} channel account {account_id!r}: connect it with "
+            f"`flask --app inbox add-channel --platform {platform} --account-id {account_id}`",
+        )
+    return account
+
+
+def _thread_key(account: ChannelAccount, msg: InboundMessage) -> tuple[str, Conversation | None]:
+    """The conversation a message belongs to: an existing one (a reply to a message we have) or
+    the key of the thread to find or create.
+
+    DMs: one thread per customer and account. Public posts follow the reply chain: a reply to a
+    message we hold joins that message's conversation; a reply to one we don't hold is keyed by
+    its parent, so when the parent arrives later (out of order) it lands in the same thread. A
+    comment directly on a post starts its own thread (one per commenter, not one per post).
+    """
+    if msg.platform == "api" and msg.root_external_id:
+        return f"thread:{msg.root_external_id}", None  # custom channels name their threads
+    if msg.kind == "dm":
+        return f"dm:{msg.contact_id}", None
+    prefix = "tweet" if msg.platform == "x" else "comment"
+    parent = msg.parent_external_id
+    if parent is None or parent == msg.root_external_id:
+        return f"{prefix}:{msg.external_id}", None
+    known = find_message(account, parent)
+    if known is not None:
+        return "", known.conversation
+    return f"{prefix}:{parent}", None
+
+
+def apply_inbound_message(msg: InboundMessage) -> Message | None:
+    """Store a message (ours or the customer's) in its conversation; None if already stored."""
+    account = find_account(msg.platform, msg.account_id)
+    if msg.needs_fetch:
+        raise Unhandled(
+            "needs_fetch",
+            f"{msg.platform} {msg.kind} {msg.external_id} carries only ids; fetching its text "
+            "and author from the platform API is not supported yet",
+        )
+    if find_message(account, msg.external_id) is not None:
+        return None
+    contact_id = msg.contact_id
+    if contact_id is None:
+        raise Unhandled(
+            "no_contact", f"{msg.direction} {msg.kind} {msg.external_id} names no customer"
+        )
+    key, conversation = _thread_key(account, msg)
+    identity = None
+    if msg.direction == "inbound":
+        identity = resolve_identity(
+            Profile(
+                Platform(msg.platform),
+                msg.author_id or contact_id,
+                handle=msg.author_handle or "",
+                display_name=msg.author_name or "",
+                follower_count=msg.author_follower_count,
+                verified=bool(msg.author_verified),
+            )
+        )
+    if conversation is None:
+        contact = (
+            identity or resolve_identity(Profile(Platform(msg.platform), contact_id))
+        ).contact
+        conversation, _ = get_or_create_conversation(
+            account, key, kind=Kind(msg.kind), is_public=msg.is_public, contact=contact
+        )
+    return add_message(
+        conversation,
+        direction=Direction(msg.direction),
+        text=msg.text,
+        sent_at=msg.sent_at,
+        external_id=msg.external_id,
+        author_identity=identity,
+        attachments=[
+            {"type": a.type, "url": a.url, "media_id": a.media_id, "caption": a.caption}
+            for a in msg.attachments
+        ],
+    )
+
+
+def _stored_message(platform: str, account_id: str, external_id: str, what: str) -> Message:
+    message = find_message(find_account(platform, account_id), external_id)
+    if message is None:
+        raise Unhandled(
+            "unknown_message", f"{what} for message {external_id}, which we do not hold"
+        )
+    return message
+
+
+def apply_edit(edit: MessageEdit) -> None:
+    message = _stored_message(edit.platform, edit.account_id, edit.external_id, "edit")
+    if message.edited_at is not None and edit.at <= message.edited_at:
+        return  # an older edit delivered late: the newer text stays
+    message.history = [*message.history, {"text": message.text, "replaced_at": edit.at.isoformat()}]
+    message.text = edit.text
+    message.edited_at = edit.at
+    conversation_changed(message.conversation, "edit")
+
+
+def apply_deletion(deletion: MessageDeletion) -> None:
+    message = _stored_message(
+        deletion.platform, deletion.account_id, deletion.external_id, "deletion"
+    )
+    # The text stays (history for agents and audits); the UI shows the message as deleted.
+    if message.deleted_at is None:
+        message.deleted_at = deletion.at
+        conversation_changed(message.conversation, "deletion")
+
+
+def apply_delivery_status(status: ConnectorDeliveryStatus) -> None:
+    message = _stored_message(status.platform, status.account_id, status.external_id, "status")
+    _advance_delivery(message, DeliveryStatus(status.status), status.error_message)
+
+
+def apply_watermark(mark: StatusWatermark) -> None:
+    account = find_account(mark.platform, mark.account_id)
+    outbound = db.session.scalars(
+        select(Message)
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .where(
+            Conversation.channel_account_id == account.id,
+            Conversation.thread_key == f"dm:{mark.contact_id}",
+            Message.direction == Direction.OUTBOUND,
+            Message.sent_at <= mark.up_to,
+        )
+    )
+    for message in outbound:
+        _advance_delivery(message, DeliveryStatus(mark.status), None)
+
+
+def _advance_delivery(message: Message, new: DeliveryStatus, error: str | None) -> None:
+    current = message.delivery_status
+    if current is DeliveryStatus.FAILED:
+        return
+    if new is DeliveryStatus.FAILED:
+        message.delivery_status = new
+        message.delivery_error = error
+    elif current is None or _DELIVERY_RANK[new] > _DELIVERY_RANK[current]:
+        message.delivery_status = new
+    else:
+        return
+    # Shown live (the tick changes) but not a reason to re-check an action: no version bump.
+    conversation_changed(message.conversation, "delivery", bump=False)
+
+
+def apply_event(event: ConnectorEvent) -> None:
+    """Apply one parsed platform event. Raises Unhandled for what cannot be applied."""
+    if isinstance(event, InboundMessage):
+        apply_inbound_message(event)
+    elif isinstance(event, MessageEdit):
+        apply_edit(event)
+    elif isinstance(event, MessageDeletion):
+        apply_deletion(event)
+    elif isinstance(event, ConnectorDeliveryStatus):
+        apply_delivery_status(event)
+    elif isinstance(event, StatusWatermark):
+        apply_watermark(event)
+    else:
+        raise Unhandled(event.event_type, event.reason)

@@ -1,6 +1,7 @@
-"""Admin pages: the people, teams and channel accounts of the workspace, canned responses.
+"""Admin pages: the people, teams and channel accounts of the workspace, ingestion health
+(accounts' last delivery, failed and unhandled webhook events, replay) and canned responses.
 
-Imports: models, extensions.db, forms, errors, permissions, services.canned, timeutil.
+Imports: services, models, extensions.db, errors, permissions, forms, timeutil.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from inbox.models import (
     CannedResponse,
     ChannelAccount,
     Conversation,
+    EventIssue,
     EventState,
     InboundEvent,
     Role,
@@ -25,6 +27,8 @@ from inbox.models import (
 )
 from inbox.permissions import role_required
 from inbox.services import canned
+from inbox.services.audit import record_audit
+from inbox.services.events import enqueue_processing, reset_for_replay
 from inbox.timeutil import utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,21 +46,30 @@ def index():
         .group_by(Team.id)
         .order_by(Team.name)
     ).all()
-    channels = db.session.execute(
-        select(ChannelAccount, func.count(Conversation.id))
-        .outerjoin(Conversation, Conversation.channel_account_id == ChannelAccount.id)
-        .group_by(ChannelAccount.id)
-        .order_by(ChannelAccount.platform, ChannelAccount.name)
-    ).all()
-    failed_events = db.session.scalar(
-        select(func.count(InboundEvent.id)).where(InboundEvent.state == EventState.FAILED)
+    conversations = (
+        select(func.count(Conversation.id))
+        .where(Conversation.channel_account_id == ChannelAccount.id)
+        .scalar_subquery()
     )
+    issues = (
+        select(func.count(EventIssue.id))
+        .where(
+            EventIssue.platform == ChannelAccount.platform,
+            EventIssue.account_external_id == ChannelAccount.external_account_id,
+        )
+        .scalar_subquery()
+    )
+    channels = db.session.execute(
+        select(ChannelAccount, conversations, issues).order_by(
+            ChannelAccount.platform, ChannelAccount.name
+        )
+    ).all()
     return render_template(
         "admin/index.html",
         users=users,
         teams=teams,
         channels=channels,
-        failed_events=failed_events,
+        **_ingestion_health(),
     )
 
 
@@ -121,3 +134,41 @@ def canned_delete(response_id: int):
         db.session.commit()
         flash(f"Canned response “{title}” deleted.", "info")
     return redirect(url_for("admin.canned_list"))
+
+
+def _ingestion_health() -> dict:
+    failed = db.session.scalars(
+        select(InboundEvent)
+        .where(InboundEvent.state == EventState.FAILED)
+        .order_by(InboundEvent.id.desc())
+        .limit(50)
+    ).all()
+    pending = db.session.scalar(
+        select(func.count(InboundEvent.id)).where(InboundEvent.state == EventState.PENDING)
+    )
+    recent_issues = db.session.scalars(
+        select(EventIssue).order_by(EventIssue.id.desc()).limit(50)
+    ).all()
+    return {
+        "failed_events": failed,
+        "pending_events": pending,
+        "recent_issues": recent_issues,
+        "replay_form": PostForm(),
+    }
+
+
+@bp.post("/events/<int:event_id>/replay")
+@role_required(Role.ADMIN)
+def replay_event(event_id: int):
+    form = PostForm()
+    event = db.session.get(InboundEvent, event_id)
+    if event is None:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    reset_for_replay(event)
+    enqueue_processing(event)
+    record_audit("event.replay", event, actor=current_user)
+    db.session.commit()
+    flash(f"Event #{event.id} queued for processing again.", "info")
+    return redirect(url_for("admin.index") + "#ingestion")

@@ -4,7 +4,7 @@ Session cookies are ignored here on purpose: a token cannot be sent by a forged 
 so the API needs no CSRF token, and a stolen page session cannot drive the API.
 Conversations are read and changed through the same services and the same permission check
 (`get_conversation_for`: 404 for what the caller may not see) as the web inbox.
-Imports: services, models, extensions.db, errors, timeutil.
+Imports: services, connectors (the ingest format), models, extensions.db, errors, timeutil.
 """
 
 from __future__ import annotations
@@ -15,12 +15,20 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request, url_for
 from sqlalchemy.orm import selectinload
 
+from inbox.connectors import ParseError
+from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
-from inbox.models import Conversation, Message, Priority, Status, Team, User
+from inbox.models import Conversation, Message, Priority, Role, Status, Team, User
 from inbox.services import conversations as actions
 from inbox.services import listing
 from inbox.services.accounts import user_for_token
+from inbox.services.ingest import (
+    Unhandled,
+    apply_inbound_message,
+    find_account,
+    find_message,
+)
 from inbox.timeutil import as_utc, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -363,6 +371,20 @@ def openapi():
                     },
                 ),
             },
+            "/messages": {
+                "post": _op(
+                    "Ingest one message from a custom channel (admin token; idempotent on "
+                    "message_id)",
+                    body={"type": "object"},
+                    responses={
+                        "201": {"description": "Stored"},
+                        "200": {"description": "Already stored (duplicate)"},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "403": {"$ref": "#/components/responses/Error"},
+                        "422": {"$ref": "#/components/responses/Error"},
+                    },
+                )
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -373,3 +395,28 @@ def openapi():
         },
     }
     return jsonify(spec)
+
+
+@bp.post("/messages")
+def ingest_message():
+    """Ingest one message from a custom channel; idempotent on the caller's message_id."""
+    if not g.api_user.has_role(Role.ADMIN):
+        return json_error(403, "forbidden", "Ingesting messages needs an admin's token.")
+    try:
+        message = parse_api_message(request.get_json(silent=True), now=utcnow())
+        stored = apply_inbound_message(message)
+    except ParseError as exc:
+        return json_error(400, "invalid", str(exc))
+    except Unhandled as exc:
+        return json_error(422, exc.kind, exc.reason)
+    duplicate = stored is None
+    if duplicate:
+        stored = find_message(find_account("api", message.account_id), message.external_id)
+    db.session.commit()
+    body = {
+        "message_id": stored.external_id,
+        "id": stored.id,
+        "conversation_id": stored.conversation_id,
+        "duplicate": duplicate,
+    }
+    return jsonify(body), 200 if duplicate else 201

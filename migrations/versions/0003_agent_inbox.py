@@ -1,7 +1,7 @@
 """agent inbox
 
-Revision ID: 0002_agent-inbox
-Revises: 0001
+Revision ID: 0003_agent_inbox
+Revises: 0002_ingestion
 Create Date: 2026-11-26 03:05:02.594796
 
 """
@@ -12,8 +12,8 @@ import inbox.models.base  # noqa: F401  (UTCDateTime column type)
 
 
 # revision identifiers, used by Alembic.
-revision = "0002_agent-inbox"
-down_revision = "0001"
+revision = "0003_agent_inbox"
+down_revision = "0002_ingestion"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,171 @@
+"""The life of a webhook delivery: recorded before we answer, processed by a worker, retried,
+re-enqueued when it was missed, replayed on request. Nothing accepted is ever lost.
+
+Imports: models, extensions.db, connectors, services.ingest, queue (enqueue-after-commit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from rq import Retry
+from sqlalchemy import or_, select, update
+
+from inbox.connectors import ParseError, get_connector
+from inbox.extensions import db
+from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent
+from inbox.queue import enqueue_after_commit
+from inbox.services.ingest import Unhandled, apply_event
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "inbox.jobs.process_inbound_event"
+# After this many failed attempts an event stops being retried and waits for a replay.
+MAX_ATTEMPTS = 5
+# Headers worth keeping with the raw body (for support and re-verification); nothing else.
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-hub-signature-256",
+    "x-twitter-webhooks-signature",
+)
+
+
+def _store(platform: str, body: bytes, headers: Mapping[str, str], now: datetime) -> InboundEvent:
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    event = InboundEvent(platform=platform, body=body, headers=kept, received_at=now)
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def record_inbound_event(
+    platform: str, body: bytes, headers: Mapping[str, str], *, now: datetime
+) -> InboundEvent:
+    """Store a verified delivery as received and enqueue its processing after commit."""
+    event = _store(platform, body, headers, now)
+    enqueue_processing(event)
+    return event
+
+
+def enqueue_processing(event: InboundEvent) -> None:
+    # Backoff covers a concurrent worker creating the same contact or thread (unique
+    # violation, fine on retry) and short database hiccups.
+    enqueue_after_commit(
+        db.session,
+        PROCESS_JOB,
+        event.id,
+        queue="ingest",
+        retry=Retry(max=4, interval=[1, 5, 15, 60]),
+    )
+
+
+def record_malformed_event(
+    platform: str, body: bytes, headers: Mapping[str, str], error: str, *, now: datetime
+) -> InboundEvent:
+    """Keep a correctly signed but unreadable delivery as a failed event admins can inspect."""
+    event = _store(platform, body, headers, now)
+    event.state = EventState.FAILED
+    event.error = error
+    event.processed_at = now
+    return event
+
+
+def process_event(event: InboundEvent, *, now: datetime) -> None:
+    """Parse a pending event and apply everything in it, in one transaction with the caller.
+
+    Parts that cannot be applied (unknown account, unsupported type …) become EventIssues; the
+    event is still processed. A payload that cannot be parsed marks the event failed.
+    Other errors propagate so the job is retried; see `record_attempt_failure`.
+    """
+    if event.state is not EventState.PENDING:
+        return  # processed already (a redelivered job, or the sweep and the original both ran)
+    try:
+        payload = json.loads(event.body)
+        parsed = get_connector(event.platform).parse(payload)
+    except (ValueError, ParseError) as exc:  # JSONDecodeError is a ValueError
+        event.state = EventState.FAILED
+        event.error = f"cannot parse: {exc}"
+        event.processed_at = now
+        return
+    accounts: set[tuple[str, str]] = set()
+    for item in parsed:
+        if item.account_id is not None:
+            accounts.add((item.platform, item.account_id))
+        # Unhandled is raised before an item writes anything, so no partial rows remain.
+        try:
+            apply_event(item)
+        except Unhandled as issue:
+            db.session.add(
+                EventIssue(
+                    event=event,
+                    platform=item.platform,
+                    account_external_id=item.account_id,
+                    kind=issue.kind,
+                    reason=issue.reason,
+                    created_at=now,
+                )
+            )
+    _mark_accounts_seen(accounts, event.received_at)
+    event.state = EventState.PROCESSED
+    event.processed_at = now
+    event.error = None
+
+
+def _mark_accounts_seen(accounts: set[tuple[str, str]], at: datetime) -> None:
+    for platform, account_id in accounts:
+        db.session.execute(
+            update(ChannelAccount)
+            .where(
+                ChannelAccount.platform == platform,
+                ChannelAccount.external_account_id == account_id,
+                or_(ChannelAccount.last_event_at.is_(None), ChannelAccount.last_event_at < at),
+            )
+            .values(last_event_at=at)
+        )
+
+
+def record_attempt_failure(event: InboundEvent, error: BaseException) -> bool:
+    """Count a failed processing attempt; return True if it should be retried."""
+    event.attempts += 1
+    event.error = f"{type(error).__name__}: {error}"[:2000]
+    if event.attempts >= MAX_ATTEMPTS:
+        event.state = EventState.FAILED
+        return False
+    return True
+
+
+def requeue_stale_events(*, now: datetime, older_than: timedelta, limit: int = 1000) -> int:
+    """Enqueue pending events that no job picked up (Redis was down, a worker died …).
+
+    Each event is re-enqueued at most once per `older_than`; running it twice is harmless since
+    processing skips events that are no longer pending.
+    """
+    cutoff = now - older_than
+    stale = db.session.scalars(
+        select(InboundEvent)
+        .where(
+            InboundEvent.state == EventState.PENDING,
+            InboundEvent.received_at < cutoff,
+            or_(InboundEvent.requeued_at.is_(None), InboundEvent.requeued_at < cutoff),
+        )
+        .order_by(InboundEvent.id)
+        .limit(limit)
+    ).all()
+    for event in stale:
+        event.requeued_at = now
+        enqueue_processing(event)
+    return len(stale)
+
+
+def reset_for_replay(event: InboundEvent) -> None:
+    """Make a failed (or any) event pending again, forgetting its earlier issues."""
+    event.state = EventState.PENDING
+    event.attempts = 0
+    event.error = None
+    event.processed_at = None
+    for issue in list(event.issues):
+        db.session.delete(issue)
