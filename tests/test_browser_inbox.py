@@ -137,9 +137,9 @@ def test_new_message_from_ingestion_appears_live_in_counts_and_list(
     page: Page, live_server, people
 ):
     open_inbox(page, live_server, people["alice"].email, "/inbox/unassigned")
-    expect(page.locator('[data-count="unassigned"]').first).to_have_text("0")
+    expect(page.locator('[data-count="unassigned"]')).to_have_text("0")
     factories.conversation(team="Social care", text="Fresh from the webhook", name="New Person")
-    expect(page.locator('[data-count="unassigned"]').first).to_have_text("1")
+    expect(page.locator('[data-count="unassigned"]')).to_have_text("1")
     expect(page.locator(".row .snippet")).to_contain_text("Fresh from the webhook")
 
 

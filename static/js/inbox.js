@@ -285,7 +285,7 @@
   function refreshCounts() {
     fetch(queue.dataset.countsUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (data) {
       Object.keys(data.views).forEach(function (name) {
-        $all('[data-count="' + name + '"]').forEach(function (el) { el.textContent = data.views[name]; });
+        $all('[data-count="' + name + '"], [data-count-title="' + name + '"]').forEach(function (el) { el.textContent = data.views[name]; });
       });
       app.setNotificationCount(data.notifications);
     }).catch(function () {});
