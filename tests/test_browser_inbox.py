@@ -18,6 +18,9 @@ from tests.test_browser_shell import sign_in
 
 pytestmark = pytest.mark.browser
 
+# Tests ask for live_server before page, so the browser page (with its live stream and
+# heartbeats) is closed before the server stops and the tables are dropped.
+
 
 @pytest.fixture
 def people(make_user):
@@ -40,7 +43,7 @@ def open_inbox(page: Page, base: str, email: str, path: str = "/inbox") -> None:
     expect(page.locator("body[data-live=on]")).to_have_count(1)  # the SSE stream is connected
 
 
-def test_keyboard_open_claim_resolve_and_undo(page: Page, live_server, people, artifacts_dir):
+def test_keyboard_open_claim_resolve_and_undo(live_server, page: Page, people, artifacts_dir):
     convs = [
         factories.conversation(team="Social care", text=f"Question number {i}", name=f"Cust {i}")
         for i in range(3)
@@ -78,7 +81,7 @@ def test_keyboard_open_claim_resolve_and_undo(page: Page, live_server, people, a
 
 
 def test_note_with_mention_notifies_the_colleague_live(
-    browser, page: Page, live_server, people, artifacts_dir
+    live_server, browser, page: Page, people, artifacts_dir
 ):
     c = factories.conversation(team="Social care", text="Where is my refund?", name="Maria Lopez")
     bob_context = browser.new_context(viewport={"width": 1366, "height": 768})
@@ -105,7 +108,7 @@ def test_note_with_mention_notifies_the_colleague_live(
 
 
 def test_colleague_change_shows_live_and_a_stale_note_warns_before_applying(
-    browser, page: Page, live_server, people, artifacts_dir
+    live_server, browser, page: Page, people, artifacts_dir
 ):
     c = factories.conversation(team="Social care", text="App crashes on start", name="Wei Chen")
     bob_context = browser.new_context(viewport={"width": 1366, "height": 768})
@@ -143,7 +146,7 @@ def test_new_message_from_ingestion_appears_live_in_counts_and_list(
     expect(page.locator(".row .snippet")).to_contain_text("Fresh from the webhook")
 
 
-def test_bulk_spam_with_shift_click_range_and_confirm(page: Page, live_server, people):
+def test_bulk_spam_with_shift_click_range_and_confirm(live_server, page: Page, people):
     convs = [
         factories.conversation(team="Social care", text=f"Buy followers {i}") for i in range(4)
     ]
@@ -163,7 +166,7 @@ def test_bulk_spam_with_shift_click_range_and_confirm(page: Page, live_server, p
     assert sum(fresh(c.id).is_spam for c in convs) == 3
 
 
-def test_canned_response_is_inserted_into_the_note_box(page: Page, live_server, people, make_user):
+def test_canned_response_is_inserted_into_the_note_box(live_server, page: Page, people, make_user):
     admin = make_user(Role.ADMIN)
     create_response(
         "Apology",
@@ -178,7 +181,7 @@ def test_canned_response_is_inserted_into_the_note_box(page: Page, live_server, 
     expect(page.locator("[data-note-box]")).to_have_value("Sorry Priya, Alice here.")
 
 
-def test_empty_state_and_hostile_content(page: Page, live_server, people, artifacts_dir):
+def test_empty_state_and_hostile_content(live_server, page: Page, people, artifacts_dir):
     c = factories.conversation(team="Social care", text="<img src=x onerror=window.pwned=1>")
     open_inbox(page, live_server, people["alice"].email, "/inbox/mine")
     expect(page.locator("[data-empty]")).to_contain_text("Nothing assigned to you.")

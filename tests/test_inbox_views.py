@@ -417,3 +417,24 @@ def test_presence_heartbeat_lists_other_viewers_and_typing(client, agent, make_u
     assert viewers == [{"id": bob.id, "name": "Bob Agent", "initials": "BA", "typing": True}]
     bob_client.post(f"/inbox/c/{c.id}/leave")
     assert client.post(f"/inbox/c/{c.id}/presence").json["viewers"] == []
+
+
+def test_event_stream_sends_published_events_and_releases_its_database_connection(client, agent):
+    from inbox.live import publish
+
+    response = client.get("/inbox/stream", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    stream = response.response
+    assert next(stream).startswith(b"retry:")
+    # The request holds no pooled connection while streaming.
+    assert db.engine.pool.checkedout() == 0
+    publish("notification", user_id=agent.id + 1000)  # someone else's: not sent
+    publish("conversation.updated", conversation_id=7, action="tag", actor_id=agent.id)
+    chunk = next(stream)
+    while chunk.startswith(b":"):  # keep-alives
+        chunk = next(stream)
+    assert chunk == (
+        b'data: {"event": "conversation.updated", "conversation_id": 7, '
+        b'"action": "tag", "actor_id": ' + str(agent.id).encode() + b"}\n\n"
+    )
+    response.close()

@@ -26,7 +26,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -572,6 +571,9 @@ def stream():
     seconds = current_app.config["INBOX_SSE_SECONDS"]
     events = live.listen(timeout=10)
     user_id = current_user.id
+    # The stream never touches the database: hand the connection (opened to load the user)
+    # back to the pool now, or every open tab would hold one for as long as it streams.
+    db.session.remove()
 
     def generate():
         deadline = utcnow() + timedelta(seconds=seconds)
@@ -591,7 +593,7 @@ def stream():
             events.close()
 
     return Response(
-        stream_with_context(generate()),
+        generate(),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
