@@ -114,6 +114,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_X_CONSUMER_SECRET": environ.get("INBOX_X_CONSUMER_SECRET", ""),
         "INBOX_META_APP_SECRET": environ.get("INBOX_META_APP_SECRET", ""),
         "INBOX_META_VERIFY_TOKEN": environ.get("INBOX_META_VERIFY_TOKEN", ""),
+        # A live-update stream (SSE) ends after this long and the browser reconnects, so a web
+        # thread is never held forever by one tab.
+        "INBOX_SSE_SECONDS": env_int(environ, "INBOX_SSE_SECONDS", 300),
         "INBOX_DEMO_CSV": environ.get("INBOX_DEMO_CSV", ""),
         # Encrypts channel access tokens at rest: comma-separated Fernet keys, the first one
         # encrypts and all decrypt (rotate by prepending a new key, then re-save the tokens).

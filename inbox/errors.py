@@ -33,6 +33,13 @@ class Forbidden(InboxError):
     code = "forbidden"
 
 
+class Conflict(InboxError):
+    """The object changed since the caller read it (optimistic concurrency): re-read, then retry."""
+
+    status = 409
+    code = "conflict"
+
+
 def wants_json() -> bool:
     if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
         return True
@@ -55,6 +62,7 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     429: "rate_limited",
     500: "internal_error",

@@ -21,7 +21,7 @@ from inbox.connectors import TransientSendError
 from inbox.extensions import db
 from inbox.models import InboundEvent, SlaClockEvent
 from inbox.queue import PeriodicJob, get_redis
-from inbox.services import sla
+from inbox.services import conversations, sla
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
@@ -51,6 +51,11 @@ def unit_of_work(func: F) -> F:
 
 def heartbeat() -> None:
     record_heartbeat(get_redis(current_app), now=utcnow())
+
+
+@unit_of_work
+def wake_snoozed() -> int:
+    return conversations.wake_snoozed(now=utcnow())
 
 
 def process_inbound_event(event_id: int) -> None:
@@ -132,6 +137,7 @@ def periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob(
             "heartbeat", "inbox.jobs.heartbeat", current_app.config["INBOX_HEARTBEAT_SECONDS"]
         ),
+        PeriodicJob("wake-snoozed", "inbox.jobs.wake_snoozed", 60),
         PeriodicJob(
             "requeue-stale-events",
             "inbox.jobs.requeue_events",

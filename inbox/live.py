@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from redis.client import PubSub
 from sqlalchemy.orm import Session, scoped_session
 
 from inbox.queue import after_commit, get_redis
@@ -25,11 +26,23 @@ def publish_after_commit(session: Session | scoped_session, event: str, **data: 
     after_commit(session, lambda: redis.publish(CHANNEL, message))
 
 
+def publish(event: str, **data: Any) -> None:
+    """Publish right away, for state that lives only in Redis (presence), not in a transaction."""
+    get_redis().publish(CHANNEL, json.dumps({"event": event, **data}, default=str))
+
+
 def listen(timeout: float = 15.0) -> Iterator[dict[str, Any] | None]:
-    """Yield published events as dicts, or None every `timeout` seconds of silence (so a
-    streaming response can send a keep-alive and notice a closed connection)."""
+    """Subscribe now, then yield published events as dicts, or None every `timeout` seconds of
+    silence (so a streaming response can send a keep-alive and notice a closed connection).
+
+    Subscribing before returning means nothing published after this call is missed, even if the
+    caller starts iterating a little later (a streaming response sends its headers first)."""
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CHANNEL)
+    return _events(pubsub, timeout)
+
+
+def _events(pubsub: PubSub, timeout: float) -> Iterator[dict[str, Any] | None]:
     try:
         while True:
             message = pubsub.get_message(timeout=timeout)

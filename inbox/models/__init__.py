@@ -5,11 +5,13 @@ Imports: its submodules.
 
 from inbox.models.accounts import ApiToken, Availability, Role, Team, User, team_members
 from inbox.models.audit import AuditEvent
+from inbox.models.canned import CannedResponse
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.models.conversations import (
     OPEN_STATUSES,
     Conversation,
+    ConversationRead,
     DeliveryStatus,
     Direction,
     EventIssue,
@@ -37,25 +39,18 @@ from inbox.models.sla import (
 )
 
 __all__ = [
-    "WarnMode",
-    "Visibility",
-    "StopReason",
-    "SlaState",
-    "SlaPolicy",
-    "SlaMetric",
-    "SlaClockEvent",
-    "SlaClock",
-    "Notification",
-    "ClockEventKind",
-    "BusinessCalendar",
     "OPEN_STATUSES",
     "ApiToken",
     "AuditEvent",
     "Availability",
+    "BusinessCalendar",
+    "CannedResponse",
     "ChannelAccount",
+    "ClockEventKind",
     "Contact",
     "ContactIdentity",
     "Conversation",
+    "ConversationRead",
     "DeliveryStatus",
     "Direction",
     "EventIssue",
@@ -63,13 +58,22 @@ __all__ = [
     "InboundEvent",
     "Kind",
     "Message",
+    "Notification",
     "Platform",
     "Priority",
     "Role",
+    "SlaClock",
+    "SlaClockEvent",
+    "SlaMetric",
+    "SlaPolicy",
+    "SlaState",
     "Status",
+    "StopReason",
     "Tag",
     "Team",
     "User",
+    "Visibility",
+    "WarnMode",
     "conversation_tags",
     "team_members",
 ]

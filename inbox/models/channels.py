@@ -24,6 +24,21 @@ class Platform(enum.StrEnum):
     # Custom channels posting through POST /api/v1/messages.
     API = "api"
 
+    @property
+    def label(self) -> str:
+        """The platform's own spelling, for people ("WhatsApp", not "Whatsapp")."""
+        return _PLATFORM_LABELS[self]
+
+
+_PLATFORM_LABELS = {
+    Platform.X: "X",
+    Platform.MESSENGER: "Messenger",
+    Platform.INSTAGRAM: "Instagram",
+    Platform.FACEBOOK: "Facebook",
+    Platform.WHATSAPP: "WhatsApp",
+    Platform.API: "API",
+}
+
 
 class ChannelAccount(TimestampMixin, Base):
     __tablename__ = "channel_accounts"

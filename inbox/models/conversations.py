@@ -148,6 +148,9 @@ class Conversation(TimestampMixin, Base):
     )
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_state: Mapped[SlaState] = enum_column(SlaState, default=SlaState.NONE)
+    # Bumped by every change an agent should know about (actions, notes, new messages): a form
+    # carries the version it was rendered with, so a stale action is refused, not applied blind.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     channel_account: Mapped[ChannelAccount] = relationship()
     contact: Mapped[Contact] = relationship()
@@ -199,6 +202,21 @@ class Message(TimestampMixin, Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     author_identity: Mapped[ContactIdentity | None] = relationship()
     author_user: Mapped[User | None] = relationship()
+
+
+class ConversationRead(Base):
+    """When an agent last looked at a conversation: rows with newer customer messages are unread
+    for that agent (read state is per agent, not shared)."""
+
+    __tablename__ = "conversation_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_read_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class InboundEvent(Base):

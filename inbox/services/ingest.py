@@ -3,7 +3,7 @@ and applying the platform events that change them (edits, deletions, delivery st
 
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
-Imports: models, extensions.db, services.audit, services.sla (every message runs the SLA
+Imports: models, extensions.db, live, services.audit, services.sla (every message runs the SLA
 clocks), connectors (the event dataclasses only).
 """
 
@@ -26,6 +26,7 @@ from inbox.connectors import (
     StatusWatermark,
 )
 from inbox.extensions import db
+from inbox.live import publish_after_commit
 from inbox.models import (
     ChannelAccount,
     Contact,
@@ -160,6 +161,8 @@ def add_message(
     db.session.add(message)
     refresh_conversation_times(conversation)
     old_status = conversation.status
+    # Notes are published by the action that adds them (with who did it); the rest here.
+    conversation_changed(conversation, "message", publish=direction is not Direction.NOTE)
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
@@ -208,6 +211,19 @@ def summarize_messages(rows: Iterable[tuple[Direction, datetime, bool]]) -> Thre
         last_message_at=max((at for _, at, _ in rows), default=None),
         first_response_at=min(replies, default=None),
     )
+
+
+def conversation_changed(
+    conversation: Conversation, what: str, *, bump: bool = True, publish: bool = True
+) -> None:
+    """Something agents see changed: bump the version (so an agent acting on what they saw
+    before is asked to re-check) and tell open inboxes after commit."""
+    if bump:
+        conversation.version = (conversation.version or 0) + 1
+    if publish:
+        publish_after_commit(
+            db.session, "conversation.updated", conversation_id=conversation.id, action=what
+        )
 
 
 def refresh_conversation_times(conversation: Conversation) -> None:
@@ -440,6 +456,7 @@ def apply_edit(edit: MessageEdit) -> None:
     message.history = [*message.history, {"text": message.text, "replaced_at": edit.at.isoformat()}]
     message.text = edit.text
     message.edited_at = edit.at
+    conversation_changed(message.conversation, "edit")
 
 
 def apply_deletion(deletion: MessageDeletion) -> None:
@@ -449,6 +466,7 @@ def apply_deletion(deletion: MessageDeletion) -> None:
     # The text stays (history for agents and audits); the UI shows the message as deleted.
     if message.deleted_at is None:
         message.deleted_at = deletion.at
+        conversation_changed(message.conversation, "deletion")
 
 
 def apply_delivery_status(status: ConnectorDeliveryStatus) -> None:
@@ -481,6 +499,10 @@ def _advance_delivery(message: Message, new: DeliveryStatus, error: str | None) 
         message.delivery_error = error
     elif current is None or _DELIVERY_RANK[new] > _DELIVERY_RANK[current]:
         message.delivery_status = new
+    else:
+        return
+    # Shown live (the tick changes) but not a reason to re-check an action: no version bump.
+    conversation_changed(message.conversation, "delivery", bump=False)
 
 
 def apply_event(event: ConnectorEvent) -> None:

@@ -1,7 +1,7 @@
-"""Admin pages: the people, teams and channel accounts of the workspace, and ingestion health
-(accounts' last delivery, failed and unhandled webhook events, replay).
+"""Admin pages: the people, teams and channel accounts of the workspace, ingestion health
+(accounts' last delivery, failed and unhandled webhook events, replay) and canned responses.
 
-Imports: services, models, extensions.db, permissions, forms.
+Imports: services, models, extensions.db, errors, permissions, forms, timeutil.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import PostForm
+from inbox.forms import CannedResponseForm, PostForm
 from inbox.models import (
+    CannedResponse,
     ChannelAccount,
     Conversation,
     EventIssue,
@@ -24,8 +26,10 @@ from inbox.models import (
     User,
 )
 from inbox.permissions import role_required
+from inbox.services import canned
 from inbox.services.audit import record_audit
 from inbox.services.events import enqueue_processing, reset_for_replay
+from inbox.timeutil import utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -67,6 +71,69 @@ def index():
         channels=channels,
         **_ingestion_health(),
     )
+
+
+@bp.route("/canned", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def canned_list():
+    form = CannedResponseForm()
+    if form.validate_on_submit():
+        try:
+            canned.create_response(
+                form.title.data, form.body.data, actor=current_user, now=utcnow()
+            )
+            db.session.commit()
+            flash(f"Canned response “{form.title.data.strip()}” created.", "info")
+            return redirect(url_for("admin.canned_list"))
+        except InboxError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+    return render_template(
+        "admin/canned.html",
+        responses=canned.all_responses(),
+        form=form,
+        editing=None,
+        placeholders=canned.PLACEHOLDERS,
+        delete_form=PostForm(),
+    )
+
+
+@bp.route("/canned/<int:response_id>", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def canned_edit(response_id: int):
+    response = db.session.get(CannedResponse, response_id) or abort(404)
+    form = CannedResponseForm(obj=response)
+    if form.validate_on_submit():
+        try:
+            canned.update_response(
+                response, form.title.data, form.body.data, actor=current_user, now=utcnow()
+            )
+            db.session.commit()
+            flash("Canned response saved.", "info")
+            return redirect(url_for("admin.canned_list"))
+        except InboxError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+    return render_template(
+        "admin/canned.html",
+        responses=canned.all_responses(),
+        form=form,
+        editing=response,
+        placeholders=canned.PLACEHOLDERS,
+        delete_form=PostForm(),
+    )
+
+
+@bp.route("/canned/<int:response_id>/delete", methods=["POST"])
+@role_required(Role.ADMIN)
+def canned_delete(response_id: int):
+    response = db.session.get(CannedResponse, response_id) or abort(404)
+    if PostForm().validate_on_submit():
+        title = response.title
+        canned.delete_response(response, actor=current_user, now=utcnow())
+        db.session.commit()
+        flash(f"Canned response “{title}” deleted.", "info")
+    return redirect(url_for("admin.canned_list"))
 
 
 def _ingestion_health() -> dict:

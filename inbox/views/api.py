@@ -2,20 +2,27 @@
 
 Session cookies are ignored here on purpose: a token cannot be sent by a forged cross-site form,
 so the API needs no CSRF token, and a stolen page session cannot drive the API.
-Imports: services, connectors (the ingest format), models, permissions, extensions.db, errors,
-timeutil.
+Conversations are read and changed through the same services and the same permission check
+(`get_conversation_for`: 404 for what the caller may not see) as the web inbox.
+Imports: services, connectors (the ingest format), models, extensions.db, errors, timeutil.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request, url_for
+from sqlalchemy.orm import selectinload
 
 from inbox.connectors import ParseError
 from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, NotFound, json_error
 from inbox.extensions import csrf, db
-from inbox.models import Conversation, Message, Role
+from inbox.models import Conversation, Message, Priority, Role, Status, Team, User
 from inbox.permissions import can_act_on
+from inbox.services import conversations as actions
+from inbox.services import listing
 from inbox.services.accounts import user_for_token
 from inbox.services.ingest import (
     Unhandled,
@@ -24,7 +31,7 @@ from inbox.services.ingest import (
     find_message,
 )
 from inbox.services.replies import create_reply
-from inbox.timeutil import utcnow
+from inbox.timeutil import as_utc, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -32,6 +39,8 @@ csrf.exempt(bp)
 
 @bp.before_request
 def authenticate_token():
+    if request.endpoint == "api.openapi":
+        return None  # the description of the API is public
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -55,6 +64,339 @@ def me():
             "teams": [t.name for t in user.teams],
         }
     )
+
+
+@bp.errorhandler(InboxError)
+def domain_error(error: InboxError):
+    db.session.rollback()
+    return json_error(error.status, error.code, error.message)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _user(user: User | None) -> dict[str, Any] | None:
+    return None if user is None else {"id": user.id, "name": user.name, "email": user.email}
+
+
+def conversation_json(c: Conversation) -> dict[str, Any]:
+    contact = c.contact
+    return {
+        "id": c.id,
+        "platform": str(c.platform),
+        "channel_account": {
+            "id": c.channel_account.id,
+            "name": c.channel_account.name,
+            "external_account_id": c.channel_account.external_account_id,
+        },
+        "kind": str(c.kind),
+        "is_public": c.is_public,
+        "status": str(c.status),
+        "priority": str(c.priority),
+        "is_spam": c.is_spam,
+        "snoozed_until": _iso(c.snoozed_until),
+        "team": None if c.team is None else {"id": c.team.id, "name": c.team.name},
+        "assignee": _user(c.assignee),
+        "tags": sorted(t.name for t in c.tags),
+        "contact": {
+            "id": contact.id,
+            "name": contact.display_name,
+            "is_vip": contact.is_vip,
+            "identities": [
+                {
+                    "platform": str(i.platform),
+                    "external_user_id": i.external_user_id,
+                    "handle": i.handle,
+                    "display_name": i.display_name,
+                    "follower_count": i.follower_count,
+                }
+                for i in contact.identities
+            ],
+        },
+        "language": c.language,
+        "sentiment": c.sentiment,
+        "message_count": c.message_count,
+        "first_inbound_at": _iso(c.first_inbound_at),
+        "first_response_at": _iso(c.first_response_at),
+        "last_inbound_at": _iso(c.last_inbound_at),
+        "last_message_at": _iso(c.last_message_at),
+        "resolved_at": _iso(c.resolved_at),
+        "created_at": _iso(c.created_at),
+        "version": c.version,
+        # SLA clocks arrive with the SLA engine; the field is part of the contract already.
+        "sla_clocks": [],
+        "url": url_for("inbox.conversation", conversation_id=c.id, _external=True),
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    if m.author_identity is not None:
+        author = {
+            "type": "contact",
+            "handle": m.author_identity.handle,
+            "name": m.author_identity.display_name,
+        }
+    elif m.author_user is not None:
+        author = {"type": "user", **(_user(m.author_user) or {})}
+    else:
+        author = None
+    return {
+        "id": m.id,
+        "external_id": m.external_id,
+        "direction": str(m.direction),
+        "text": m.text,
+        "sent_at": _iso(m.sent_at),
+        "author": author,
+        "status": str(m.delivery_status) if m.delivery_status else None,
+        "error": m.delivery_error,
+        "attachments": m.attachments,
+        "edited_at": _iso(m.edited_at),
+        "deleted_at": _iso(m.deleted_at),
+    }
+
+
+@bp.route("/conversations")
+def list_conversations():
+    try:
+        limit = int(request.args.get("limit", 25))
+    except ValueError:
+        raise InboxError("limit must be a number.", code="bad_request") from None
+    if not 1 <= limit <= listing.MAX_LIMIT:
+        raise InboxError(f"limit must be between 1 and {listing.MAX_LIMIT}.", code="bad_request")
+    page = listing.list_conversations(
+        g.api_user,
+        filters=listing.Filters.parse(request.args),
+        sort=request.args.get("sort", listing.DEFAULT_SORT),
+        cursor=request.args.get("cursor") or None,
+        limit=limit,
+    )
+    return jsonify(
+        {"items": [conversation_json(c) for c in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@bp.route("/conversations/<int:conversation_id>")
+def get_conversation(conversation_id: int):
+    conversation = actions.get_conversation_for(g.api_user, conversation_id)
+    messages = db.session.scalars(
+        db.select(Message)
+        .where(Message.conversation_id == conversation.id)
+        .options(selectinload(Message.author_identity), selectinload(Message.author_user))
+        .order_by(Message.sent_at, Message.id)
+    ).all()
+    return jsonify(
+        {**conversation_json(conversation), "messages": [message_json(m) for m in messages]}
+    )
+
+
+PATCHABLE = {"status", "priority", "team", "assignee", "tags", "snooze_until", "version"}
+
+
+@bp.route("/conversations/<int:conversation_id>", methods=["PATCH"])
+def patch_conversation(conversation_id: int):
+    """Change status, priority, team (id or null), assignee (id or null), tags (the full list).
+    Send `version` (from a previous read) to be refused with 409 if it changed since."""
+    user = g.api_user
+    conversation = actions.get_conversation_for(user, conversation_id)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        raise InboxError("Send a JSON object with the fields to change.", code="bad_request")
+    unknown = set(body) - PATCHABLE
+    if unknown:
+        raise InboxError(
+            f"Unknown or read-only fields: {', '.join(sorted(unknown))}.", code="bad_request"
+        )
+    version = body.get("version")
+    if version is not None and not isinstance(version, int):
+        raise InboxError("version must be an integer.", code="bad_request")
+    now = utcnow()
+    kw = {"actor": user, "now": now}
+    # The version is checked by the first change only: later ones are this same request's.
+    if "status" in body:
+        status = _enum(Status, body["status"], "status")
+        snooze = body.get("snooze_until")
+        until = _datetime(snooze, "snooze_until") if snooze else None
+        actions.set_status(conversation, status, snooze_until=until, version=version, **kw)
+        version = None
+    if "priority" in body:
+        actions.set_priority(
+            conversation, _enum(Priority, body["priority"], "priority"), version=version, **kw
+        )
+        version = None
+    if "team" in body:
+        team = None if body["team"] is None else _get(Team, body["team"], "team")
+        actions.set_team(conversation, team, version=version, **kw)
+        version = None
+    if "assignee" in body:
+        assignee = None if body["assignee"] is None else _get(User, body["assignee"], "assignee")
+        actions.assign(conversation, assignee, version=version, **kw)
+        version = None
+    if "tags" in body:
+        tags = body["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InboxError("tags must be a list of strings.", code="bad_request")
+        actions.set_tags(conversation, tags, version=version, **kw)
+    db.session.commit()
+    return jsonify(conversation_json(conversation))
+
+
+def _enum(enum_cls, value, name: str):
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_cls)
+        raise InboxError(f"{name} must be one of: {allowed}.", code="bad_request") from None
+
+
+def _get(model, value, name: str):
+    row = db.session.get(model, value) if isinstance(value, int) else None
+    if row is None:
+        raise InboxError(f"No such {name}: {value!r}.", code="bad_request")
+    return row
+
+
+def _datetime(value, name: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        raise InboxError(f"{name} must be an ISO 8601 date and time.", code="bad_request") from None
+
+
+def _op(summary: str, *, params=(), body=None, responses=None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [
+            {
+                "name": n,
+                "in": where,
+                "required": where == "path",
+                "schema": {"type": t},
+                "description": d,
+            }
+            for n, where, t, d in params
+        ],
+        "responses": {
+            **(responses or {"200": {"description": "OK"}}),
+            "401": {"$ref": "#/components/responses/Error"},
+        },
+    }
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+ID = ("id", "path", "integer", "Conversation id")
+
+
+@bp.route("/openapi.json")
+def openapi():
+    """A hand-written OpenAPI 3.1 description of the endpoints that exist."""
+    error = {
+        "description": "Error",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+    filters = [
+        ("status", "query", "string", "new|open|pending|snoozed|resolved|closed"),
+        ("platform", "query", "string", "x|messenger|instagram|facebook|whatsapp|api"),
+        ("channel", "query", "integer", "Channel account id"),
+        ("kind", "query", "string", "dm|mention|comment"),
+        ("public", "query", "string", "public|private"),
+        ("priority", "query", "string", "low|normal|high|urgent"),
+        ("team", "query", "integer", "Team id"),
+        ("assignee", "query", "string", "User id, or 'none' for unassigned"),
+        ("tag", "query", "string", "Tag name (any case)"),
+        ("q", "query", "string", "Text in messages, contact names or handles"),
+        ("sort", "query", "string", "waiting (default)|newest|oldest"),
+        ("limit", "query", "integer", "1-100, default 25"),
+        ("cursor", "query", "string", "next_cursor of the previous page"),
+    ]
+    patch_body = {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": [s.value for s in Status]},
+            "snooze_until": {"type": "string", "format": "date-time"},
+            "priority": {"type": "string", "enum": [p.value for p in Priority]},
+            "team": {"type": ["integer", "null"]},
+            "assignee": {"type": ["integer", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "version": {"type": "integer", "description": "Refuse with 409 if changed since"},
+        },
+    }
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "inbox API", "version": "1"},
+        "servers": [{"url": url_for("api.me", _external=True).rsplit("/me", 1)[0]}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": error},
+        },
+        "paths": {
+            "/me": {"get": _op("The token's user")},
+            "/conversations": {
+                "get": _op("List conversations you may see: {items, next_cursor}", params=filters)
+            },
+            "/conversations/{id}": {
+                "get": _op(
+                    "One conversation with its messages",
+                    params=[ID],
+                    responses={
+                        "200": {"description": "OK"},
+                        "404": {"$ref": "#/components/responses/Error"},
+                    },
+                ),
+                "patch": _op(
+                    "Change status, priority, team, assignee or tags",
+                    params=[ID],
+                    body=patch_body,
+                    responses={
+                        "200": {"description": "The updated conversation"},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "404": {"$ref": "#/components/responses/Error"},
+                        "409": {"$ref": "#/components/responses/Error"},
+                    },
+                ),
+            },
+            "/messages": {
+                "post": _op(
+                    "Ingest one message from a custom channel (admin token; idempotent on "
+                    "message_id)",
+                    body={"type": "object"},
+                    responses={
+                        "201": {"description": "Stored"},
+                        "200": {"description": "Already stored (duplicate)"},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "403": {"$ref": "#/components/responses/Error"},
+                        "422": {"$ref": "#/components/responses/Error"},
+                    },
+                )
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
+        },
+    }
+    return jsonify(spec)
 
 
 @bp.post("/messages")

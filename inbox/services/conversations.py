@@ -1,0 +1,505 @@
+"""What agents do to a conversation: who may see it, claim/assign, status, priority, tags, spam,
+internal notes with @mentions, routing to a support team, contact notes and read state.
+
+Every action checks (and bumps) the conversation's `version` so a stale form is refused with
+Conflict instead of silently overwriting a colleague's change, records an audit event and
+publishes a live update after commit. Nothing here commits.
+Imports: models, extensions.db, errors, live, services.audit, services.ingest,
+services.notifications.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy.sql import ColumnElement
+
+from inbox.errors import Conflict, InboxError, NotFound
+from inbox.extensions import db
+from inbox.live import publish_after_commit
+from inbox.models import (
+    Contact,
+    Conversation,
+    ConversationRead,
+    Direction,
+    Message,
+    Priority,
+    Role,
+    Status,
+    Tag,
+    Team,
+    User,
+)
+from inbox.services.audit import record_audit
+from inbox.services.ingest import add_message
+from inbox.services.notifications import notify
+
+MANAGER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+MAX_NOTE_LENGTH = 5000
+MAX_TAG_LENGTH = 64
+MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+# --- Who may see what ---------------------------------------------------------------------------
+
+
+def sees_everything(user: User) -> bool:
+    return user.has_role(*MANAGER_ROLES)
+
+
+def visibility_clause(user: User) -> ColumnElement[bool]:
+    """SQL condition for the conversations `user` may see and act on: supervisors and admins
+    all; agents those of their teams, those assigned to them, and unowned ones (no team, no
+    assignee) from the shared queue."""
+    if sees_everything(user):
+        return true()
+    team_ids = [t.id for t in user.teams]
+    return or_(
+        Conversation.team_id.in_(team_ids) if team_ids else false(),
+        Conversation.assignee_id == user.id,
+        and_(Conversation.team_id.is_(None), Conversation.assignee_id.is_(None)),
+    )
+
+
+def can_see(user: User, conversation: Conversation) -> bool:
+    if sees_everything(user) or conversation.assignee_id == user.id:
+        return True
+    if conversation.team_id is None:
+        return conversation.assignee_id is None
+    return conversation.team_id in {t.id for t in user.teams}
+
+
+def get_conversation_for(user: User, conversation_id: int) -> Conversation:
+    """The conversation if `user` may see it. Otherwise NotFound (404, not 403), so ids of other
+    teams' conversations reveal nothing."""
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, visibility_clause(user))
+    )
+    if conversation is None:
+        raise NotFound("No such conversation (or it belongs to a team you are not in).")
+    return conversation
+
+
+# --- Shared bookkeeping of every action ----------------------------------------------------------
+
+
+def _claim_version(conversation: Conversation, expected: int | None) -> None:
+    """Bump the version in one conditional UPDATE: if the caller says which version it saw and
+    someone changed the row since (even in a transaction committing right now), refuse."""
+    db.session.flush()
+    stmt = update(Conversation).where(Conversation.id == conversation.id)
+    if expected is not None:
+        stmt = stmt.where(Conversation.version == expected)
+    result = db.session.execute(
+        stmt.values(version=Conversation.version + 1).execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        db.session.refresh(conversation)
+        raise Conflict(
+            "This conversation changed since you opened it (a colleague acted on it or the "
+            "customer wrote again). Reload to see the change, or apply anyway."
+        )
+    db.session.refresh(conversation, ["version"])
+
+
+def _done(
+    conversation: Conversation,
+    action: str,
+    *,
+    actor: User | None,
+    now: datetime,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    record_audit(
+        f"conversation.{action}", conversation, actor=actor, before=before, after=after, now=now
+    )
+    conversation.updated_at = now
+    db.session.flush()
+    publish_after_commit(
+        db.session,
+        "conversation.updated",
+        conversation_id=conversation.id,
+        action=action,
+        actor_id=actor.id if actor else None,
+        version=conversation.version,
+    )
+
+
+def _owner_state(conversation: Conversation) -> dict[str, Any]:
+    return {"assignee_id": conversation.assignee_id, "team_id": conversation.team_id}
+
+
+# --- Assignment ---------------------------------------------------------------------------------
+
+
+def assign(
+    conversation: Conversation,
+    assignee: User | None,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    """Assign to `assignee` (None unassigns). Assigning to a deactivated user is refused."""
+    if assignee is not None and not assignee.active:
+        raise InboxError(f"{assignee.name} is deactivated and cannot be assigned.")
+    _claim_version(conversation, version)
+    before = _owner_state(conversation)
+    conversation.assignee = assignee
+    if assignee is not None and conversation.status is Status.NEW:
+        conversation.status = Status.OPEN
+    action = "assign" if assignee is not None else "unassign"
+    db.session.flush()  # the relationship sets assignee_id only at flush
+    _done(
+        conversation, action, actor=actor, now=now, before=before, after=_owner_state(conversation)
+    )
+
+
+def claim(
+    conversation: Conversation, *, actor: User, now: datetime, version: int | None = None
+) -> None:
+    assign(conversation, actor, actor=actor, now=now, version=version)
+
+
+def set_team(
+    conversation: Conversation,
+    team: Team | None,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    _claim_version(conversation, version)
+    before = _owner_state(conversation)
+    conversation.team = team
+    _done(
+        conversation, "team", actor=actor, now=now, before=before, after=_owner_state(conversation)
+    )
+
+
+def route_to_support(
+    conversation: Conversation,
+    team: Team,
+    *,
+    note: str,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> Message:
+    """Hand the conversation to `team`'s queue: unassigned there, open again, with the handoff
+    note in the thread and the team's members notified. History is kept as it was."""
+    note = note.strip()
+    if not note:
+        raise InboxError("Write a handoff note so the support team knows what is needed.")
+    _claim_version(conversation, version)
+    before = {**_owner_state(conversation), "status": str(conversation.status)}
+    conversation.team = team
+    conversation.assignee = None
+    conversation.snoozed_until = None
+    if conversation.status is not Status.NEW:
+        conversation.status = Status.OPEN
+        conversation.resolved_at = None
+    message = _note_message(conversation, f"Routed to {team.name}: {note}", actor=actor, now=now)
+    for member in team.members:
+        if member.id != actor.id and member.active:
+            notify(
+                member,
+                "routed",
+                f"{actor.name} routed a conversation to {team.name}: {note}",
+                conversation=conversation,
+                now=now,
+            )
+    db.session.flush()
+    after = {**_owner_state(conversation), "status": str(conversation.status), "note": note}
+    _done(conversation, "route", actor=actor, now=now, before=before, after=after)
+    return message
+
+
+# --- Status, priority, spam, tags ---------------------------------------------------------------
+
+
+def set_status(
+    conversation: Conversation,
+    status: Status,
+    *,
+    actor: User | None,
+    now: datetime,
+    snooze_until: datetime | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """Change the status and return the previous state (`status`, `snooze_until`), which is
+    what an Undo sends back."""
+    if status is Status.SNOOZED and (snooze_until is None or snooze_until <= now):
+        raise InboxError("Choose a time in the future to snooze until.")
+    _claim_version(conversation, version)
+    previous = {
+        "status": str(conversation.status),
+        "snooze_until": conversation.snoozed_until.isoformat()
+        if conversation.snoozed_until
+        else None,
+    }
+    conversation.status = status
+    conversation.snoozed_until = snooze_until if status is Status.SNOOZED else None
+    if status in (Status.RESOLVED, Status.CLOSED):
+        conversation.resolved_at = conversation.resolved_at or now
+    else:
+        conversation.resolved_at = None
+    after = {
+        "status": str(status),
+        "snooze_until": snooze_until.isoformat() if snooze_until else None,
+    }
+    _done(conversation, "status", actor=actor, now=now, before=previous, after=after)
+    return previous
+
+
+def wake_snoozed(*, now: datetime) -> int:
+    """Reopen every snoozed conversation whose time has come (periodic job); return how many."""
+    due = db.session.scalars(
+        select(Conversation).where(
+            Conversation.status == Status.SNOOZED, Conversation.snoozed_until <= now
+        )
+    ).all()
+    for conversation in due:
+        set_status(conversation, Status.OPEN, actor=None, now=now)
+    return len(due)
+
+
+def set_priority(
+    conversation: Conversation,
+    priority: Priority,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    _claim_version(conversation, version)
+    before = {"priority": str(conversation.priority)}
+    conversation.priority = priority
+    _done(
+        conversation,
+        "priority",
+        actor=actor,
+        now=now,
+        before=before,
+        after={"priority": str(priority)},
+    )
+
+
+def mark_spam(
+    conversation: Conversation,
+    spam: bool,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    _claim_version(conversation, version)
+    before = {"is_spam": conversation.is_spam}
+    conversation.is_spam = spam
+    _done(
+        conversation,
+        "spam" if spam else "not_spam",
+        actor=actor,
+        now=now,
+        before=before,
+        after={"is_spam": spam},
+    )
+
+
+def normalize_tag(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InboxError("A tag needs a name.")
+    if len(name) > MAX_TAG_LENGTH:
+        raise InboxError(f"Tags are at most {MAX_TAG_LENGTH} characters.")
+    return name
+
+
+def get_or_create_tag(name: str) -> Tag:
+    """The tag called `name` (case-insensitively), created if new."""
+    name = normalize_tag(name)
+    tag = db.session.scalar(select(Tag).where(func.lower(Tag.name) == name.lower()))
+    if tag is None:
+        tag = Tag(name=name)
+        db.session.add(tag)
+        db.session.flush()
+    return tag
+
+
+def add_tag(
+    conversation: Conversation,
+    name: str,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> Tag:
+    tag = get_or_create_tag(name)
+    if tag in conversation.tags:
+        return tag
+    _claim_version(conversation, version)
+    conversation.tags.append(tag)
+    _done(conversation, "tag", actor=actor, now=now, before=None, after={"added": tag.name})
+    return tag
+
+
+def remove_tag(
+    conversation: Conversation,
+    name: str,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    wanted = normalize_tag(name).lower()
+    tag = next((t for t in conversation.tags if t.name.lower() == wanted), None)
+    if tag is None:
+        return
+    _claim_version(conversation, version)
+    conversation.tags.remove(tag)
+    _done(conversation, "untag", actor=actor, now=now, before={"removed": tag.name}, after=None)
+
+
+def set_tags(
+    conversation: Conversation,
+    names: list[str],
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> None:
+    """Replace the whole tag set (the API's PATCH)."""
+    tags = [get_or_create_tag(n) for n in names]
+    _claim_version(conversation, version)
+    before = {"tags": sorted(t.name for t in conversation.tags)}
+    conversation.tags = list({t.id: t for t in tags}.values())
+    _done(
+        conversation,
+        "tags",
+        actor=actor,
+        now=now,
+        before=before,
+        after={"tags": sorted(t.name for t in conversation.tags)},
+    )
+
+
+# --- Notes and mentions -------------------------------------------------------------------------
+
+
+def _note_message(conversation: Conversation, text: str, *, actor: User, now: datetime) -> Message:
+    message = add_message(conversation, direction=Direction.NOTE, text=text, sent_at=now)
+    assert message is not None  # notes have no external id, so they are never duplicates
+    message.author_user = actor
+    return message
+
+
+def mentioned_users(text: str, *, exclude: User | None = None) -> list[User]:
+    """Active users named by `@token` in `text`: the token is the local part of their email or
+    their first name (when no one else shares it)."""
+    tokens = {t.lower().rstrip(".") for t in MENTION_RE.findall(text)}
+    if not tokens:
+        return []
+    users = db.session.scalars(select(User).where(User.active.is_(True))).all()
+    first_names: dict[str, list[User]] = {}
+    for user in users:
+        first = user.name.split()[0].lower() if user.name.split() else ""
+        first_names.setdefault(first, []).append(user)
+    found: dict[int, User] = {}
+    for user in users:
+        if user.email.split("@")[0] in tokens:
+            found[user.id] = user
+    for token in tokens:
+        same = first_names.get(token, [])
+        if len(same) == 1:
+            found[same[0].id] = same[0]
+    return [u for u in found.values() if exclude is None or u.id != exclude.id]
+
+
+def add_note(
+    conversation: Conversation,
+    text: str,
+    *,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> tuple[Message, list[User]]:
+    """Add an internal note; colleagues @mentioned in it who may see the conversation are
+    notified. Returns the note and the users notified."""
+    text = text.strip()
+    if not text:
+        raise InboxError("The note is empty.")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise InboxError(f"Notes are at most {MAX_NOTE_LENGTH} characters.")
+    _claim_version(conversation, version)
+    message = _note_message(conversation, text, actor=actor, now=now)
+    notified = [u for u in mentioned_users(text, exclude=actor) if can_see(u, conversation)]
+    for user in notified:
+        notify(
+            user,
+            "mention",
+            f"{actor.name} mentioned you: {text[:200]}",
+            conversation=conversation,
+            now=now,
+        )
+    db.session.flush()
+    _done(
+        conversation,
+        "note",
+        actor=actor,
+        now=now,
+        before=None,
+        after={"message_id": message.id, "mentioned": [u.id for u in notified]},
+    )
+    return message, notified
+
+
+# --- Contact and read state ---------------------------------------------------------------------
+
+
+def update_contact(
+    contact: Contact, *, notes: str, is_vip: bool, actor: User, now: datetime
+) -> None:
+    before = {"notes": contact.notes, "is_vip": contact.is_vip}
+    contact.notes = notes.strip()
+    contact.is_vip = is_vip
+    record_audit(
+        "contact.update",
+        contact,
+        actor=actor,
+        before=before,
+        after={"notes": contact.notes, "is_vip": is_vip},
+        now=now,
+    )
+    publish_after_commit(db.session, "contact.updated", contact_id=contact.id)
+
+
+def mark_read(conversation: Conversation, user: User, *, now: datetime) -> None:
+    row = db.session.get(ConversationRead, (user.id, conversation.id))
+    if row is None:
+        db.session.add(
+            ConversationRead(user_id=user.id, conversation_id=conversation.id, last_read_at=now)
+        )
+    elif row.last_read_at < now:
+        row.last_read_at = now
+
+
+def previous_conversations(
+    conversation: Conversation, user: User, *, limit: int = 10
+) -> list[Conversation]:
+    """The contact's other conversations that `user` may see, newest first."""
+    return list(
+        db.session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.contact_id == conversation.contact_id,
+                Conversation.id != conversation.id,
+                visibility_clause(user),
+            )
+            .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+            .limit(limit)
+        )
+    )

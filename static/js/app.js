@@ -1,0 +1,99 @@
+/* Shared page behaviour: CSRF-aware fetch, toasts, the notification bell, confirmations.
+   Plain JS, no build step; pages work without it (forms post normally). */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  /* POST a form body; resolves to {status, data} with the JSON answer (errors included). */
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRFToken": csrfToken() },
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        return { status: response.status, data: data };
+      });
+    });
+  }
+
+  function getFragment(url) {
+    return fetch(url, { credentials: "same-origin", headers: { "X-Fragment": "1" } }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status === 404 ? "That conversation is not available to you." : "Could not load (" + r.status + ")."); }
+      return r.text();
+    });
+  }
+
+  /* A toast: text plus optional buttons [{label, run}]. */
+  function toast(text, options) {
+    options = options || {};
+    var box = document.querySelector("[data-toasts]");
+    if (!box) { return; }
+    var el = document.createElement("div");
+    el.className = "toast" + (options.kind ? " " + options.kind : "");
+    el.setAttribute("role", options.kind === "error" ? "alert" : "status");
+    var span = document.createElement("span");
+    span.textContent = text;
+    el.appendChild(span);
+    (options.actions || []).forEach(function (action) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = action.label;
+      button.addEventListener("click", function () { el.remove(); action.run(); });
+      el.appendChild(button);
+    });
+    box.appendChild(el);
+    var ms = options.sticky ? 0 : (options.actions && options.actions.length ? 8000 : 4000);
+    if (ms) { setTimeout(function () { el.remove(); }, ms); }
+    return el;
+  }
+
+  function setNotificationCount(n) {
+    document.querySelectorAll("[data-notification-count]").forEach(function (el) {
+      el.textContent = n;
+      el.classList.toggle("hidden", !n);
+    });
+  }
+
+  function initBell() {
+    var bell = document.querySelector("[data-bell]");
+    var pop = document.querySelector("[data-bell-popover]");
+    if (!bell || !pop) { return; }
+    bell.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (!pop.classList.contains("hidden")) { pop.classList.add("hidden"); return; }
+      getFragment(bell.href).then(function (html) {
+        pop.innerHTML = html;
+        pop.classList.remove("hidden");
+      }).catch(function (err) { toast(err.message, { kind: "error" }); });
+    });
+    pop.addEventListener("submit", function (event) {
+      var form = event.target.closest("[data-mark-read]");
+      if (!form) { return; }
+      event.preventDefault();
+      post(form.action, new FormData(form)).then(function () {
+        setNotificationCount(0);
+        pop.querySelectorAll(".notification.unread").forEach(function (li) { li.classList.remove("unread"); });
+      });
+    });
+    document.addEventListener("click", function (event) {
+      if (!pop.contains(event.target) && !bell.contains(event.target)) { pop.classList.add("hidden"); }
+    });
+  }
+
+  /* Forms with data-confirm-submit ask first (admin deletes). */
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirmSubmit && !window.confirm(form.dataset.confirmSubmit)) {
+      event.preventDefault();
+    }
+  });
+
+  window.inboxApp = { post: post, getFragment: getFragment, toast: toast, setNotificationCount: setNotificationCount };
+  document.addEventListener("DOMContentLoaded", initBell);
+})();
