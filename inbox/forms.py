@@ -281,6 +281,16 @@ class RouteForm(VersionedForm):
     note = TextAreaField("Handoff note", validators=[DataRequired(), Length(max=5000)])
 
 
+class ReplyForm(VersionedForm):
+    text = TextAreaField("Reply", validators=[DataRequired(), Length(max=20000)])
+    # "public" / "private" where the platform offers both; empty takes the usual way.
+    visibility = StringField(validators=[Optional(), AnyOf(["public", "private"])])
+
+
+class RetryForm(VersionedForm):
+    message = IntegerField("Message", validators=[DataRequired()])
+
+
 class ContactForm(FlaskForm):
     notes = TextAreaField("Notes", validators=[Length(max=5000)])
     is_vip = BooleanField("VIP")

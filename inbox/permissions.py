@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from flask_login import current_user, login_required
 
 from inbox.errors import Forbidden
-from inbox.models import Conversation, Role, User
+from inbox.models import Role, User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,21 +24,6 @@ def can_view_reports(user: User) -> bool:
 
 def can_admin(user: User) -> bool:
     return user.has_role(Role.ADMIN)
-
-
-def can_act_on(user: User, conversation: Conversation) -> bool:
-    """Whether `user` may work (reply to, change) `conversation`.
-
-    Supervisors and admins may act on every conversation; agents on their own, on those of
-    their teams, and on those in the shared queue (no team yet).
-    """
-    if not user.is_active:
-        return False
-    if user.has_role(Role.SUPERVISOR, Role.ADMIN):
-        return True
-    if conversation.assignee_id == user.id or conversation.team_id is None:
-        return True
-    return conversation.team_id in {team.id for team in user.teams}
 
 
 def role_required(*roles: Role) -> Callable[[F], F]:

@@ -272,6 +272,7 @@ def test_counts_per_view(client, agent, make_user):
     factories.conversation(team="Billing support")  # invisible to Alice
     counts = client.get("/inbox/counts").json["views"]
     assert counts == {
+        "breaching": 0,  # no SLA policy here
         "unassigned": 1,
         "mine": 1,
         "teams": 3,

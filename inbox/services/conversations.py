@@ -21,6 +21,7 @@ from inbox.errors import Conflict, InboxError, NotFound
 from inbox.extensions import db
 from inbox.live import publish_after_commit
 from inbox.models import (
+    OPEN_STATUSES,
     Contact,
     Conversation,
     ConversationRead,
@@ -33,6 +34,7 @@ from inbox.models import (
     Team,
     User,
 )
+from inbox.services import replies, sla
 from inbox.services.audit import record_audit
 from inbox.services.ingest import add_message
 from inbox.services.notifications import notify
@@ -176,6 +178,8 @@ def set_team(
     _claim_version(conversation, version)
     before = _owner_state(conversation)
     conversation.team = team
+    db.session.flush()
+    sla.on_attributes_change(conversation, actor=actor, now=now)  # the team picks the policy
     _done(
         conversation, "team", actor=actor, now=now, before=before, after=_owner_state(conversation)
     )
@@ -196,6 +200,7 @@ def route_to_support(
     if not note:
         raise InboxError("Write a handoff note so the support team knows what is needed.")
     _claim_version(conversation, version)
+    old_status = conversation.status
     before = {**_owner_state(conversation), "status": str(conversation.status)}
     conversation.team = team
     conversation.assignee = None
@@ -203,6 +208,11 @@ def route_to_support(
     if conversation.status is not Status.NEW:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
+    db.session.flush()
+    # The conversation keeps its SLA history: a reopen resumes its clocks, and the support
+    # team's policy applies from the original start.
+    sla.on_status_change(conversation, old_status, actor=actor, now=now)
+    sla.on_attributes_change(conversation, actor=actor, now=now)
     message = _note_message(conversation, f"Routed to {team.name}: {note}", actor=actor, now=now)
     for member in team.members:
         if member.id != actor.id and member.active:
@@ -252,6 +262,8 @@ def set_status(
         "status": str(status),
         "snooze_until": snooze_until.isoformat() if snooze_until else None,
     }
+    db.session.flush()
+    sla.on_status_change(conversation, Status(previous["status"]), actor=actor, now=now)
     _done(conversation, "status", actor=actor, now=now, before=previous, after=after)
     return previous
 
@@ -279,6 +291,8 @@ def set_priority(
     _claim_version(conversation, version)
     before = {"priority": str(conversation.priority)}
     conversation.priority = priority
+    db.session.flush()
+    sla.on_attributes_change(conversation, actor=actor, now=now)
     _done(
         conversation,
         "priority",
@@ -343,6 +357,8 @@ def add_tag(
         return tag
     _claim_version(conversation, version)
     conversation.tags.append(tag)
+    db.session.flush()
+    sla.on_attributes_change(conversation, actor=actor, now=now)  # policies match on tags
     _done(conversation, "tag", actor=actor, now=now, before=None, after={"added": tag.name})
     return tag
 
@@ -361,6 +377,8 @@ def remove_tag(
         return
     _claim_version(conversation, version)
     conversation.tags.remove(tag)
+    db.session.flush()
+    sla.on_attributes_change(conversation, actor=actor, now=now)
     _done(conversation, "untag", actor=actor, now=now, before={"removed": tag.name}, after=None)
 
 
@@ -377,6 +395,8 @@ def set_tags(
     _claim_version(conversation, version)
     before = {"tags": sorted(t.name for t in conversation.tags)}
     conversation.tags = list({t.id: t for t in tags}.values())
+    db.session.flush()
+    sla.on_attributes_change(conversation, actor=actor, now=now)
     _done(
         conversation,
         "tags",
@@ -387,13 +407,32 @@ def set_tags(
     )
 
 
+# --- Replies -------------------------------------------------------------------------------------
+
+
+def reply(
+    conversation: Conversation,
+    *,
+    text: str,
+    is_public: bool | None,
+    actor: User,
+    now: datetime,
+    version: int | None = None,
+) -> Message:
+    """Answer the customer from the inbox (services.replies sends it); refused with Conflict if
+    the conversation changed since the agent saw `version`, so nobody answers blind."""
+    _claim_version(conversation, version)
+    return replies.create_reply(conversation, text=text, is_public=is_public, actor=actor, now=now)
+
+
 # --- Notes and mentions -------------------------------------------------------------------------
 
 
 def _note_message(conversation: Conversation, text: str, *, actor: User, now: datetime) -> Message:
-    message = add_message(conversation, direction=Direction.NOTE, text=text, sent_at=now)
+    message = add_message(
+        conversation, direction=Direction.NOTE, text=text, sent_at=now, author_user=actor
+    )
     assert message is not None  # notes have no external id, so they are never duplicates
-    message.author_user = actor
     return message
 
 
@@ -465,7 +504,16 @@ def update_contact(
 ) -> None:
     before = {"notes": contact.notes, "is_vip": contact.is_vip}
     contact.notes = notes.strip()
+    vip_changed = contact.is_vip != is_vip
     contact.is_vip = is_vip
+    if vip_changed:  # policies can match VIP contacts: re-select for their open conversations
+        db.session.flush()
+        for conversation in db.session.scalars(
+            select(Conversation).where(
+                Conversation.contact_id == contact.id, Conversation.status.in_(OPEN_STATUSES)
+            )
+        ):
+            sla.on_attributes_change(conversation, actor=actor, now=now)
     record_audit(
         "contact.update",
         contact,

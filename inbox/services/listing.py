@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import selectinload
@@ -32,6 +32,7 @@ from inbox.models import (
     Message,
     Platform,
     Priority,
+    SlaState,
     Status,
     Tag,
     User,
@@ -39,8 +40,10 @@ from inbox.models import (
 )
 from inbox.models.base import UTCDateTime
 from inbox.services.conversations import visibility_clause
+from inbox.timeutil import utcnow
 
 VIEWS: list[tuple[str, str]] = [
+    ("breaching", "Breaching soon"),
     ("unassigned", "Unassigned"),
     ("mine", "Mine"),
     ("teams", "My teams"),
@@ -54,18 +57,31 @@ VIEW_NAMES = dict(VIEWS)
 
 # Sort name -> (key expression, ascending). The key never is NULL (coalesced with created_at)
 # so the keyset comparison is total.
+# Conversations without a running SLA clock sort after every deadline.
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+# "Breaching soon" shows what is warned, breached, or due within this horizon.
+BREACHING_HORIZON = timedelta(hours=1)
+
 SORTS: dict[str, tuple[ColumnElement[datetime], bool]] = {
+    "sla": (func.coalesce(Conversation.sla_due_at, literal(NO_DEADLINE, UTCDateTime())), True),
     "waiting": (func.coalesce(Conversation.last_inbound_at, Conversation.created_at), True),
     "newest": (func.coalesce(Conversation.last_message_at, Conversation.created_at), False),
     "oldest": (func.coalesce(Conversation.last_message_at, Conversation.created_at), True),
 }
-SORT_LABELS = {"waiting": "Waiting longest", "newest": "Newest", "oldest": "Oldest"}
-DEFAULT_SORT = "waiting"
+SORT_LABELS = {
+    "sla": "SLA due first",
+    "waiting": "Waiting longest",
+    "newest": "Newest",
+    "oldest": "Oldest",
+}
+DEFAULT_SORT = "sla"
 SENTIMENTS = ("positive", "neutral", "negative")
 MAX_LIMIT = 100
 
 
 def _sort_value(conversation: Conversation, sort: str) -> datetime:
+    if sort == "sla":
+        return conversation.sla_due_at or NO_DEADLINE
     if sort == "waiting":
         return conversation.last_inbound_at or conversation.created_at
     return conversation.last_message_at or conversation.created_at
@@ -78,6 +94,15 @@ def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
     active = Conversation.status.in_((Status.NEW, Status.OPEN))
     team_ids = [t.id for t in user.teams]
     clauses = {
+        "breaching": [
+            not_spam,
+            open_,
+            Conversation.sla_due_at.is_not(None),
+            or_(
+                Conversation.sla_state.in_((SlaState.WARNING, SlaState.BREACHED)),
+                Conversation.sla_due_at <= utcnow() + BREACHING_HORIZON,
+            ),
+        ],
         "unassigned": [not_spam, active, Conversation.assignee_id.is_(None)],
         "mine": [not_spam, open_, Conversation.assignee_id == user.id],
         "teams": [not_spam, open_, Conversation.team_id.in_(team_ids)],

@@ -98,6 +98,12 @@ class DeliveryOutcome:
     reason: str = ""
 
 
+def reply_modes_for(conversation: Conversation) -> tuple[ReplyMode, ...]:
+    """The ways this conversation can be answered, the usual one first (for the composer)."""
+    modes = reply_modes(str(conversation.platform), str(conversation.kind))
+    return tuple(sorted(modes, key=lambda m: m.is_public != conversation.is_public))
+
+
 def reply_mode_for(conversation: Conversation, is_public: bool | None = None) -> ReplyMode:
     """The way `conversation` is answered: `is_public` picks one, None takes the usual one."""
     platform = conversation.platform

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import selectinload
 
 from inbox.extensions import db
 from inbox.live import publish_after_commit
@@ -41,7 +42,6 @@ from inbox.models import (
     Conversation,
     Direction,
     Message,
-    Notification,
     Priority,
     Role,
     SlaClock,
@@ -60,6 +60,7 @@ from inbox.queue import enqueue_after_commit
 from inbox.services.audit import record_audit
 from inbox.services.calendar import CalendarSpec, add_business_time, business_time_between
 from inbox.services.calendar import open_intervals as calendar_open_intervals
+from inbox.services.notifications import notify
 from inbox.timeutil import as_utc, format_duration
 
 PAUSING_STATUSES = (Status.PENDING, Status.SNOOZED)
@@ -726,15 +727,7 @@ def _notify(to: list[str], clock: SlaClock, event: SlaClockEvent, now) -> int:
             clock.due_at.strftime("%Y-%m-%d %H:%M UTC")
         )
     for user in recipients.values():
-        db.session.add(
-            Notification(
-                user_id=user.id,
-                kind=f"sla.{event.kind}",
-                conversation_id=conversation.id,
-                text=text,
-                created_at=now,
-            )
-        )
+        notify(user, f"sla.{event.kind}", text, conversation=conversation, now=now)
     return len(recipients)
 
 
@@ -791,6 +784,19 @@ class ClockExplanation:
     def local(self, moment: datetime) -> datetime:
         """`moment` on the clock's calendar's wall clock (how its business hours read)."""
         return moment.astimezone(ZoneInfo(self.timezone))
+
+
+def clocks_for(ids: list[int]) -> dict[int, list[SlaClock]]:
+    """Every clock of these conversations, in one query, in ledger order."""
+    result: dict[int, list[SlaClock]] = {i: [] for i in ids}
+    for clock in db.session.scalars(
+        select(SlaClock)
+        .where(SlaClock.conversation_id.in_(ids))
+        .options(selectinload(SlaClock.policy))
+        .order_by(SlaClock.conversation_id, SlaClock.started_at, SlaClock.id)
+    ):
+        result[clock.conversation_id].append(clock)
+    return result
 
 
 def explain(conversation: Conversation, *, now: datetime) -> list[ClockExplanation]:

@@ -17,12 +17,11 @@ from sqlalchemy.orm import selectinload
 
 from inbox.connectors import ParseError
 from inbox.connectors.api import parse_api_message
-from inbox.errors import InboxError, NotFound, json_error
+from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
-from inbox.models import Conversation, Message, Priority, Role, Status, Team, User
-from inbox.permissions import can_act_on
+from inbox.models import Conversation, Message, Priority, Role, SlaClock, Status, Team, User
 from inbox.services import conversations as actions
-from inbox.services import listing
+from inbox.services import listing, sla
 from inbox.services.accounts import user_for_token
 from inbox.services.ingest import (
     Unhandled,
@@ -30,7 +29,6 @@ from inbox.services.ingest import (
     find_account,
     find_message,
 )
-from inbox.services.replies import create_reply
 from inbox.timeutil import as_utc, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -80,7 +78,22 @@ def _user(user: User | None) -> dict[str, Any] | None:
     return None if user is None else {"id": user.id, "name": user.name, "email": user.email}
 
 
-def conversation_json(c: Conversation) -> dict[str, Any]:
+def clock_json(clock: SlaClock) -> dict[str, Any]:
+    return {
+        "metric": str(clock.metric),
+        "cycle": clock.cycle,
+        "policy": clock.policy.name if clock.policy else None,
+        "started_at": _iso(clock.started_at),
+        "due_at": _iso(clock.due_at),
+        "stopped_at": _iso(clock.stopped_at),
+        "stop_reason": str(clock.stop_reason) if clock.stop_reason else None,
+        "warned_at": _iso(clock.warned_at),
+        "breached_at": _iso(clock.breached_at),
+        "paused_seconds": clock.paused_seconds,
+    }
+
+
+def conversation_json(c: Conversation, clocks: list[SlaClock] | None = None) -> dict[str, Any]:
     contact = c.contact
     return {
         "id": c.id,
@@ -124,8 +137,9 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "resolved_at": _iso(c.resolved_at),
         "created_at": _iso(c.created_at),
         "version": c.version,
-        # SLA clocks arrive with the SLA engine; the field is part of the contract already.
-        "sla_clocks": [],
+        "sla_state": str(c.sla_state),
+        "sla_due_at": _iso(c.sla_due_at),
+        "sla_clocks": [clock_json(k) for k in (clocks or [])],
         "url": url_for("inbox.conversation", conversation_id=c.id, _external=True),
     }
 
@@ -171,8 +185,12 @@ def list_conversations():
         cursor=request.args.get("cursor") or None,
         limit=limit,
     )
+    clocks = sla.clocks_for([c.id for c in page.items])
     return jsonify(
-        {"items": [conversation_json(c) for c in page.items], "next_cursor": page.next_cursor}
+        {
+            "items": [conversation_json(c, clocks[c.id]) for c in page.items],
+            "next_cursor": page.next_cursor,
+        }
     )
 
 
@@ -186,7 +204,10 @@ def get_conversation(conversation_id: int):
         .order_by(Message.sent_at, Message.id)
     ).all()
     return jsonify(
-        {**conversation_json(conversation), "messages": [message_json(m) for m in messages]}
+        {
+            **conversation_json(conversation, sla.clocks_for([conversation.id])[conversation.id]),
+            "messages": [message_json(m) for m in messages],
+        }
     )
 
 
@@ -238,7 +259,9 @@ def patch_conversation(conversation_id: int):
             raise InboxError("tags must be a list of strings.", code="bad_request")
         actions.set_tags(conversation, tags, version=version, **kw)
     db.session.commit()
-    return jsonify(conversation_json(conversation))
+    return jsonify(
+        conversation_json(conversation, sla.clocks_for([conversation.id])[conversation.id])
+    )
 
 
 def _enum(enum_cls, value, name: str):
@@ -424,42 +447,22 @@ def ingest_message():
     return jsonify(body), 200 if duplicate else 201
 
 
-# --- Replies (outbound branch) -----------------------------------------------------------------
-# POST /conversations/<id>/replies. Kept in one block so it merges cleanly with the conversation
-# endpoints added in parallel; `can_act_on` may give way to their `get_conversation_for`.
-
-
-def _message_json(message: Message) -> dict:
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "external_id": message.external_id,
-        "direction": str(message.direction),
-        "text": message.text,
-        "sent_at": message.sent_at.isoformat(),
-        "author": None
-        if message.author_user is None
-        else {"id": message.author_user.id, "name": message.author_user.name},
-        "status": None if message.delivery_status is None else str(message.delivery_status),
-        "error": message.delivery_error,
-    }
-
-
 @bp.route("/conversations/<int:conversation_id>/replies", methods=["POST"])
 def create_conversation_reply(conversation_id: int):
-    user = g.api_user
-    conversation = db.session.get(Conversation, conversation_id)
-    # Same answer for "missing" and "not yours": ids of other teams' conversations stay private.
-    if conversation is None or not can_act_on(user, conversation):
-        raise NotFound("No such conversation.")
+    conversation = actions.get_conversation_for(g.api_user, conversation_id)
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
         raise InboxError('Send a JSON object with a "text" string.', code="bad_request")
     is_public = payload.get("is_public")
     if is_public is not None and not isinstance(is_public, bool):
         raise InboxError('"is_public" must be true or false.', code="bad_request")
-    message = create_reply(
-        conversation, text=payload["text"], is_public=is_public, actor=user, now=utcnow()
+    message = actions.reply(
+        conversation,
+        text=payload["text"],
+        is_public=is_public,
+        actor=g.api_user,
+        now=utcnow(),
+        version=payload.get("version") if isinstance(payload.get("version"), int) else None,
     )
     db.session.commit()
-    return jsonify(_message_json(message)), 201
+    return jsonify({**message_json(message), "conversation_id": message.conversation_id}), 201

@@ -33,7 +33,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from inbox import live
-from inbox.errors import Conflict, InboxError, wants_json
+from inbox.errors import Conflict, InboxError, NotFound, wants_json
 from inbox.extensions import db
 from inbox.forms import (
     AssignForm,
@@ -42,6 +42,8 @@ from inbox.forms import (
     NoteForm,
     PostForm,
     PriorityForm,
+    ReplyForm,
+    RetryForm,
     RouteForm,
     SpamForm,
     StatusForm,
@@ -50,6 +52,7 @@ from inbox.forms import (
     VersionedForm,
 )
 from inbox.models import (
+    Message,
     ChannelAccount,
     Conversation,
     Kind,
@@ -61,7 +64,7 @@ from inbox.models import (
     User,
 )
 from inbox.queue import get_redis
-from inbox.services import canned, listing, notifications, presence
+from inbox.services import canned, listing, notifications, presence, replies, sla
 from inbox.services import conversations as actions
 from inbox.timeutil import as_utc, utcnow
 
@@ -204,6 +207,8 @@ def _conversation_context(conversation: Conversation) -> dict[str, Any]:
             get_redis(), conversation.id, now=now, exclude_user_id=current_user.id
         ),
         "canned_responses": canned.all_responses(),
+        "reply_modes": replies.reply_modes_for(conversation),
+        "sla_clocks": sla.explain(conversation, now=now),
         "snooze_presets": SNOOZE_PRESETS,
         "form": PostForm(),
     }
@@ -345,6 +350,27 @@ def _note(c, form, now):
     return "Note added", None
 
 
+def _reply(c, form, now):
+    visibility = form.visibility.data or None
+    message = actions.reply(
+        c,
+        text=form.text.data,
+        is_public=None if visibility is None else visibility == "public",
+        actor=current_user,
+        now=now,
+        version=form.version.data,
+    )
+    return f"Reply queued to send ({message.delivery_status})", None
+
+
+def _retry(c, form, now):
+    message = db.session.get(Message, form.message.data)
+    if message is None or message.conversation_id != c.id:
+        raise NotFound("No such reply in this conversation.")
+    replies.retry_reply(message, actor=current_user, now=now)
+    return "Sending the reply again", None
+
+
 def _route(c, form, now):
     team = _team_or_404(form.team.data)
     if team is None:
@@ -366,6 +392,8 @@ ACTIONS: dict[str, Action] = {
     "untag": Action(TagForm, _untag),
     "spam": Action(SpamForm, _spam),
     "note": Action(NoteForm, _note),
+    "reply": Action(ReplyForm, _reply),
+    "retry": Action(RetryForm, _retry),
     "route": Action(RouteForm, _route),
 }
 

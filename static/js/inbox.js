@@ -167,7 +167,6 @@
   function submitAction(form, extra) {
     var body = new FormData(form);
     Object.keys(extra || {}).forEach(function (k) { body.set(k, extra[k]); });
-    var isNote = form.dataset.action === "note";
     return app.post(form.action, body).then(function (res) {
       if (res.status === 409) {
         app.toast(errorText(res), {
@@ -186,11 +185,22 @@
         actions.push({ label: "Undo", run: function () { runUndo(form, undo); } });
       }
       app.toast(res.data.message, { actions: actions });
-      if (isNote) { var box = $("[data-note-box]", form); if (box) { box.value = ""; } }
+      // A saved note or a queued reply empties its box.
+      var box = $("[data-note-box], [data-reply-box]", form);
+      if (box) { box.value = ""; }
       reloadConversation();
       refreshList(false);
       refreshCounts();
     });
+  }
+
+  // The composer's counter: characters as the platform counts them, near enough (the server
+  // checks exactly); it turns red past the limit.
+  function updateReplyCount(box) {
+    var count = $("[data-reply-count]", box.form);
+    var length = Array.from(box.value).length;
+    count.textContent = length;
+    count.parentElement.classList.toggle("over-limit", length > Number(box.dataset.maxLength));
   }
 
   function runUndo(form, undo) {
@@ -368,7 +378,7 @@
 
   function onKey(event) {
     if (event.ctrlKey || event.metaKey || event.altKey) {
-      if (event.key === "Enter" && event.target.matches("[data-note-box]")) {
+      if (event.key === "Enter" && event.target.matches("[data-note-box], [data-reply-box]")) {
         event.preventDefault();
         event.target.form.requestSubmit();
       }
@@ -479,7 +489,17 @@
     detail.addEventListener("focusin", function (event) {
       if (event.target.matches("[data-note-box], [data-reply-box]")) { lastTextBox = event.target; }
     });
+    detail.addEventListener("change", function (event) {
+      if (event.target.matches("[data-reply-visibility]")) {
+        var option = event.target.selectedOptions[0];
+        var box = $("[data-reply-box]", detail);
+        box.dataset.maxLength = option.dataset.maxLength;
+        $("[data-reply-max]", detail).textContent = option.dataset.maxLength;
+        updateReplyCount(box);
+      }
+    });
     detail.addEventListener("input", function (event) {
+      if (event.target.matches("[data-reply-box]")) { updateReplyCount(event.target); }
       if (!event.target.matches("[data-note-box], [data-reply-box]")) { return; }
       var now = Date.now();
       if (now - lastTypingSent > 3000) { lastTypingSent = now; sendHeartbeat(true); }
