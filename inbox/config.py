@@ -84,6 +84,8 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "RQ_QUEUES": [
             q for q in environ.get("RQ_QUEUES", "ingest,outbound,default").split(",") if q
         ],
+        # Run each job in a forked process (RQ's default) instead of in the worker process.
+        "INBOX_WORKER_FORK": env_bool(environ, "INBOX_WORKER_FORK", False),
         # The worker's heartbeat job runs this often; /healthz fails after 3 missed beats.
         "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
         # Pending webhook events older than this are re-enqueued (Redis was down, a worker died).

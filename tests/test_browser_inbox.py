@@ -166,7 +166,9 @@ def test_bulk_spam_with_shift_click_range_and_confirm(live_server, page: Page, p
     assert sum(fresh(c.id).is_spam for c in convs) == 3
 
 
-def test_canned_response_is_inserted_into_the_note_box(live_server, page: Page, people, make_user):
+def test_canned_response_is_inserted_into_the_reply_or_the_focused_note_box(
+    live_server, page: Page, people, make_user
+):
     admin = make_user(Role.ADMIN)
     create_response(
         "Apology",
@@ -177,6 +179,9 @@ def test_canned_response_is_inserted_into_the_note_box(live_server, page: Page, 
     c = factories.conversation(team="Social care", name="Priya <b>K</b>")
     db.session.commit()
     open_inbox(page, live_server, people["alice"].email, f"/inbox/c/{c.id}")
+    page.locator("[data-canned]").select_option(label="Apology")
+    expect(page.locator("[data-reply-box]")).to_have_value("Sorry Priya, Alice here.")
+    page.locator("[data-note-box]").focus()
     page.locator("[data-canned]").select_option(label="Apology")
     expect(page.locator("[data-note-box]")).to_have_value("Sorry Priya, Alice here.")
 
