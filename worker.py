@@ -32,6 +32,9 @@ def run_periodic(app, stop: threading.Event) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # RQ logs three lines per job at INFO; with periodic jobs every few seconds that drowns
+    # what matters. Failures are still logged (WARNING and above).
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
     app = create_app()
     stop = threading.Event()
     # By default jobs run in this process (SimpleWorker): database connections are pooled and

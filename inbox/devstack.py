@@ -70,7 +70,9 @@ def _start_redis(instance: Path) -> tuple[subprocess.Popen, str]:
         port = _free_port(6380)
         args += ["--port", str(port)]
         url = f"redis://127.0.0.1:{port}/0"
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
     from redis import Redis
 
     client = Redis.from_url(url)
@@ -107,10 +109,10 @@ def _wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 60) 
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
+    """Stop the web server and worker first, Redis last (they need it to shut down cleanly)."""
     for proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in reversed(procs):
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -128,7 +130,8 @@ def main() -> int:
     if SHARED_SAMPLE.exists():
         env.setdefault("INBOX_DEMO_CSV", str(SHARED_SAMPLE))
     procs: list[subprocess.Popen] = []
-    # Ctrl-C reaches the whole process group; children stop on their own, we then tidy up.
+    # Children run in their own sessions, so Ctrl-C reaches only this process, which then stops
+    # them in order (see _stop); SIGTERM is treated the same way.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         if "REDIS_URL" not in env:
@@ -140,7 +143,11 @@ def main() -> int:
         _flask("seed-demo")
         port = _free_port(int(env.get("INBOX_PORT", "5000")))
         url = f"http://127.0.0.1:{port}"
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "worker.py")], cwd=ROOT, start_new_session=True
+            )
+        )
         procs.append(
             subprocess.Popen(
                 [
@@ -163,6 +170,7 @@ def main() -> int:
                     "inbox:create_app()",
                 ],
                 cwd=ROOT,
+                start_new_session=True,
             )
         )
         if not _wait_healthy(url, procs):

@@ -52,10 +52,10 @@ from inbox.forms import (
     VersionedForm,
 )
 from inbox.models import (
-    Message,
     ChannelAccount,
     Conversation,
     Kind,
+    Message,
     Platform,
     Priority,
     Status,
