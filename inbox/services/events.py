@@ -18,7 +18,7 @@ from inbox.connectors import ParseError, get_connector
 from inbox.extensions import db
 from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent
 from inbox.queue import enqueue_after_commit
-from inbox.services.ingest import Unhandled, apply_event
+from inbox.services.ingest import Unhandled, apply_event, batched_bookkeeping
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,15 @@ def process_event(event: InboundEvent, *, now: datetime) -> None:
         event.processed_at = now
         return
     accounts: set[tuple[str, str]] = set()
+    with batched_bookkeeping(now=now):
+        _apply_all(event, parsed, accounts, now)
+    _mark_accounts_seen(accounts, event.received_at)
+    event.state = EventState.PROCESSED
+    event.processed_at = now
+    event.error = None
+
+
+def _apply_all(event, parsed, accounts: set[tuple[str, str]], now: datetime) -> None:
     for item in parsed:
         if item.account_id is not None:
             accounts.add((item.platform, item.account_id))
@@ -109,10 +118,6 @@ def process_event(event: InboundEvent, *, now: datetime) -> None:
                     created_at=now,
                 )
             )
-    _mark_accounts_seen(accounts, event.received_at)
-    event.state = EventState.PROCESSED
-    event.processed_at = now
-    event.error = None
 
 
 def _mark_accounts_seen(accounts: set[tuple[str, str]], at: datetime) -> None:

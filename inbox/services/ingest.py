@@ -10,7 +10,9 @@ clocks), connectors (the event dataclasses only).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,10 +161,7 @@ def add_message(
         attachments=attachments or [],
     )
     db.session.add(message)
-    refresh_conversation_times(conversation)
     old_status = conversation.status
-    # Notes are published by the action that adds them (with who did it); the rest here.
-    conversation_changed(conversation, "message", publish=direction is not Direction.NOTE)
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
@@ -174,8 +173,44 @@ def add_message(
     if conversation.status != old_status:
         # Reopened by the customer: the resolution clock resumes when they wrote.
         sla.on_status_change(conversation, old_status, actor=None, now=message.sent_at)
-    sla.on_message(conversation, message, now=now or utcnow())
+    pending = _batch.get()
+    if pending is None:
+        _bookkeep(conversation, message, now or utcnow())
+    elif direction is not Direction.NOTE or conversation.id not in pending:
+        pending[conversation.id] = (conversation, message)
     return message
+
+
+def _bookkeep(conversation: Conversation, message: Message, now: datetime) -> None:
+    """Bring a conversation up to date after `message` (the latest) joined it: denormalised
+    times, version + live update, SLA clocks."""
+    refresh_conversation_times(conversation)
+    # Notes are published by the action that adds them (with who did it); the rest here.
+    conversation_changed(conversation, "message", publish=message.direction is not Direction.NOTE)
+    sla.on_message(conversation, message, now=now)
+
+
+# Conversations whose bookkeeping waits for the end of the current batch (see below).
+_batch: ContextVar[dict[int, tuple[Conversation, Message]] | None] = ContextVar(
+    "inbox_ingest_batch", default=None
+)
+
+
+@contextmanager
+def batched_bookkeeping(*, now: datetime) -> Iterator[None]:
+    """Within the block, messages are stored at once but each touched conversation's
+    bookkeeping (times, version, SLA clocks: the costly part, which reads the whole thread)
+    runs once at the end instead of once per message. A webhook delivery batches many
+    messages of few conversations. Nothing runs if the block raises (its transaction is
+    rolled back anyway)."""
+    pending: dict[int, tuple[Conversation, Message]] = {}
+    token = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    for conversation, message in pending.values():
+        _bookkeep(conversation, message, now)
 
 
 @dataclass(frozen=True)
@@ -273,6 +308,9 @@ def adopt_orphans(message: Message) -> None:
         after={"merged_conversation_id": orphan.id, "reason": "reply chain completed"},
     )
     sla.discard_ledger(orphan)  # the merged thread's clocks are rebuilt from all its messages
+    pending = _batch.get()
+    if pending is not None:
+        pending.pop(orphan.id, None)
     db.session.delete(orphan)
     db.session.expire(conversation, ["messages"])
     refresh_conversation_times(conversation)

@@ -524,7 +524,9 @@ def test_breach_webhook_is_called_from_an_outbound_job(app, default_policy, conv
         wait_for(lambda: received, timeout=30, what="the webhook call")
     finally:
         server.shutdown()
-    assert received == [
+    # The worker's own periodic sweep runs at real time and may also find the resolution clock
+    # of this (long past) conversation breached; the sweep above is about first response.
+    assert [r for r in received if r["metric"] == "first_response"] == [
         {
             "event": "sla.breach",
             "conversation_id": c.id,
