@@ -88,14 +88,7 @@ def canned_list():
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
-    return render_template(
-        "admin/canned.html",
-        responses=canned.all_responses(),
-        form=form,
-        editing=None,
-        placeholders=canned.PLACEHOLDERS,
-        delete_form=PostForm(),
-    )
+    return _canned_page(form, editing=None)
 
 
 @bp.route("/canned/<int:response_id>", methods=["GET", "POST"])
@@ -114,11 +107,15 @@ def canned_edit(response_id: int):
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
+    return _canned_page(form, editing=response)
+
+
+def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
     return render_template(
         "admin/canned.html",
         responses=canned.all_responses(),
         form=form,
-        editing=response,
+        editing=editing,
         placeholders=canned.PLACEHOLDERS,
         delete_form=PostForm(),
     )
