@@ -1,0 +1,142 @@
+"""SLA engine speed (issue #5) on PostgreSQL.
+
+1. Sweep: N open conversations, each with a running first-response clock, 5% of them past due
+   (and as many past their warning instant), seeded in SQL; times `sla.sweep(now=…)` (which
+   marks each warning/breach once and runs the escalations, here an in-app notification), and a
+   second sweep that must find nothing.
+2. Cost per ingested message: M single-message webhook deliveries processed with the SLA
+   clocks running (a policy with business hours), against the same with the SLA hooks
+   disabled; the difference per message is what computing due times adds.
+
+    .venv/bin/python bench/sla.py [--conversations 100000] [--messages 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from bench.ingest import BRAND, delivery  # noqa: E402
+from inbox import create_app  # noqa: E402
+from inbox.extensions import db  # noqa: E402
+from inbox.models import BusinessCalendar, InboundEvent, Platform, SlaPolicy  # noqa: E402
+from inbox.services import sla  # noqa: E402
+from inbox.services.channels import add_channel  # noqa: E402
+from inbox.services.events import process_event  # noqa: E402
+from inbox.timeutil import utcnow  # noqa: E402
+from tests.support.services import PostgresServer, RedisServer  # noqa: E402
+
+SEED = """
+INSERT INTO contacts (display_name, is_vip, notes, created_at, updated_at)
+SELECT 'C' || g, false, '', now(), now() FROM generate_series(1, :n) g;
+INSERT INTO conversations (channel_account_id, contact_id, thread_key, kind, is_public, status,
+  priority, is_spam, message_count, sla_policy_id, sla_state, sla_due_at, version, created_at,
+  updated_at, first_inbound_at, last_inbound_at, last_message_at)
+SELECT 1, g, 'dm:' || g, 'dm', false, 'open', 'normal', false, 1, 1, 'ok',
+  now() + ((CASE WHEN g % 20 = 0 THEN -10 ELSE 60 + g % 500 END) || ' minutes')::interval, 1,
+  now(), now(), now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour'
+FROM generate_series(1, :n) g;
+INSERT INTO sla_clocks (conversation_id, policy_id, metric, cycle, started_at, target_seconds,
+  due_at, warn_at, pauses, paused_seconds)
+SELECT g, 1, 'first_response', 1, now() - interval '1 hour', 7200,
+  now() + ((CASE WHEN g % 20 = 0 THEN -10 ELSE 60 + g % 500 END) || ' minutes')::interval,
+  now() + ((CASE WHEN g % 20 = 1 THEN -5 ELSE 30 + g % 500 END) || ' minutes')::interval,
+  '[]', 0
+FROM generate_series(1, :n) g;
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=500)
+    args = parser.parse_args()
+    pg, redis = PostgresServer(), RedisServer()
+    url = pg.create_database()
+    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
+                      "REDIS_URL": redis.url, "RATELIMIT_STORAGE_URI": redis.url})
+    results: dict[str, object] = {}
+    try:
+        with app.app_context():
+            db.create_all()
+            office = BusinessCalendar(
+                name="Office", timezone="Europe/London", holidays=[], country="GB",
+                weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)})
+            db.session.add(SlaPolicy(position=1, name="Default", first_response_seconds=7200,
+                                     resolution_seconds=86400, calendar=office,
+                                     business_hours=True, warn_value=75,
+                                     breach_actions=[{"type": "notify", "to": ["assignee"]}]))
+            add_channel(Platform.X, BRAND, name="@bench")
+            db.session.commit()
+            for statement in filter(str.strip, SEED.split(";")):
+                db.session.execute(text(statement), {"n": args.conversations})
+            db.session.commit()
+            db.session.execute(text("ANALYZE"))
+            began = time.perf_counter()
+            first = sla.sweep(now=utcnow())
+            db.session.commit()
+            results["sweep"] = {
+                "open_conversations": args.conversations,
+                "seconds": round(time.perf_counter() - began, 3),
+                "breached": len(first.breached),
+                "warned": len(first.warned),
+            }
+            began = time.perf_counter()
+            again = sla.sweep(now=utcnow())
+            db.session.commit()
+            results["sweep_again"] = {"seconds": round(time.perf_counter() - began, 3),
+                                      "marked": len(again.breached) + len(again.warned)}
+            # Per-message cost of the SLA hooks, on fresh customers (new conversations).
+            samples = {}
+            for label, patch in (("with_sla", None), ("without_sla", "off")):
+                events = []
+                for i in range(args.messages):
+                    customer = 10_000_000 + i + (0 if patch is None else 1_000_000)
+                    events.append(InboundEvent(platform="x", received_at=utcnow(),
+                                               body=delivery(customer * 10, 1, customer)))
+                db.session.add_all(events)
+                db.session.commit()
+                ids = [e.id for e in events]
+                timings = []
+                context = (mock.patch.object(sla, "on_message") if patch
+                           else mock.patch.object(sla, "__name__", sla.__name__))
+                with context:
+                    for event_id in ids:
+                        event = db.session.get(InboundEvent, event_id)
+                        began = time.perf_counter()
+                        process_event(event, now=utcnow())
+                        db.session.commit()
+                        timings.append(time.perf_counter() - began)
+                samples[label] = statistics.median(timings) * 1000
+            results["per_message_ms"] = {
+                "with_sla_median": round(samples["with_sla"], 2),
+                "without_sla_median": round(samples["without_sla"], 2),
+                "sla_adds": round(samples["with_sla"] - samples["without_sla"], 2),
+            }
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        pg.close()
+        redis.close()
+    results["machine"] = f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "sla.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
