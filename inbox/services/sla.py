@@ -598,6 +598,7 @@ def sweep(*, now: datetime) -> SweepResult:
     result.warned = _mark(SlaClock.warned_at, SlaClock.warn_at, now)
     result.breached = _mark(SlaClock.breached_at, SlaClock.due_at, now)
     touched: dict[int, Conversation] = {}
+    marked: list[tuple[SlaClock, ClockEventKind, SlaClockEvent]] = []
     for ids, kind in (
         (result.warned, ClockEventKind.WARN),
         (result.breached, ClockEventKind.BREACH),
@@ -608,19 +609,19 @@ def sweep(*, now: datetime) -> SweepResult:
             instant = clock.warned_at if kind is ClockEventKind.WARN else clock.breached_at
             text = "warning threshold reached" if kind is ClockEventKind.WARN else "due passed"
             event = _event(clock, kind, instant, text, now, {"due_at": clock.due_at})
-            db.session.flush()
-            policy = _policy_of(clock)
-            if policy is not None:
-                actions = (
-                    policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
-                )
-                for action in actions:
-                    result.actions += _run_action(action, clock, event, now)
+            marked.append((clock, kind, event))
+    db.session.flush()  # once: the actions need the events' ids
+    for clock, kind, event in marked:
+        policy = _policy_of(clock)
+        if policy is not None:
+            actions = (
+                policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
+            )
+            for action in actions:
+                result.actions += _run_action(action, clock, event, now)
+    clocks_by_conversation = clocks_for(list(touched))
     for conversation in touched.values():
-        clocks = db.session.scalars(
-            select(SlaClock).where(SlaClock.conversation_id == conversation.id)
-        ).all()
-        _refresh_conversation(conversation, clocks, now)
+        _refresh_conversation(conversation, clocks_by_conversation[conversation.id], now)
         publish_after_commit(
             db.session,
             "conversation.sla",
@@ -655,6 +656,10 @@ def _load(ids: list[int]) -> list[SlaClock]:
         clocks += db.session.scalars(
             select(SlaClock)
             .where(SlaClock.id.in_(chunk))
+            .options(
+                selectinload(SlaClock.conversation).selectinload(Conversation.assignee),
+                selectinload(SlaClock.policy),
+            )
             .order_by(SlaClock.id)
             # The marking UPDATE bypassed the identity map: take the rows as stored.
             .execution_options(populate_existing=True)
@@ -787,15 +792,16 @@ class ClockExplanation:
 
 
 def clocks_for(ids: list[int]) -> dict[int, list[SlaClock]]:
-    """Every clock of these conversations, in one query, in ledger order."""
+    """Every clock of these conversations, in ledger order (one query per 1,000 ids)."""
     result: dict[int, list[SlaClock]] = {i: [] for i in ids}
-    for clock in db.session.scalars(
-        select(SlaClock)
-        .where(SlaClock.conversation_id.in_(ids))
-        .options(selectinload(SlaClock.policy))
-        .order_by(SlaClock.conversation_id, SlaClock.started_at, SlaClock.id)
-    ):
-        result[clock.conversation_id].append(clock)
+    for start in range(0, len(ids), 1000):
+        for clock in db.session.scalars(
+            select(SlaClock)
+            .where(SlaClock.conversation_id.in_(ids[start : start + 1000]))
+            .options(selectinload(SlaClock.policy))
+            .order_by(SlaClock.conversation_id, SlaClock.started_at, SlaClock.id)
+        ):
+            result[clock.conversation_id].append(clock)
     return result
 
 
