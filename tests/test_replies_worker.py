@@ -140,7 +140,7 @@ def test_permanent_failure_is_shown_and_an_agent_retry_sends_it(
 
     # Neither the worker's log nor any stored record contains the token.
     log = (tmp_path / "worker.log").read_text()
-    assert "send_outbound_message" in log
+    assert f"reply {message_id} sent on whatsapp" in log  # the log did capture the sends
     assert TOKEN not in log
     records = [json.dumps([a.before, a.after]) for a in db.session.scalars(select(AuditEvent))]
     assert not any(TOKEN in r for r in records)
