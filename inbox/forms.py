@@ -37,7 +37,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from inbox.models import Priority, Status
+from inbox.models import Availability, Priority, Status
 
 
 class LoginForm(FlaskForm):
@@ -48,6 +48,13 @@ class LoginForm(FlaskForm):
 
 class PostForm(FlaskForm):
     """A form with no fields: a CSRF-protected POST button (sign out, revoke …)."""
+
+
+class AvailabilityForm(FlaskForm):
+    availability = SelectField(
+        "Availability",
+        choices=[SelectChoice(a.value, a.value.capitalize()) for a in Availability],
+    )
 
 
 # --- SLA administration (views/sla_admin.py) --------------------------------------------------
