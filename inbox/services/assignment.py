@@ -8,8 +8,8 @@ conditional `UPDATE … WHERE id = :id AND assignee_id IS NULL`; a zero rowcount
 else took it between the two statements) means try the next one. The bookkeeping after the
 claim (audit, status, live update) is `conversations.record_assignment`, shared with `assign`.
 Nothing here commits.
-Imports: models, extensions.db, services.conversations, services.calendar, services.sla
-(calendar specs), timeutil.
+Imports: models, extensions.db, errors, services.conversations, services.audit,
+services.calendar, services.sla (calendar specs), timeutil.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.sql import ColumnElement
 
+from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import (
     OPEN_STATUSES,
@@ -36,6 +37,7 @@ from inbox.models import (
     User,
 )
 from inbox.services import conversations
+from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
 from inbox.timeutil import format_duration
@@ -190,6 +192,38 @@ def assign_all_backlogs(*, now: datetime) -> int:
         select(Team).where(Team.assignment_mode != AssignmentMode.MANUAL).order_by(Team.id)
     ).all()
     return sum(assign_backlog(team, now=now) for team in teams)
+
+
+def configure_team(
+    team: Team,
+    *,
+    mode: AssignmentMode,
+    timeout_minutes: int,
+    calendar: BusinessCalendar | None,
+    actor: User,
+    now: datetime,
+) -> None:
+    """Change how `team` is assigned (audited); switching auto-assignment on hands out the
+    waiting backlog at once."""
+    if timeout_minutes < 1:
+        raise InboxError("The timeout must be at least one minute.")
+    before = _team_settings(team)
+    team.assignment_mode = mode
+    team.assignment_timeout_minutes = timeout_minutes
+    team.calendar_id = calendar.id if calendar is not None else None
+    record_audit(
+        "team.assignment", team, actor=actor, before=before, after=_team_settings(team), now=now
+    )
+    db.session.flush()
+    assign_backlog(team, now=now)
+
+
+def _team_settings(team: Team) -> dict[str, object]:
+    return {
+        "assignment_mode": str(team.assignment_mode),
+        "assignment_timeout_minutes": team.assignment_timeout_minutes,
+        "calendar_id": team.calendar_id,
+    }
 
 
 # --- returning work to the queue ----------------------------------------------------------------

@@ -286,6 +286,48 @@ def ordered_rules(*, active_only: bool = True) -> list[RoutingRule]:
     return list(db.session.scalars(query))
 
 
+def _name(model: type, id_: int, attr: str = "name") -> str:
+    row = db.session.get(model, id_)
+    return getattr(row, attr) if row is not None else f"#{id_} (deleted)"
+
+
+def describe_condition(c: dict[str, Any]) -> str:
+    """One line a person reads in the rule list ("Text contains any of: refund, chargeback")."""
+    label = CONDITION_TYPES.get(c.get("type"), str(c.get("type")))
+    kind = c.get("type")
+    if kind == "channel":
+        return f"{label}: " + ", ".join(_name(ChannelAccount, i) for i in c["values"])
+    if kind == "text_regex":
+        return f"{label} /{c['pattern']}/"
+    if kind in ("vip", "verified"):
+        return label if c["value"] else f"Not: {label.lower()}"
+    if kind == "business_hours":
+        where = "Within" if c["value"] else "Outside"
+        calendar = f" ({_name(BusinessCalendar, c['calendar_id'])})" if "calendar_id" in c else ""
+        return f"{where} business hours{calendar}"
+    if "values" in c:
+        return f"{label}: " + ", ".join(map(str, c["values"]))
+    return f"{label}: {c.get('value')}"
+
+
+def describe_action(a: dict[str, Any]) -> str:
+    label = ACTION_TYPES.get(a.get("type"), str(a.get("type")))
+    kind = a.get("type")
+    if kind == "set_team":
+        return f"{label}: {_name(Team, a['team_id'])}"
+    if kind == "set_priority":
+        return f"{label}: {a['priority']}"
+    if kind == "add_tags":
+        return f"{label}: " + ", ".join(a["tags"])
+    if kind == "assign":
+        return f"{label}: {_name(User, a['user_id'])}"
+    if kind == "auto_reply":
+        return f"Auto-reply: “{a['text'][:60]}{'…' if len(a['text']) > 60 else ''}”"
+    if kind == "apply_sla_policy":
+        return f"{label}: {_name(SlaPolicy, a['policy_id'])}"
+    return label
+
+
 # --- evaluation --------------------------------------------------------------------------------
 
 
