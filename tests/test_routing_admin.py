@@ -11,7 +11,6 @@ from inbox.services.accounts import get_or_create_team
 from tests import factories
 from tests.conftest import login
 
-
 # What a browser sends for an untouched form: every select has its first option.
 BLANK = {
     "visibility": "any",
