@@ -331,7 +331,7 @@ class RoutingRuleForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     active = BooleanField("Active", default=True)
-    stop = BooleanField("Stop here: later rules do not run when this one matches")
+    stop = BooleanField("Stop here")
     platforms = MultiCheckboxField("Platform is", choices=[])
     channels = SelectMultipleField("Channel account is", coerce=int, choices=[])
     kinds = MultiCheckboxField("Kind is", choices=[])
