@@ -92,6 +92,11 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_EVENT_REQUEUE_SECONDS": env_int(environ, "INBOX_EVENT_REQUEUE_SECONDS", 60),
         # How often the worker's SLA sweep marks warnings and breaches.
         "INBOX_SLA_SWEEP_SECONDS": env_int(environ, "INBOX_SLA_SWEEP_SECONDS", 30),
+        # Online agents not seen (no page load, no heartbeat) for this long become away.
+        "INBOX_AWAY_AFTER_MINUTES": env_int(environ, "INBOX_AWAY_AFTER_MINUTES", 15),
+        # How often the assignment sweep runs: idle agents away, stale items back to the
+        # queue, every auto-assigned team's backlog handed out.
+        "INBOX_ASSIGNMENT_SWEEP_SECONDS": env_int(environ, "INBOX_ASSIGNMENT_SWEEP_SECONDS", 60),
         # Request bodies above this are refused with 413. Meta documents webhook bodies up to
         # 3 MB, so the default leaves room above that.
         "MAX_CONTENT_LENGTH": env_int(environ, "INBOX_MAX_BODY_BYTES", 4 * 1024 * 1024),

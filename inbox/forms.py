@@ -37,7 +37,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from inbox.models import Priority, Status
+from inbox.models import Availability, Priority, Status
 
 
 class LoginForm(FlaskForm):
@@ -48,6 +48,13 @@ class LoginForm(FlaskForm):
 
 class PostForm(FlaskForm):
     """A form with no fields: a CSRF-protected POST button (sign out, revoke …)."""
+
+
+class AvailabilityForm(FlaskForm):
+    availability = SelectField(
+        "Availability",
+        choices=[SelectChoice(a.value, a.value.capitalize()) for a in Availability],
+    )
 
 
 # --- SLA administration (views/sla_admin.py) --------------------------------------------------
@@ -311,3 +318,86 @@ class BulkForm(FlaskForm):
         ],
     )
     value = StringField(validators=[Optional(), Length(max=64)])
+
+
+# --- Routing administration (views/routing_admin.py) ------------------------------------------
+
+_ANY_YES_NO = [SelectChoice("any", "Any"), SelectChoice("yes", "Yes"), SelectChoice("no", "No")]
+
+
+class RoutingRuleForm(FlaskForm):
+    """A routing rule as a flat form: every condition and action is an optional field (empty
+    means "not used"); the view turns it into the rule's condition and action lists."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    active = BooleanField("Active", default=True)
+    stop = BooleanField("Stop here")
+    platforms = MultiCheckboxField("Platform is", choices=[])
+    channels = SelectMultipleField("Channel account is", coerce=int, choices=[])
+    kinds = MultiCheckboxField("Kind is", choices=[])
+    visibility = SelectField(
+        "Public or private",
+        choices=[
+            SelectChoice("any", "Any"),
+            SelectChoice("public", "Public only"),
+            SelectChoice("private", "Private only"),
+        ],
+    )
+    text_contains = StringField(
+        "Text contains any of (comma separated)", validators=[Length(max=1000)]
+    )
+    text_regex = StringField("Text matches the pattern (regex)", validators=[Length(max=200)])
+    languages = StringField("Language is any of (codes, e.g. en, es)", validators=[Length(max=200)])
+    sentiment = SelectField(
+        "Sentiment",
+        choices=[
+            SelectChoice("any", "Any"),
+            SelectChoice("positive", "Positive"),
+            SelectChoice("neutral", "Neutral"),
+            SelectChoice("negative", "Negative"),
+        ],
+    )
+    vip = SelectField("Contact is VIP", choices=_ANY_YES_NO)
+    followers_at_least = IntegerField(
+        "Author has at least N followers", validators=[Optional(), NumberRange(0, 10**12)]
+    )
+    verified = SelectField("Author is verified", choices=_ANY_YES_NO)
+    business_hours = SelectField(
+        "Sent within business hours",
+        choices=[
+            SelectChoice("any", "Any time"),
+            SelectChoice("yes", "Within business hours"),
+            SelectChoice("no", "Outside business hours"),
+        ],
+    )
+    calendar_id = SelectField("Calendar for business hours", coerce=int, default=0)
+    has_tags = StringField("Has any of the tags (comma separated)", validators=[Length(max=500)])
+    set_team = SelectField("Set team", coerce=int, default=0)
+    set_priority = SelectField("Set priority", default="")
+    add_tags = StringField("Add tags (comma separated)", validators=[Length(max=500)])
+    assign_to = SelectField("Assign to (if unassigned)", coerce=int, default=0)
+    mark_spam = BooleanField("Mark as spam")
+    auto_reply = TextAreaField(
+        "Auto-reply (sent once per conversation)", validators=[Length(max=1000)]
+    )
+    sla_policy_id = SelectField("Apply SLA policy", coerce=int, default=0)
+    test_limit = IntegerField(
+        "Conversations to test against", default=200, validators=[Optional(), NumberRange(1, 1000)]
+    )
+
+
+class TeamAssignmentForm(FlaskForm):
+    assignment_mode = SelectField(
+        "Assignment",
+        choices=[
+            SelectChoice("manual", "Manual"),
+            SelectChoice("round_robin", "Round robin"),
+            SelectChoice("least_loaded", "Least loaded"),
+        ],
+    )
+    assignment_timeout_minutes = IntegerField(
+        "Return after (business minutes without action)",
+        default=30,
+        validators=[InputRequired(), NumberRange(1, 10080)],
+    )
+    calendar_id = SelectField("Business calendar", coerce=int, default=0)

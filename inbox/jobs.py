@@ -19,9 +19,9 @@ from rq.job import Job
 
 from inbox.connectors import TransientSendError
 from inbox.extensions import db
-from inbox.models import InboundEvent, SlaClockEvent
+from inbox.models import InboundEvent, SlaClockEvent, Team
 from inbox.queue import PeriodicJob, get_redis
-from inbox.services import conversations, sla
+from inbox.services import assignment, availability, conversations, sla
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
@@ -132,6 +132,25 @@ def sla_webhook(event_id: int, url: str) -> int | None:
     return sla.deliver_webhook(event, url)
 
 
+@unit_of_work
+def assign_team_backlog(team_id: int) -> int:
+    """Hand a team's waiting conversations to its free online agents (enqueued when a
+    conversation enters the queue or an agent frees capacity)."""
+    team = db.session.get(Team, team_id)
+    return 0 if team is None else assignment.assign_backlog(team, now=utcnow())
+
+
+@unit_of_work
+def assignment_sweep() -> int:
+    """Idle agents away, stale or orphaned items back to the queue, then every backlog out;
+    returns how many conversations were assigned."""
+    now = utcnow()
+    idle = timedelta(minutes=current_app.config["INBOX_AWAY_AFTER_MINUTES"])
+    availability.mark_idle_away(now=now, idle=idle)
+    assignment.return_stale(now=now)
+    return assignment.assign_all_backlogs(now=now)
+
+
 def periodic_jobs() -> list[PeriodicJob]:
     return [
         PeriodicJob(
@@ -145,5 +164,10 @@ def periodic_jobs() -> list[PeriodicJob]:
         ),
         PeriodicJob(
             "sla_sweep", "inbox.jobs.sla_sweep", current_app.config["INBOX_SLA_SWEEP_SECONDS"]
+        ),
+        PeriodicJob(
+            "assignment-sweep",
+            "inbox.jobs.assignment_sweep",
+            current_app.config["INBOX_ASSIGNMENT_SWEEP_SECONDS"],
         ),
     ]

@@ -194,6 +194,7 @@ def test_openapi_describes_the_existing_endpoints(client):
         "/me",
         "/conversations",
         "/conversations/{id}",
+        "/conversations/next",
         "/messages",
         "/openapi.json",
     }

@@ -3,7 +3,15 @@
 Imports: its submodules.
 """
 
-from inbox.models.accounts import ApiToken, Availability, Role, Team, User, team_members
+from inbox.models.accounts import (
+    ApiToken,
+    AssignmentMode,
+    Availability,
+    Role,
+    Team,
+    User,
+    team_members,
+)
 from inbox.models.audit import AuditEvent
 from inbox.models.canned import CannedResponse
 from inbox.models.channels import ChannelAccount, Platform
@@ -26,6 +34,7 @@ from inbox.models.conversations import (
     conversation_tags,
 )
 from inbox.models.notifications import Notification
+from inbox.models.routing import RoutingRule
 from inbox.models.sla import (
     BusinessCalendar,
     ClockEventKind,
@@ -41,6 +50,7 @@ from inbox.models.sla import (
 __all__ = [
     "OPEN_STATUSES",
     "ApiToken",
+    "AssignmentMode",
     "AuditEvent",
     "Availability",
     "BusinessCalendar",
@@ -62,6 +72,7 @@ __all__ = [
     "Platform",
     "Priority",
     "Role",
+    "RoutingRule",
     "SlaClock",
     "SlaClockEvent",
     "SlaMetric",

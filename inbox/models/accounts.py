@@ -28,6 +28,14 @@ class Availability(enum.StrEnum):
     OFFLINE = "offline"
 
 
+class AssignmentMode(enum.StrEnum):
+    """How a team's queue gets its agents: by hand, in turn, or to the least busy."""
+
+    MANUAL = "manual"
+    ROUND_ROBIN = "round_robin"
+    LEAST_LOADED = "least_loaded"
+
+
 team_members = Table(
     "team_members",
     Base.metadata,
@@ -43,6 +51,20 @@ class Team(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    assignment_mode: Mapped[AssignmentMode] = enum_column(
+        AssignmentMode, default=AssignmentMode.MANUAL, server_default="manual"
+    )
+    # An auto-assigned conversation the agent has not acted on within this much business time
+    # (on `calendar`, or around the clock without one) goes back to the queue.
+    assignment_timeout_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
+    calendar_id: Mapped[int | None] = mapped_column(
+        ForeignKey("business_calendars.id", name="fk_teams_calendar_id", ondelete="SET NULL")
+    )
+    # Round robin's turn: the member who got the last conversation (the next one goes to the
+    # next eligible member by id after them).
+    last_assigned_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", name="fk_teams_last_assigned_user_id", ondelete="SET NULL")
+    )
 
     members: Mapped[list[User]] = relationship(secondary=team_members, back_populates="teams")
 

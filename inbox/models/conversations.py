@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import false
 
 from inbox.extensions import Base
 from inbox.models.accounts import Team, User
@@ -130,6 +131,8 @@ class Conversation(TimestampMixin, Base):
     priority: Mapped[Priority] = enum_column(Priority, default=Priority.NORMAL)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # When the current assignee got it: the no-action timeout counts from here.
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_spam: Mapped[bool] = mapped_column(default=False)
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     language: Mapped[str | None] = mapped_column(String(16))
@@ -146,6 +149,8 @@ class Conversation(TimestampMixin, Base):
     sla_policy_id: Mapped[int | None] = mapped_column(
         ForeignKey("sla_policies.id", name="fk_conversations_sla_policy_id")
     )
+    # Set by a routing rule's "apply SLA policy": select_policy keeps that policy.
+    sla_policy_pinned: Mapped[bool] = mapped_column(default=False, server_default=false())
     sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_state: Mapped[SlaState] = enum_column(SlaState, default=SlaState.NONE)
     # Bumped by every change an agent should know about (actions, notes, new messages): a form

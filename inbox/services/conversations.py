@@ -4,7 +4,9 @@ internal notes with @mentions, routing to a support team, contact notes and read
 Every action checks (and bumps) the conversation's `version` so a stale form is refused with
 Conflict instead of silently overwriting a colleague's change, records an audit event and
 publishes a live update after commit. Nothing here commits.
-Imports: models, extensions.db, errors, live, services.audit, services.ingest,
+Auto-assignment hears about freed capacity and unassigned arrivals through `queue_changed` /
+`capacity_freed`, which enqueue `jobs.assign_team_backlog` after the commit.
+Imports: models, extensions.db, errors, live, queue, services.audit, services.ingest,
 services.notifications.
 """
 
@@ -22,6 +24,7 @@ from inbox.extensions import db
 from inbox.live import publish_after_commit
 from inbox.models import (
     OPEN_STATUSES,
+    AssignmentMode,
     Contact,
     Conversation,
     ConversationRead,
@@ -34,12 +37,14 @@ from inbox.models import (
     Team,
     User,
 )
+from inbox.queue import enqueue_after_commit
 from inbox.services import replies, sla
 from inbox.services.audit import record_audit
 from inbox.services.ingest import add_message
 from inbox.services.notifications import notify
 
 MANAGER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+BACKLOG_JOB = "inbox.jobs.assign_team_backlog"
 MAX_NOTE_LENGTH = 5000
 MAX_TAG_LENGTH = 64
 MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -142,23 +147,59 @@ def assign(
     conversation: Conversation,
     assignee: User | None,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime,
     version: int | None = None,
+    reason: str | None = None,
 ) -> None:
-    """Assign to `assignee` (None unassigns). Assigning to a deactivated user is refused."""
+    """Assign to `assignee` (None unassigns). Assigning to a deactivated user is refused.
+    `actor` None is the system (auto-assignment, a rule); `reason` goes to the audit entry."""
     if assignee is not None and not assignee.active:
         raise InboxError(f"{assignee.name} is deactivated and cannot be assigned.")
     _claim_version(conversation, version)
     before = _owner_state(conversation)
     conversation.assignee = assignee
-    if assignee is not None and conversation.status is Status.NEW:
-        conversation.status = Status.OPEN
-    action = "assign" if assignee is not None else "unassign"
+    record_assignment(conversation, before=before, actor=actor, now=now, reason=reason)
+    if before["assignee_id"] is not None and before["assignee_id"] != conversation.assignee_id:
+        capacity_freed(db.session.get(User, before["assignee_id"]))
+    if assignee is None:
+        queue_changed(conversation.team)
+
+
+def record_assignment(
+    conversation: Conversation,
+    *,
+    before: dict[str, Any],
+    actor: User | None,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """The bookkeeping of an assignee change already made to `conversation` (by `assign`, or
+    by `services.assignment`'s atomic claim): assignment time, status, audit, live update."""
     db.session.flush()  # the relationship sets assignee_id only at flush
-    _done(
-        conversation, action, actor=actor, now=now, before=before, after=_owner_state(conversation)
-    )
+    conversation.assigned_at = now if conversation.assignee_id is not None else None
+    if conversation.assignee_id is not None and conversation.status is Status.NEW:
+        conversation.status = Status.OPEN
+    action = "assign" if conversation.assignee_id is not None else "unassign"
+    after = _owner_state(conversation)
+    if reason:
+        after["reason"] = reason
+    _done(conversation, action, actor=actor, now=now, before=before, after=after)
+
+
+def queue_changed(team: Team | None) -> None:
+    """A conversation entered `team`'s queue unassigned: let auto-assignment look after the
+    commit (a job, so the agent's request does not wait for it)."""
+    if team is not None and team.assignment_mode is not AssignmentMode.MANUAL:
+        enqueue_after_commit(db.session, BACKLOG_JOB, team.id)
+
+
+def capacity_freed(agent: User | None) -> None:
+    """`agent` has one conversation fewer: their auto-assigned teams may give them the next."""
+    if agent is None:
+        return
+    for team in agent.teams:
+        queue_changed(team)
 
 
 def claim(
@@ -171,7 +212,7 @@ def set_team(
     conversation: Conversation,
     team: Team | None,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime,
     version: int | None = None,
 ) -> None:
@@ -183,6 +224,8 @@ def set_team(
     _done(
         conversation, "team", actor=actor, now=now, before=before, after=_owner_state(conversation)
     )
+    if conversation.assignee_id is None:
+        queue_changed(team)
 
 
 def route_to_support(
@@ -202,8 +245,10 @@ def route_to_support(
     _claim_version(conversation, version)
     old_status = conversation.status
     before = {**_owner_state(conversation), "status": str(conversation.status)}
+    previous_assignee = conversation.assignee
     conversation.team = team
     conversation.assignee = None
+    conversation.assigned_at = None
     conversation.snoozed_until = None
     if conversation.status is not Status.NEW:
         conversation.status = Status.OPEN
@@ -226,6 +271,8 @@ def route_to_support(
     db.session.flush()
     after = {**_owner_state(conversation), "status": str(conversation.status), "note": note}
     _done(conversation, "route", actor=actor, now=now, before=before, after=after)
+    capacity_freed(previous_assignee)
+    queue_changed(team)
     return message
 
 
@@ -265,6 +312,8 @@ def set_status(
     db.session.flush()
     sla.on_status_change(conversation, Status(previous["status"]), actor=actor, now=now)
     _done(conversation, "status", actor=actor, now=now, before=previous, after=after)
+    if status in (Status.RESOLVED, Status.CLOSED) and Status(previous["status"]) in OPEN_STATUSES:
+        capacity_freed(conversation.assignee)
     return previous
 
 
@@ -284,7 +333,7 @@ def set_priority(
     conversation: Conversation,
     priority: Priority,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime,
     version: int | None = None,
 ) -> None:
@@ -307,7 +356,7 @@ def mark_spam(
     conversation: Conversation,
     spam: bool,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime,
     version: int | None = None,
 ) -> None:
@@ -348,7 +397,7 @@ def add_tag(
     conversation: Conversation,
     name: str,
     *,
-    actor: User,
+    actor: User | None,
     now: datetime,
     version: int | None = None,
 ) -> Tag:
@@ -428,7 +477,18 @@ def reply(
 # --- Notes and mentions -------------------------------------------------------------------------
 
 
-def _note_message(conversation: Conversation, text: str, *, actor: User, now: datetime) -> Message:
+def add_system_note(conversation: Conversation, text: str, *, now: datetime) -> Message:
+    """A note written by the system (auto-assignment, rules) into the thread, for the history."""
+    message = _note_message(conversation, text, actor=None, now=now)
+    publish_after_commit(
+        db.session, "message.created", conversation_id=conversation.id, message_id=message.id
+    )
+    return message
+
+
+def _note_message(
+    conversation: Conversation, text: str, *, actor: User | None, now: datetime
+) -> Message:
     message = add_message(
         conversation, direction=Direction.NOTE, text=text, sent_at=now, author_user=actor
     )

@@ -4,7 +4,8 @@ and applying the platform events that change them (edits, deletions, delivery st
 Every entry path (webhooks, the ingest API, CSV import, demo data) goes through these functions,
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
 Imports: models, extensions.db, live, services.audit, services.sla (every message runs the SLA
-clocks), connectors (the event dataclasses only).
+clocks), services.routing (every customer message runs the routing rules; imported at the call
+to break the cycle through services.conversations), connectors (the event dataclasses only).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def add_message(
     delivery_status: DeliveryStatus | None = None,
     attachments: list[dict[str, Any]] | None = None,
     reopen: bool = True,
+    is_auto_reply: bool = False,
     now: datetime | None = None,
 ) -> Message | None:
     """Thread a message into `conversation`; return None if that platform id is already stored.
@@ -159,13 +161,16 @@ def add_message(
         author_user=author_user,
         delivery_status=delivery_status,
         attachments=attachments or [],
+        is_auto_reply=is_auto_reply,
     )
     db.session.add(message)
     old_status = conversation.status
     if direction is Direction.INBOUND and reopen and not conversation.is_open:
         conversation.status = Status.OPEN
         conversation.resolved_at = None
-    elif direction is Direction.OUTBOUND and conversation.status is Status.NEW:
+    elif (
+        direction is Direction.OUTBOUND and not is_auto_reply and conversation.status is Status.NEW
+    ):
         conversation.status = Status.OPEN  # someone has answered: no longer untouched
     if conversation.is_public:
         adopt_orphans(message)
@@ -422,7 +427,7 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
         )
     if msg.direction == "outbound" and match_echo(conversation, msg) is not None:
         return None  # the echo of a reply sent from the inbox: that reply is the message
-    return add_message(
+    message = add_message(
         conversation,
         direction=Direction(msg.direction),
         text=msg.text,
@@ -434,6 +439,13 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
             for a in msg.attachments
         ],
     )
+    if message is not None and message.direction is Direction.INBOUND:
+        # Imported here: routing acts through services.conversations, which imports this
+        # module for add_message.
+        from inbox.services import routing
+
+        routing.on_inbound(message, now=utcnow())
+    return message
 
 
 def match_echo(conversation: Conversation, echo: InboundMessage) -> Message | None:
@@ -456,7 +468,7 @@ def match_echo(conversation: Conversation, echo: InboundMessage) -> Message | No
         .where(
             Message.conversation_id == conversation.id,
             Message.direction == Direction.OUTBOUND,
-            Message.author_user_id.is_not(None),
+            Message.author_user_id.is_not(None) | Message.is_auto_reply.is_(True),
             Message.external_id.is_(None),
             Message.delivery_status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENT]),
         )

@@ -76,6 +76,8 @@ SORT_LABELS = {
 }
 DEFAULT_SORT = "sla"
 SENTIMENTS = ("positive", "neutral", "negative")
+# A sentiment score above this is positive, below its negative negative (routing uses it too).
+SENTIMENT_BAND = 0.25
 MAX_LIMIT = 100
 
 
@@ -222,11 +224,11 @@ class Filters:
         if self.language:
             result.append(c.language == self.language)
         if self.sentiment == "positive":
-            result.append(c.sentiment > 0.25)
+            result.append(c.sentiment > SENTIMENT_BAND)
         elif self.sentiment == "negative":
-            result.append(c.sentiment < -0.25)
+            result.append(c.sentiment < -SENTIMENT_BAND)
         elif self.sentiment == "neutral":
-            result.append(c.sentiment.between(-0.25, 0.25))
+            result.append(c.sentiment.between(-SENTIMENT_BAND, SENTIMENT_BAND))
         if self.q:
             result.append(_search_clause(self.q))
         return result

@@ -136,6 +136,25 @@ def create_reply(
     Raises ReplyInvalid (400) for empty or too long text or an impossible visibility, and
     ReplyConflict (409) when the channel cannot send (disconnected, no token, no one to answer).
     """
+    return _queue_reply(conversation, text, is_public, author=actor, now=now)
+
+
+def create_auto_reply(conversation: Conversation, *, text: str, now: datetime) -> Message:
+    """Queue an automatic reply (a routing rule's away message): no author, marked
+    `is_auto_reply`, so it never counts as a human response (first response, SLA clocks).
+    Same validation and errors as `create_reply`."""
+    return _queue_reply(conversation, text, None, author=None, now=now, auto=True)
+
+
+def _queue_reply(
+    conversation: Conversation,
+    text: str,
+    is_public: bool | None,
+    *,
+    author: User | None,
+    now: datetime,
+    auto: bool = False,
+) -> Message:
     text = (text or "").strip()
     if not text:
         raise ReplyInvalid("The reply is empty.")
@@ -154,15 +173,16 @@ def create_reply(
         text=text,
         sent_at=now,
         reopen=False,
-        author_user=actor,
+        author_user=author,
         delivery_status=DeliveryStatus.QUEUED,
+        is_auto_reply=auto,
         now=now,
     )
     assert message is not None  # only a platform id can be a duplicate, and there is none yet
     record_audit(
-        "message.reply",
+        "message.auto_reply" if auto else "message.reply",
         message,
-        actor=actor,
+        actor=author,
         after={
             "conversation_id": conversation.id,
             "is_public": mode.is_public,

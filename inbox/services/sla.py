@@ -130,7 +130,12 @@ def policy_matches(policy: SlaPolicy, conversation: Conversation) -> bool:
 
 
 def select_policy(conversation: Conversation) -> SlaPolicy | None:
-    """The first active policy (by position, then id) whose conditions match."""
+    """The first active policy (by position, then id) whose conditions match, unless a routing
+    rule pinned one on the conversation (`sla_policy_pinned`): that one stays."""
+    if conversation.sla_policy_pinned and conversation.sla_policy_id is not None:
+        pinned = db.session.get(SlaPolicy, conversation.sla_policy_id)
+        if pinned is not None:
+            return pinned
     policies = db.session.scalars(
         select(SlaPolicy)
         .where(SlaPolicy.active.is_(True))

@@ -20,8 +20,8 @@ from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
 from inbox.models import Conversation, Message, Priority, Role, SlaClock, Status, Team, User
+from inbox.services import assignment, listing, sla
 from inbox.services import conversations as actions
-from inbox.services import listing, sla
 from inbox.services.accounts import user_for_token
 from inbox.services.ingest import (
     Unhandled,
@@ -191,6 +191,19 @@ def list_conversations():
             "items": [conversation_json(c, clocks[c.id]) for c in page.items],
             "next_cursor": page.next_cursor,
         }
+    )
+
+
+@bp.post("/conversations/next")
+def claim_next_conversation():
+    """Claim the caller's most urgent eligible conversation: 200 with it, 204 if none."""
+    conversation = assignment.claim_next(g.api_user, now=utcnow())
+    if conversation is None:
+        db.session.rollback()
+        return "", 204
+    db.session.commit()
+    return jsonify(
+        conversation_json(conversation, sla.clocks_for([conversation.id])[conversation.id])
     )
 
 
@@ -395,6 +408,16 @@ def openapi():
                         "409": {"$ref": "#/components/responses/Error"},
                     },
                 ),
+            },
+            "/conversations/next": {
+                "post": _op(
+                    "Claim the most urgent open unassigned conversation you may see (earliest "
+                    "SLA deadline, then priority, then age)",
+                    responses={
+                        "200": {"description": "The conversation, now assigned to you"},
+                        "204": {"description": "Nothing is waiting"},
+                    },
+                )
             },
             "/messages": {
                 "post": _op(

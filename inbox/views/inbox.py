@@ -37,6 +37,7 @@ from inbox.errors import Conflict, InboxError, NotFound, wants_json
 from inbox.extensions import db
 from inbox.forms import (
     AssignForm,
+    AvailabilityForm,
     BulkForm,
     ContactForm,
     NoteForm,
@@ -52,19 +53,31 @@ from inbox.forms import (
     VersionedForm,
 )
 from inbox.models import (
+    Availability,
     ChannelAccount,
     Conversation,
     Kind,
     Message,
     Platform,
     Priority,
+    Role,
     Status,
     Tag,
     Team,
     User,
 )
+from inbox.permissions import role_required
 from inbox.queue import get_redis
-from inbox.services import canned, listing, notifications, presence, replies, sla
+from inbox.services import (
+    assignment,
+    availability,
+    canned,
+    listing,
+    notifications,
+    presence,
+    replies,
+    sla,
+)
 from inbox.services import conversations as actions
 from inbox.timeutil import as_utc, utcnow
 
@@ -91,6 +104,15 @@ FILTER_ARGS = (
     "q",
     "sort",
 )
+
+
+@bp.before_app_request
+def note_activity() -> None:
+    """Keep `last_seen_at` fresh (written at most once a minute) so idle agents go away."""
+    if request.endpoint == "static" or not current_user.is_authenticated:
+        return
+    if availability.touch(current_user, now=utcnow()):
+        db.session.commit()
 
 
 @bp.app_context_processor
@@ -439,6 +461,60 @@ def act(conversation_id: int, name: str):
         )
     flash(message, "info")
     return redirect(url_for("inbox.conversation", conversation_id=conversation.id))
+
+
+@bp.route("/inbox/next", methods=["POST"])
+@login_required
+def get_next():
+    """Claim the most urgent eligible conversation and open it (JSON: its URL)."""
+    if not PostForm().validate():
+        return _failed(InboxError("The form expired; reload the page."), None)
+    conversation = assignment.claim_next(current_user, now=utcnow())
+    if conversation is None:
+        db.session.rollback()
+        message = "Nothing is waiting for you right now."
+        if wants_json():
+            return jsonify({"ok": True, "conversation_id": None, "message": message})
+        flash(message, "info")
+        return redirect(url_for("inbox.index"))
+    db.session.commit()
+    url = url_for("inbox.conversation", conversation_id=conversation.id, view="mine")
+    if wants_json():
+        return jsonify(
+            {
+                "ok": True,
+                "conversation_id": conversation.id,
+                "url": url,
+                "message": f"Assigned to you: {conversation.contact.display_name}",
+            }
+        )
+    return redirect(url)
+
+
+@bp.route("/availability", methods=["POST"])
+@login_required
+def set_availability():
+    form = AvailabilityForm()
+    if not form.validate():
+        return _failed(InboxError(_form_error(form)), None)
+    status = Availability(form.availability.data)
+    me = current_user._get_current_object()  # the model itself: the audit reads its table
+    availability.set_availability(me, status, actor=me, now=utcnow())
+    db.session.commit()
+    message = f"You are {status}."
+    if wants_json():
+        return jsonify({"ok": True, "availability": str(status), "message": message})
+    flash(message, "info")
+    return redirect(request.referrer or url_for("inbox.index"))
+
+
+@bp.route("/agents")
+@role_required(Role.SUPERVISOR, Role.ADMIN)
+def agents():
+    """Who is online, away or offline, and how loaded (for supervisors)."""
+    people = availability.roster()
+    loads = assignment.open_loads([u.id for u in people])
+    return render_template("inbox/agents.html", people=people, loads=loads, now=utcnow())
 
 
 @bp.route("/inbox/c/<int:conversation_id>/contact", methods=["POST"])

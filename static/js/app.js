@@ -94,6 +94,26 @@
     }
   });
 
+  /* The availability control in the top bar: changing it saves at once. */
+  function initAvailability() {
+    var form = document.querySelector("[data-availability]");
+    if (!form) { return; }
+    var select = form.querySelector("select");
+    var dot = form.querySelector("[data-availability-dot]");
+    form.querySelector("[data-availability-submit]").classList.add("hidden");
+    select.addEventListener("change", function () {
+      post(form.action, new FormData(form)).then(function (res) {
+        if (res.status >= 400) {
+          toast((res.data.error && res.data.error.message) || "Could not change your availability.", { kind: "error" });
+          return;
+        }
+        dot.className = "avail-dot avail-" + res.data.availability;
+        toast(res.data.message);
+      });
+    });
+  }
+
   window.inboxApp = { post: post, getFragment: getFragment, toast: toast, setNotificationCount: setNotificationCount };
   document.addEventListener("DOMContentLoaded", initBell);
+  document.addEventListener("DOMContentLoaded", initAvailability);
 })();

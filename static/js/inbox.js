@@ -358,6 +358,19 @@
     source.onmessage = onLiveEvent;
   }
 
+  /* "Get next": claim the most urgent waiting conversation and open it. */
+  function getNext() {
+    var form = $("[data-get-next]");
+    app.post(form.action, new FormData(form)).then(function (res) {
+      if (res.status >= 400) { app.toast(errorText(res), { kind: "error" }); return; }
+      app.toast(res.data.message);
+      if (res.data.url) {
+        openConversation(res.data.url, true);
+        refreshList(false);
+      }
+    });
+  }
+
   /* --- Keyboard ------------------------------------------------------------------------- */
 
   function typingInField(target) {
@@ -404,6 +417,7 @@
         if (r) { var box = $("[data-pick]", r); box.checked = !box.checked; onPick(box, false); }
         break;
       }
+      case "g": getNext(); break;
       case "a": handled = clickKey("a"); break;
       case "e": handled = clickKey("e"); break;
       case "n": { var note = $("[data-note-box]", detail); if (note) { note.focus(); } else { handled = false; } break; }
@@ -462,6 +476,7 @@
     });
     $("[data-bulk-clear]").addEventListener("click", clearPicks);
     $("[data-refresh]").addEventListener("click", function () { refreshList(true); });
+    $("[data-get-next]").addEventListener("submit", function (event) { event.preventDefault(); getNext(); });
 
     $all("[data-filters] [data-autosubmit]").forEach(function (s) {
       s.addEventListener("change", function () { s.form.requestSubmit(); });

@@ -1,0 +1,216 @@
+"""Routing benchmark (issue #7): rule evaluation cost per inbound message with 100 active rules,
+and "get next" latency with many conversations and 8 concurrent agents.
+
+Real parts only: a throwaway PostgreSQL cluster (or SQLite with --sqlite) and redis-server,
+the app's own services. Conversations are bulk-inserted with SQL so a large table is quick
+to build.
+
+    .venv/bin/python bench/routing.py [--conversations 200000] [--agents 8] [--claims 2000]
+
+Prints a markdown table (copy it into docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402
+
+from inbox import create_app  # noqa: E402
+from inbox.extensions import db  # noqa: E402
+from inbox.models import Conversation, Role, RoutingRule, User  # noqa: E402
+from inbox.services import assignment, routing  # noqa: E402
+from inbox.services.accounts import create_user, get_or_create_team  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.support.services import PostgresServer, RedisServer  # noqa: E402
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values)
+
+
+def build_rules(count: int) -> None:
+    """`count` active rules that look at the text, platform and followers but do not match
+    (the expensive case: every rule is evaluated)."""
+    for i in range(count):
+        db.session.add(
+            RoutingRule(
+                position=i,
+                name=f"rule {i}",
+                conditions=[
+                    {"type": "platform", "values": ["x", "instagram"]},
+                    {"type": "text_contains", "values": [f"keyword{i}", f"other{i}"]},
+                    {"type": "followers_at_least", "value": 10_000_000},
+                ],
+                actions=[{"type": "add_tags", "tags": [f"t{i}"]}],
+            )
+        )
+    db.session.commit()
+
+
+def bench_rules(samples: int) -> dict[str, float]:
+    build_rules(100)
+    conversation = factories.conversation(text="My order has not arrived, can you help?")
+    message = conversation.messages[0]
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        routing.apply_rules(conversation, message, now=NOW)
+        times.append((time.perf_counter() - start) * 1000)
+    db.session.rollback()
+    return {"median_ms": statistics.median(times), "p95_ms": p95(times)}
+
+
+def fill(conversations: int) -> None:
+    account = factories.channel()
+    contact_id = factories.conversation(account=account).contact_id
+    team = get_or_create_team("Social care")
+    db.session.commit()
+    batch = []
+    for i in range(conversations):
+        batch.append(
+            {
+                "channel_account_id": account.id,
+                "contact_id": contact_id,
+                "thread_key": f"bench-{i}",
+                "kind": "dm",
+                "is_public": False,
+                "status": "open" if i % 3 else "new",
+                "priority": ("low", "normal", "high", "urgent")[i % 4],
+                "team_id": team.id,
+                "is_spam": False,
+                "sla_policy_pinned": False,
+                "sla_due_at": NOW + timedelta(minutes=i % 5000) if i % 2 else None,
+                "sla_state": "ok",
+                "first_inbound_at": NOW - timedelta(seconds=i),
+                "message_count": 1,
+                "version": 1,
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
+        if len(batch) == 5000:
+            db.session.execute(insert(Conversation), batch)
+            batch = []
+    if batch:
+        db.session.execute(insert(Conversation), batch)
+    db.session.commit()
+
+
+def bench_get_next(app, agents: int, claims: int) -> dict[str, float]:
+    users = [
+        create_user(
+            f"bench{i}@example.com",
+            name=f"Bench {i}",
+            role=Role.AGENT,
+            password="x" * 12,
+            teams=[get_or_create_team("Social care")],
+        )
+        for i in range(agents)
+    ]
+    db.session.commit()
+    ids = [u.id for u in users]
+    latencies: list[float] = []
+    claimed: list[int] = []
+    lock = threading.Lock()
+    per_agent = claims // agents
+    barrier = threading.Barrier(agents)
+
+    def work(user_id: int) -> None:
+        with app.app_context():
+            user = db.session.get(User, user_id)
+            barrier.wait()
+            for _ in range(per_agent):
+                start = time.perf_counter()
+                c = assignment.claim_next(user, now=NOW)
+                db.session.commit()
+                elapsed = (time.perf_counter() - start) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    if c is not None:
+                        claimed.append(c.id)
+            db.session.remove()
+
+    threads = [threading.Thread(target=work, args=(uid,)) for uid in ids]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return {
+        "claims": len(latencies),
+        "distinct": len(set(claimed)),
+        "duplicates": len(claimed) - len(set(claimed)),
+        "median_ms": statistics.median(latencies),
+        "p95_ms": p95(latencies),
+        "per_second": len(latencies) / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", type=int, default=200_000)
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--claims", type=int, default=2000)
+    parser.add_argument("--sqlite", action="store_true")
+    args = parser.parse_args()
+    redis = RedisServer()
+    postgres = None
+    tmp = tempfile.mkdtemp()
+    if args.sqlite:
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        postgres = PostgresServer()
+        url = postgres.create_database()
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "REDIS_URL": redis.url,
+            "RATELIMIT_STORAGE_URI": redis.url,
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+            rules = bench_rules(500)
+            started = time.perf_counter()
+            fill(args.conversations)
+            fill_seconds = time.perf_counter() - started
+            claims = bench_get_next(app, args.agents, args.claims)
+            db.session.remove()
+    finally:
+        redis.close()
+        if postgres is not None:
+            postgres.close()
+    database = "SQLite" if args.sqlite else "PostgreSQL"
+    print(f"| Measure ({database}) | Result |")
+    print("|---|---|")
+    print(
+        f"| Rule evaluation, 100 active rules, per inbound message | median "
+        f"{rules['median_ms']:.2f} ms, p95 {rules['p95_ms']:.2f} ms |"
+    )
+    print(
+        f"| Get next, {args.conversations:,} conversations (filled in {fill_seconds:.0f} s), "
+        f"{args.agents} agents, {claims['claims']} claims | median {claims['median_ms']:.1f} ms, "
+        f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
+        f"{claims['duplicates']} duplicates |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+"""Routing rules: validating them, evaluating their conditions against a conversation and
+applying their actions, in order, when a customer writes (`on_inbound`, called by ingestion
+in the worker), plus the admin's dry run (`matching_conversations`).
+
+A rule is a list of conditions (all must hold; none means always) and a list of actions, each a
+`{"type": …}` dict (`CONDITION_TYPES` / `ACTION_TYPES` below). Rules run by position; a matching
+rule with `stop` ends the run. Actions go through the same services an agent's click does
+(so they are audited and published the same way) with the system as actor, and each applied
+action is also audited as `routing.action` with the rule's name. Actions that would change
+nothing are skipped, so a rule re-run on every message is quiet: the auto-reply goes once per
+conversation, and "assign" only fills an empty assignee (a rule never takes an item from an
+agent who has it).
+Nothing here commits.
+Imports: models, extensions.db, errors, services.conversations, services.assignment,
+services.replies, services.sla, services.calendar, services.listing, services.audit, timeutil.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from inbox.errors import InboxError
+from inbox.extensions import db
+from inbox.models import (
+    BusinessCalendar,
+    ChannelAccount,
+    Conversation,
+    Direction,
+    Kind,
+    Message,
+    Platform,
+    Priority,
+    RoutingRule,
+    SlaPolicy,
+    Team,
+    User,
+)
+from inbox.services import assignment, replies, sla
+from inbox.services import conversations as actions
+from inbox.services.audit import record_audit
+from inbox.services.calendar import business_time_between
+from inbox.services.listing import SENTIMENT_BAND, SENTIMENTS
+
+log = logging.getLogger(__name__)
+
+MAX_PATTERN_LENGTH = 200
+# Regexes run over at most this much of a message: bounds the work of any pattern.
+MAX_MATCHED_TEXT = 4000
+# A quantified group that itself contains a quantifier ("(a+)+", "(\w*)*", "(x|y+){2,}")
+# is the shape of catastrophic backtracking; Python's re has no timeout, so such patterns
+# are refused when the rule is saved.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+
+CONDITION_TYPES = {
+    "platform": "Platform is any of",
+    "channel": "Channel account is any of",
+    "kind": "Kind is any of",
+    "visibility": "Visibility is",
+    "text_contains": "Text contains any of",
+    "text_regex": "Text matches the pattern",
+    "language": "Language is any of",
+    "sentiment": "Sentiment is",
+    "vip": "Contact is VIP",
+    "followers_at_least": "Author has at least N followers",
+    "verified": "Author is verified",
+    "business_hours": "Within business hours",
+    "tags": "Has any of the tags",
+}
+ACTION_TYPES = {
+    "set_team": "Set team",
+    "set_priority": "Set priority",
+    "add_tags": "Add tags",
+    "assign": "Assign to agent",
+    "mark_spam": "Mark as spam",
+    "auto_reply": "Send an auto-reply (once per conversation)",
+    "apply_sla_policy": "Apply SLA policy",
+}
+
+
+class RuleInvalid(InboxError):
+    status = 400
+    code = "rule_invalid"
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def check_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a rule's regex, refusing what could run away (length, nested quantifiers,
+    backreferences) or does not compile."""
+    if not pattern:
+        raise RuleInvalid("The pattern is empty.")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise RuleInvalid(f"Patterns are at most {MAX_PATTERN_LENGTH} characters.")
+    if _NESTED_QUANTIFIER.search(pattern) or _BACKREFERENCE.search(pattern):
+        raise RuleInvalid(
+            "That pattern could take very long on some texts (a repeated group containing a "
+            "repetition, or a backreference). Simplify it, e.g. use a word list instead."
+        )
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise RuleInvalid(f"The pattern does not compile: {exc}.") from None
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise RuleInvalid(f"{what}: give at least one value.")
+    cleaned = [v.strip() for v in value if v.strip()]
+    if not cleaned:
+        raise RuleInvalid(f"{what}: give at least one value.")
+    return cleaned
+
+
+def _member(values: list[str], allowed: Iterable[str], what: str) -> list[str]:
+    allowed = set(allowed)
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise RuleInvalid(f"{what}: unknown value {bad[0]!r}.")
+    return values
+
+
+def _ids(value: Any, model: type, what: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise RuleInvalid(f"{what}: choose at least one.")
+    ids = []
+    for v in value:
+        if not isinstance(v, int) or db.session.get(model, v) is None:
+            raise RuleInvalid(f"{what}: no such {model.__name__} {v!r}.")
+        ids.append(v)
+    return ids
+
+
+def _one_id(value: Any, model: type, what: str) -> int:
+    return _ids([value], model, what)[0]
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise RuleInvalid(f"{what}: true or false.")
+    return value
+
+
+def validate_condition(c: Any) -> dict[str, Any]:
+    """The condition normalised, or RuleInvalid saying what is wrong with it."""
+    if not isinstance(c, dict) or c.get("type") not in CONDITION_TYPES:
+        raise RuleInvalid(f"Unknown condition {c!r}.")
+    kind = c["type"]
+    label = CONDITION_TYPES[kind]
+    if kind == "platform":
+        return {"type": kind, "values": _member(_strings(c.get("values"), label), Platform, label)}
+    if kind == "kind":
+        return {"type": kind, "values": _member(_strings(c.get("values"), label), Kind, label)}
+    if kind == "channel":
+        return {"type": kind, "values": _ids(c.get("values"), ChannelAccount, label)}
+    if kind == "visibility":
+        return {"type": kind, "value": _member([c.get("value")], ("public", "private"), label)[0]}
+    if kind in ("text_contains", "tags"):
+        return {"type": kind, "values": _strings(c.get("values"), label)}
+    if kind == "language":
+        return {"type": kind, "values": [v.lower() for v in _strings(c.get("values"), label)]}
+    if kind == "text_regex":
+        pattern = c.get("pattern") if isinstance(c.get("pattern"), str) else ""
+        check_pattern(pattern)
+        return {"type": kind, "pattern": pattern}
+    if kind == "sentiment":
+        return {"type": kind, "value": _member([c.get("value")], SENTIMENTS, label)[0]}
+    if kind in ("vip", "verified"):
+        return {"type": kind, "value": _bool(c.get("value", True), label)}
+    if kind == "followers_at_least":
+        n = c.get("value")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise RuleInvalid(f"{label}: a whole number, 0 or more.")
+        return {"type": kind, "value": n}
+    # business_hours: on the given calendar, else the conversation's team's
+    out: dict[str, Any] = {"type": kind, "value": _bool(c.get("value", True), label)}
+    if c.get("calendar_id") is not None:
+        out["calendar_id"] = _one_id(c["calendar_id"], BusinessCalendar, label)
+    return out
+
+
+def validate_action(a: Any) -> dict[str, Any]:
+    if not isinstance(a, dict) or a.get("type") not in ACTION_TYPES:
+        raise RuleInvalid(f"Unknown action {a!r}.")
+    kind = a["type"]
+    label = ACTION_TYPES[kind]
+    if kind == "set_team":
+        return {"type": kind, "team_id": _one_id(a.get("team_id"), Team, label)}
+    if kind == "set_priority":
+        return {"type": kind, "priority": _member([a.get("priority")], Priority, label)[0]}
+    if kind == "add_tags":
+        names = [actions.normalize_tag(t) for t in _strings(a.get("tags"), label)]
+        return {"type": kind, "tags": names}
+    if kind == "assign":
+        user_id = _one_id(a.get("user_id"), User, label)
+        if not db.session.get(User, user_id).active:
+            raise RuleInvalid(f"{label}: that user is deactivated.")
+        return {"type": kind, "user_id": user_id}
+    if kind == "mark_spam":
+        return {"type": kind}
+    if kind == "auto_reply":
+        text = a.get("text").strip() if isinstance(a.get("text"), str) else ""
+        if not text:
+            raise RuleInvalid(f"{label}: write the message.")
+        if len(text) > 1000:
+            raise RuleInvalid(f"{label}: at most 1000 characters.")
+        return {"type": kind, "text": text}
+    return {"type": kind, "policy_id": _one_id(a.get("policy_id"), SlaPolicy, label)}
+
+
+def save_rule(
+    rule: RoutingRule | None,
+    *,
+    name: str,
+    active: bool,
+    stop: bool,
+    conditions: list[Any],
+    actions_: list[Any],
+    actor: User,
+    now: datetime,
+) -> RoutingRule:
+    """Create (rule None; placed last) or update a rule after validating every part."""
+    name = " ".join((name or "").split())
+    if not name:
+        raise RuleInvalid("Give the rule a name.")
+    if not actions_:
+        raise RuleInvalid("A rule needs at least one action.")
+    conds = [validate_condition(c) for c in conditions]
+    acts = [validate_action(a) for a in actions_]
+    before = None
+    if rule is None:
+        last = db.session.scalar(select(RoutingRule.position).order_by(RoutingRule.position.desc()))
+        rule = RoutingRule(position=(last or 0) + 10)
+        db.session.add(rule)
+    else:
+        before = _snapshot(rule)
+    rule.name, rule.active, rule.stop = name, active, stop
+    rule.conditions, rule.actions = conds, acts
+    db.session.flush()
+    action = "routing_rule.create" if before is None else "routing_rule.update"
+    record_audit(action, rule, actor=actor, before=before, after=_snapshot(rule), now=now)
+    return rule
+
+
+def _snapshot(rule: RoutingRule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "position": rule.position,
+        "active": rule.active,
+        "stop": rule.stop,
+        "conditions": rule.conditions,
+        "actions": rule.actions,
+    }
+
+
+def move_rule(rule: RoutingRule, step: int, *, actor: User, now: datetime) -> None:
+    """Swap `rule` with its neighbour above (step -1) or below (+1)."""
+    ordered = ordered_rules(active_only=False)
+    index = next(i for i, r in enumerate(ordered) if r.id == rule.id)
+    other_index = index + step
+    if not 0 <= other_index < len(ordered):
+        return
+    ordered[index], ordered[other_index] = ordered[other_index], ordered[index]
+    for position, r in enumerate(ordered, start=1):
+        r.position = position * 10
+    record_audit("routing_rule.move", rule, actor=actor, after={"position": rule.position}, now=now)
+
+
+def delete_rule(rule: RoutingRule, *, actor: User, now: datetime) -> None:
+    record_audit("routing_rule.delete", rule, actor=actor, before=_snapshot(rule), now=now)
+    db.session.delete(rule)
+
+
+def ordered_rules(*, active_only: bool = True) -> list[RoutingRule]:
+    query = select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)
+    if active_only:
+        query = query.where(RoutingRule.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def _name(model: type, id_: int, attr: str = "name") -> str:
+    row = db.session.get(model, id_)
+    return getattr(row, attr) if row is not None else f"#{id_} (deleted)"
+
+
+def describe_condition(c: dict[str, Any]) -> str:
+    """One line a person reads in the rule list ("Text contains any of: refund, chargeback")."""
+    label = CONDITION_TYPES.get(c.get("type"), str(c.get("type")))
+    kind = c.get("type")
+    if kind == "channel":
+        return f"{label}: " + ", ".join(_name(ChannelAccount, i) for i in c["values"])
+    if kind == "text_regex":
+        return f"{label} /{c['pattern']}/"
+    if kind in ("vip", "verified"):
+        return label if c["value"] else f"Not: {label.lower()}"
+    if kind == "business_hours":
+        where = "Within" if c["value"] else "Outside"
+        calendar = f" ({_name(BusinessCalendar, c['calendar_id'])})" if "calendar_id" in c else ""
+        return f"{where} business hours{calendar}"
+    if "values" in c:
+        return f"{label}: " + ", ".join(map(str, c["values"]))
+    return f"{label}: {c.get('value')}"
+
+
+def describe_action(a: dict[str, Any]) -> str:
+    label = ACTION_TYPES.get(a.get("type"), str(a.get("type")))
+    kind = a.get("type")
+    if kind == "set_team":
+        return f"{label}: {_name(Team, a['team_id'])}"
+    if kind == "set_priority":
+        return f"{label}: {a['priority']}"
+    if kind == "add_tags":
+        return f"{label}: " + ", ".join(a["tags"])
+    if kind == "assign":
+        return f"{label}: {_name(User, a['user_id'])}"
+    if kind == "auto_reply":
+        return f"Auto-reply: “{a['text'][:60]}{'…' if len(a['text']) > 60 else ''}”"
+    if kind == "apply_sla_policy":
+        return f"{label}: {_name(SlaPolicy, a['policy_id'])}"
+    return label
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+@dataclass
+class Facts:
+    """What conditions look at: the conversation and the customer message being routed."""
+
+    conversation: Conversation
+    message: Message | None
+    now: datetime
+
+    @property
+    def text(self) -> str:
+        return (self.message.text if self.message is not None else "")[:MAX_MATCHED_TEXT]
+
+    def identities(self):
+        author = self.message.author_identity if self.message is not None else None
+        return [author] if author is not None else list(self.conversation.contact.identities)
+
+
+def _in_business_hours(cond: dict[str, Any], facts: Facts) -> bool:
+    calendar_id = cond.get("calendar_id")
+    if calendar_id is None and facts.conversation.team is not None:
+        calendar_id = facts.conversation.team.calendar_id
+    calendar = db.session.get(BusinessCalendar, calendar_id or 0)
+    spec = sla.calendar_spec(calendar)  # no calendar: always open
+    # When the customer wrote (an away message answers messages sent after hours).
+    at = facts.message.sent_at if facts.message is not None else facts.now
+    return business_time_between(at, at + timedelta(seconds=1), spec) > timedelta(0)
+
+
+def _sentiment_label(score: float | None) -> str | None:
+    if score is None:
+        return None
+    if score > SENTIMENT_BAND:
+        return "positive"
+    return "negative" if score < -SENTIMENT_BAND else "neutral"
+
+
+def condition_holds(cond: dict[str, Any], facts: Facts) -> bool:
+    c = facts.conversation
+    kind = cond["type"]
+    if kind == "platform":
+        return str(c.platform) in cond["values"]
+    if kind == "channel":
+        return c.channel_account_id in cond["values"]
+    if kind == "kind":
+        return str(c.kind) in cond["values"]
+    if kind == "visibility":
+        return c.is_public == (cond["value"] == "public")
+    if kind == "text_contains":
+        text = facts.text.casefold()
+        return any(word.casefold() in text for word in cond["values"])
+    if kind == "text_regex":
+        try:
+            return check_pattern(cond["pattern"]).search(facts.text) is not None
+        except RuleInvalid:  # stored before the guard existed or edited by hand: never matches
+            return False
+    if kind == "language":
+        return (c.language or "").lower() in cond["values"]
+    if kind == "sentiment":
+        return _sentiment_label(c.sentiment) == cond["value"]
+    if kind == "vip":
+        return bool(c.contact.is_vip) == cond["value"]
+    if kind == "followers_at_least":
+        return max((i.follower_count or 0 for i in facts.identities()), default=0) >= cond["value"]
+    if kind == "verified":
+        return any(i.verified for i in facts.identities()) == cond["value"]
+    if kind == "business_hours":
+        return _in_business_hours(cond, facts) == cond["value"]
+    if kind == "tags":
+        wanted = {t.casefold() for t in cond["values"]}
+        return any(t.name.casefold() in wanted for t in c.tags)
+    return False
+
+
+def rule_matches(rule: RoutingRule, facts: Facts) -> bool:
+    return all(condition_holds(cond, facts) for cond in rule.conditions)
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+def _set_team(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    team = db.session.get(Team, a["team_id"])
+    if team is None or c.team_id == team.id:
+        return False
+    actions.set_team(c, team, actor=None, now=now)
+    return True
+
+
+def _set_priority(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    priority = Priority(a["priority"])
+    if c.priority is priority:
+        return False
+    actions.set_priority(c, priority, actor=None, now=now)
+    return True
+
+
+def _add_tags(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    have = {t.name.casefold() for t in c.tags}
+    missing = [t for t in a["tags"] if t.casefold() not in have]
+    for name in missing:
+        actions.add_tag(c, name, actor=None, now=now)
+    return bool(missing)
+
+
+def _assign(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    user = db.session.get(User, a["user_id"])
+    if c.assignee_id is not None or user is None or not user.active:
+        return False
+    actions.assign(c, user, actor=None, now=now, reason="routing rule")
+    return True
+
+
+def _mark_spam(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    if c.is_spam:
+        return False
+    actions.mark_spam(c, True, actor=None, now=now)
+    return True
+
+
+def _auto_reply(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    already = db.session.scalar(
+        select(Message.id).where(Message.conversation_id == c.id, Message.is_auto_reply.is_(True))
+    )
+    if already is not None:
+        return False
+    replies.create_auto_reply(c, text=a["text"], now=now)
+    return True
+
+
+def _apply_sla_policy(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
+    policy = db.session.get(SlaPolicy, a["policy_id"])
+    if policy is None or (c.sla_policy_pinned and c.sla_policy_id == policy.id):
+        return False
+    c.sla_policy_id = policy.id
+    c.sla_policy_pinned = True
+    db.session.flush()
+    sla.on_attributes_change(c, actor=None, now=now)
+    return True
+
+
+_ACTIONS: dict[str, Callable[[Conversation, dict[str, Any], datetime], bool]] = {
+    "set_team": _set_team,
+    "set_priority": _set_priority,
+    "add_tags": _add_tags,
+    "assign": _assign,
+    "mark_spam": _mark_spam,
+    "auto_reply": _auto_reply,
+    "apply_sla_policy": _apply_sla_policy,
+}
+
+
+def apply_rules(
+    conversation: Conversation, message: Message | None, *, now: datetime
+) -> list[tuple[str, str]]:
+    """Run the active rules in order over `conversation` (for the customer's `message`);
+    returns the (rule name, action type) pairs applied."""
+    applied: list[tuple[str, str]] = []
+    facts = Facts(conversation, message, now)
+    for rule in ordered_rules():
+        if not rule_matches(rule, facts):
+            continue
+        for action in rule.actions:
+            try:
+                changed = _ACTIONS[action["type"]](conversation, action, now)
+            except InboxError as error:  # e.g. the channel cannot send: note it, go on
+                record_audit(
+                    "routing.action_failed",
+                    conversation,
+                    actor=None,
+                    after={
+                        "rule": rule.name,
+                        "rule_id": rule.id,
+                        "action": action,
+                        "error": error.message,
+                    },
+                    now=now,
+                )
+                continue
+            if changed:
+                applied.append((rule.name, action["type"]))
+                record_audit(
+                    "routing.action",
+                    conversation,
+                    actor=None,
+                    after={"rule": rule.name, "rule_id": rule.id, "action": action},
+                    now=now,
+                )
+        if rule.stop:
+            break
+    return applied
+
+
+def on_inbound(message: Message, *, now: datetime) -> None:
+    """A customer message was stored (new conversation or not): apply the rules, then offer
+    the conversation to its team's auto-assignment if it is still unassigned."""
+    conversation = message.conversation
+    apply_rules(conversation, message, now=now)
+    if conversation.assignee_id is None and conversation.team is not None:
+        assignment.assign_backlog(conversation.team, now=now)
+
+
+def matching_conversations(rule: RoutingRule, *, limit: int, now: datetime) -> list[Conversation]:
+    """Dry run for the admin's "test this rule": which of the latest `limit` conversations
+    (by their latest customer message) `rule` would match. Writes nothing."""
+    recent = db.session.scalars(
+        select(Conversation)
+        .where(Conversation.last_inbound_at.is_not(None))
+        .order_by(Conversation.last_inbound_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    ).all()
+    matched = []
+    for conversation in recent:
+        latest = db.session.scalar(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.INBOUND,
+            )
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+        if rule_matches(rule, Facts(conversation, latest, now)):
+            matched.append(conversation)
+    return matched

@@ -1,0 +1,100 @@
+"""Routing and assignment in real headless Chromium: "Get next" (button and `g`) claims and
+opens the most urgent conversation, the availability control in the top bar, and the routing
+admin page creating a rule and listing its matches in the test panel. Screenshots at 1366x768."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from inbox.extensions import db
+from inbox.models import Availability, Conversation, Role, RoutingRule, User
+from inbox.timeutil import utcnow
+from tests import factories
+from tests.test_browser_inbox import open_inbox
+from tests.test_browser_shell import sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_get_next_claims_and_opens_the_most_urgent_conversation(
+    live_server, page: Page, make_user, artifacts_dir
+):
+    agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
+    now = utcnow()
+    factories.conversation(team="Social care", name="Newer Nick", sent_at=now - timedelta(hours=1))
+    oldest = factories.conversation(
+        team="Social care", name="Oldest Olga", sent_at=now - timedelta(hours=5)
+    )
+    due = factories.conversation(
+        team="Social care", name="Deadline Dana", sent_at=now - timedelta(minutes=3)
+    )
+    due.sla_due_at = now + timedelta(minutes=20)
+    db.session.commit()
+    open_inbox(page, live_server, agent.email)
+    page.get_by_role("button", name=re.compile("Get next")).click()
+    expect(page).to_have_url(re.compile(rf"/inbox/c/{due.id}"))
+    expect(page.locator(".convo")).to_contain_text("Deadline Dana")
+    page.screenshot(path=str(artifacts_dir / "routing-get-next.png"))
+    page.locator("body").click()  # keyboard focus out of any field
+    page.keyboard.press("g")
+    expect(page).to_have_url(re.compile(rf"/inbox/c/{oldest.id}"))
+    db.session.expire_all()
+    assert db.session.get(Conversation, due.id).assignee_id == agent.id
+    assert db.session.get(Conversation, oldest.id).assignee_id == agent.id
+
+
+def test_availability_control_in_the_top_bar(live_server, page: Page, make_user, artifacts_dir):
+    agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, agent.email)
+    control = page.get_by_label("Your availability")
+    expect(control).to_have_value("offline")
+    control.select_option("online")
+    expect(page.locator("[data-toasts]")).to_contain_text("You are online.")
+    expect(page.locator("[data-availability-dot]")).to_have_class(re.compile("avail-online"))
+    page.screenshot(path=str(artifacts_dir / "routing-availability.png"))
+    db.session.expire_all()
+    assert db.session.get(User, agent.id).availability is Availability.ONLINE
+
+
+def test_supervisor_sees_the_agent_list(live_server, page: Page, make_user, artifacts_dir):
+    boss = make_user(Role.SUPERVISOR, name="Sam Super", email="sam@example.com")
+    for name, state in (("Olive Online", "online"), ("Andy Away", "away"), ("Otto Off", "offline")):
+        user = make_user(Role.AGENT, name=name)
+        user.availability = Availability(state)
+        user.last_seen_at = utcnow() - timedelta(minutes=7)
+    db.session.commit()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, boss.email)
+    page.get_by_role("link", name="Agents").click()
+    expect(page.locator("[data-roster]")).to_contain_text("Olive Online")
+    page.screenshot(path=str(artifacts_dir / "routing-agents.png"))
+
+
+def test_admin_creates_a_rule_and_tests_it(live_server, page: Page, make_user, artifacts_dir):
+    admin = make_user(Role.ADMIN, name="Ada Admin", email="ada@example.com")
+    factories.conversation(team="Social care", text="Please refund my order", name="Rita Refund")
+    factories.conversation(team="Social care", text="What are your hours?", name="Harry Hours")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, admin.email)
+    page.goto(live_server + "/admin/routing/")
+    page.get_by_role("link", name="+ New rule").click()
+    page.get_by_label("Name").fill("Refunds are urgent")
+    page.get_by_label("Text contains any of (comma separated)").fill("refund, chargeback")
+    page.get_by_label("Set priority").select_option("urgent")
+    page.get_by_label("Add tags (comma separated)").fill("refund")
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("[data-test-summary]")).to_contain_text("1 matching conversation")
+    expect(page.locator("[data-test-results]")).to_contain_text("Rita Refund")
+    expect(page.locator("[data-test-results]")).not_to_contain_text("Harry Hours")
+    page.screenshot(path=str(artifacts_dir / "routing-rule-test.png"))
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.locator("[data-rules]")).to_contain_text("Refunds are urgent")
+    expect(page.locator("[data-rules]")).to_contain_text("Set priority: urgent")
+    page.screenshot(path=str(artifacts_dir / "routing-rules.png"))
+    assert db.session.scalar(select(RoutingRule.name)) == "Refunds are urgent"
