@@ -52,6 +52,8 @@ def test_availability_control_in_the_top_bar(live_server, page: Page, make_user,
     agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
     page.set_viewport_size({"width": 1366, "height": 768})
     sign_in(page, live_server, agent.email)
+    # The page's scripts are running (the live stream is up) before the control is used.
+    expect(page.locator("body[data-live=on]")).to_have_count(1)
     control = page.get_by_label("Your availability")
     expect(control).to_have_value("offline")
     control.select_option("online")
