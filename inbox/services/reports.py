@@ -564,6 +564,10 @@ class LivePanel:
     oldest_waiting_since: datetime | None
     agents: list[AgentLoad]
 
+    @property
+    def open_total(self) -> int:
+        return sum(sum(counts.values()) for _, _, counts in self.by_team)
+
 
 def live_panel(viewer: User, *, now: datetime) -> LivePanel:
     """What is happening now: open conversations by team and status, cycles at risk (warned,
