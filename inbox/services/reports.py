@@ -679,8 +679,10 @@ def _outcome_expr(metric: SlaMetric) -> ColumnElement[Any]:
 
 def export_rows(query: ReportQuery, *, viewer: User, batch: int = 2000) -> Iterator[list[Any]]:
     """One row per conversation whose first customer message is in the range (EXPORT_COLUMNS).
-    Durations are of measured cycles (summed over next-response cycles). Streamed from a
-    server-side cursor in batches, so memory stays flat however many rows there are."""
+    Durations are of measured cycles (summed over next-response cycles). The statement is
+    built now (the viewer is read here) and the rows come lazily from a server-side cursor in
+    batches, so memory stays flat however many rows there are and the iterator can be consumed
+    after the request's objects are gone (a streamed response)."""
     k = SlaClock
     measured = and_(*cycle_clauses(outcome="measured"))
     durations = []
@@ -744,6 +746,10 @@ def export_rows(query: ReportQuery, *, viewer: User, batch: int = 2000) -> Itera
         .order_by(Conversation.id)
         .execution_options(yield_per=batch, stream_results=True)
     )
+    return _stream(stmt)
+
+
+def _stream(stmt: Select[Any]) -> Iterator[list[Any]]:
     for row in db.session.execute(stmt):
         yield list(row)
 

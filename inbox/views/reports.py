@@ -171,11 +171,11 @@ def summary_csv():
 def rows_csv():
     """One row per conversation, streamed: rows are written as the cursor yields them."""
     query = reports.parse_query(request.args, now=utcnow())
-    viewer = current_user._get_current_object()
+    rows = reports.export_rows(query, viewer=current_user)
 
     def generate() -> Iterator[str]:
         yield from _csv([reports.EXPORT_COLUMNS])
-        yield from _csv(reports.export_rows(query, viewer=viewer))
+        yield from _csv(rows)
 
     return Response(
         stream_with_context(generate()),
