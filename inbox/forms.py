@@ -311,3 +311,24 @@ class BulkForm(FlaskForm):
         ],
     )
     value = StringField(validators=[Optional(), Length(max=64)])
+
+
+# --- report e-mails (views/reports.py) --------------------------------------------------------
+
+
+def _known_zone(form, field) -> None:
+    try:
+        ZoneInfo(field.data)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("Unknown time zone.") from None
+
+
+class ReportSubscriptionForm(FlaskForm):
+    """Subscribe to a daily or weekly SLA summary with the report's current filters (sent as
+    the other hidden fields of the form)."""
+
+    frequency = SelectField(
+        "E-mail me",
+        choices=[SelectChoice("daily", "Daily summary"), SelectChoice("weekly", "Weekly summary")],
+    )
+    tz = StringField("Time zone", default="UTC", validators=[DataRequired(), _known_zone])

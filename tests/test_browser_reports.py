@@ -53,9 +53,7 @@ def test_supervisor_reads_filters_drills_down_and_exports(
     page.get_by_role("button", name="Apply").click()
     billing = expected_attainment([s for s in generated if s.team == "Billing"], FR)
     expect(card.locator('[data-outcome="met"] strong')).to_have_text(str(billing["met"]))
-    expect(card.locator('[data-outcome="breached"] strong')).to_have_text(
-        str(billing["breached"])
-    )
+    expect(card.locator('[data-outcome="breached"] strong')).to_have_text(str(billing["breached"]))
 
     # The breached number opens exactly those conversations in the inbox.
     card.locator('[data-outcome="breached"]').click()

@@ -26,6 +26,7 @@ from inbox.models.conversations import (
     conversation_tags,
 )
 from inbox.models.notifications import Notification
+from inbox.models.reports import Frequency, ReportSubscription
 from inbox.models.sla import (
     BusinessCalendar,
     ClockEventKind,
@@ -55,12 +56,14 @@ __all__ = [
     "Direction",
     "EventIssue",
     "EventState",
+    "Frequency",
     "InboundEvent",
     "Kind",
     "Message",
     "Notification",
     "Platform",
     "Priority",
+    "ReportSubscription",
     "Role",
     "SlaClock",
     "SlaClockEvent",

@@ -22,6 +22,8 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    flash,
+    redirect,
     render_template,
     request,
     stream_with_context,
@@ -31,10 +33,22 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from inbox import permissions
-from inbox.errors import Forbidden
+from inbox.errors import Forbidden, NotFound
 from inbox.extensions import db
-from inbox.models import ChannelAccount, Kind, Platform, Priority, SlaPolicy, Tag, Team, User
-from inbox.services import reports
+from inbox.forms import PostForm, ReportSubscriptionForm
+from inbox.models import (
+    ChannelAccount,
+    Frequency,
+    Kind,
+    Platform,
+    Priority,
+    ReportSubscription,
+    SlaPolicy,
+    Tag,
+    Team,
+    User,
+)
+from inbox.services import report_mail, reports
 from inbox.services.listing import Filters
 from inbox.timeutil import format_duration, utcnow
 
@@ -133,6 +147,9 @@ def index():
         metrics=reports.METRICS,
         scoped=reports.scope_team_ids(current_user) is not None,
         now=now,
+        subscribe_form=ReportSubscriptionForm(tz=query.tz),
+        subscriptions=report_mail.subscriptions_of(current_user),
+        post_form=PostForm(),
         **_options(),
     )
 
@@ -182,6 +199,40 @@ def rows_csv():
         mimetype="text/csv",
         headers=_attachment("sla-conversations", query),
     )
+
+
+@bp.post("/subscriptions")
+@reports_access
+def subscribe():
+    form = ReportSubscriptionForm()
+    if not form.validate_on_submit():
+        flash("Could not subscribe: " + "; ".join(sum(form.errors.values(), [])), "error")
+        return redirect(url_for("reports.index"))
+    report_mail.subscribe(
+        current_user,
+        Frequency(form.frequency.data),
+        timezone=form.tz.data,
+        filters={k: request.form.get(k, "") for k in report_mail.FILTER_KEYS},
+        actor=current_user,
+        now=utcnow(),
+    )
+    db.session.commit()
+    flash(f"You will get the {form.frequency.data} SLA summary by e-mail.", "success")
+    return redirect(url_for("reports.index"))
+
+
+@bp.post("/subscriptions/<int:subscription_id>/delete")
+@reports_access
+def unsubscribe(subscription_id: int):
+    if not PostForm().validate_on_submit():
+        raise Forbidden("The form expired; reload the page.")
+    sub = db.session.get(ReportSubscription, subscription_id)
+    if sub is None or sub.user_id != current_user.id:
+        raise NotFound("No such subscription.")
+    report_mail.unsubscribe(sub, actor=current_user, now=utcnow())
+    db.session.commit()
+    flash("Unsubscribed.", "success")
+    return redirect(url_for("reports.index"))
 
 
 @bp.app_template_filter("seconds")

@@ -1,4 +1,4 @@
-"""reports: counted business seconds on stopped SLA clocks
+"""reports: counted business seconds on stopped SLA clocks; report e-mail subscriptions
 
 Revision ID: 0005_reports
 Revises: 0004_agent_inbox
@@ -21,6 +21,24 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table(
+        "report_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "frequency",
+            sa.Enum("daily", "weekly", name="frequency", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("filters", sa.JSON(), nullable=False),
+        sa.Column("last_period", sa.String(length=16), nullable=True),
+        sa.Column("created_at", inbox.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", inbox.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("user_id", "frequency"),
+    )
     with op.batch_alter_table("sla_clocks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("counted_seconds", sa.Integer(), nullable=True))
     # Backfill stopped clocks from their last met/stop event, which recorded the counted time.
@@ -46,5 +64,6 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_table("report_subscriptions")
     with op.batch_alter_table("sla_clocks", schema=None) as batch_op:
         batch_op.drop_column("counted_seconds")
