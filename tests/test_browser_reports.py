@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from inbox.extensions import db
 from inbox.models import Role
+from inbox.services.accounts import get_or_create_team
 from tests.services.test_reports import (  # noqa: F401 (fixtures)
     FR,
     admin,
@@ -31,9 +34,7 @@ def test_supervisor_reads_filters_drills_down_and_exports(
     artifacts_dir,
 ):
     supervisor = make_user(Role.SUPERVISOR, name="Sam Supervisor", team="Social care")
-    supervisor.teams.append(__import__("inbox").services.accounts.get_or_create_team("Billing"))
-    from inbox.extensions import db
-
+    supervisor.teams.append(get_or_create_team("Billing"))
     db.session.commit()
     page.set_viewport_size({"width": 1366, "height": 768})
     sign_in(page, live_server, supervisor.email)
@@ -64,7 +65,7 @@ def test_supervisor_reads_filters_drills_down_and_exports(
 
     with page.expect_download() as download:
         page.locator('[data-export="rows"]').click()
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == sum(1 for s in generated if s.team == "Billing")
     assert {r["team"] for r in rows} == {"Billing"}
