@@ -195,6 +195,7 @@ def test_openapi_describes_the_existing_endpoints(client):
         "/conversations",
         "/conversations/{id}",
         "/messages",
+        "/reports/sla",
         "/openapi.json",
     }
     assert set(spec["paths"]["/conversations/{id}"]) == {"get", "patch"}
