@@ -193,7 +193,8 @@ def drill(query: ReportQuery, viewer: User, **sla: Any) -> dict[str, str]:
     return filters.args()
 
 
-def _cycle_filters(query: ReportQuery, metric: SlaMetric | None, outcome: str) -> dict[str, Any]:
+def cycle_filters(query: ReportQuery, metric: SlaMetric | None, outcome: str) -> dict[str, Any]:
+    """The `Filters` fields of the cycles of `metric` with `outcome` started in the range."""
     return {
         "sla_metric": metric,
         "sla_outcome": outcome,

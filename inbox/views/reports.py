@@ -79,7 +79,7 @@ def _links(query: reports.ReportQuery):
         return url_for("inbox.index", view="all", **reports.drill(query, current_user, **fields))
 
     def cycles(metric=None, outcome: str = "", **more: Any) -> str:
-        return inbox(**reports._cycle_filters(query, metric, outcome), **more)
+        return inbox(**reports.cycle_filters(query, metric, outcome), **more)
 
     def breakdown(name: str, key: str, metric, outcome: str) -> str | None:
         fields = reports.breakdown_filter(name, key)

@@ -219,7 +219,7 @@ def test_drilldown_lists_exactly_the_conversations_behind_each_number(admin, gen
         if a.metric is NR:
             continue
         for outcome in ("met", "breached", "open"):
-            args = reports.drill(query, admin, **reports._cycle_filters(query, a.metric, outcome))
+            args = reports.drill(query, admin, **reports.cycle_filters(query, a.metric, outcome))
             filters = listing.Filters.parse(MultiDict(args))
             n = listing.count_conversations(admin, view="all", filters=filters)
             assert n == getattr(a, outcome), (a.metric, outcome)
@@ -229,7 +229,7 @@ def test_drilldown_lists_exactly_the_conversations_behind_each_number(admin, gen
     args = reports.drill(
         query,
         admin,
-        **reports._cycle_filters(query, FR, "measured"),
+        **reports.cycle_filters(query, FR, "measured"),
         sla_basis="calendar",
         duration_min=lo,
         duration_max=hi,
