@@ -40,6 +40,8 @@ def test_supervisor_reads_filters_drills_down_and_exports(
     sign_in(page, live_server, supervisor.email)
     page.goto(f"{live_server}/reports/?{RANGE}")
     expect(page.get_by_role("heading", name="SLA report")).to_be_visible()
+    expect(page).to_have_title("SLA report · inbox")
+    expect(page.locator("[data-subscribe]")).to_have_count(1)
     for chart in ("attainment", "histogram", "line", "heatmap"):
         expect(page.locator(f'svg[data-chart="{chart}"]').first).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "reports-dashboard.png"))
