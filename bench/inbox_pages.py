@@ -102,9 +102,15 @@ def main() -> None:
     args = parser.parse_args()
     pg, redis = PostgresServer(), RedisServer()
     url = pg.create_database()
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                      "REDIS_URL": redis.url, "RATELIMIT_STORAGE_URI": redis.url,
-                      "SESSION_COOKIE_SECURE": False})
+    app = create_app(
+        {
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "REDIS_URL": redis.url,
+            "RATELIMIT_STORAGE_URI": redis.url,
+            "SESSION_COOKIE_SECURE": False,
+        }
+    )
     results: dict[str, object] = {"conversations": args.conversations}
     try:
         with app.app_context():
@@ -112,24 +118,41 @@ def main() -> None:
             began = time.perf_counter()
             teams = [get_or_create_team(n) for n in ("Social care", "Billing", "Tech")]
             for i in range(20):
-                create_user(f"agent{i}@example.com", name=f"Agent {i}", role=Role.AGENT,
-                            password="x", teams=[teams[i % 3]])
+                create_user(
+                    f"agent{i}@example.com",
+                    name=f"Agent {i}",
+                    role=Role.AGENT,
+                    password="x",
+                    teams=[teams[i % 3]],
+                )
             for statement in filter(str.strip, SEED.split(";")):
-                db.session.execute(text(statement), {
-                    "contacts": args.conversations // 5, "conversations": args.conversations})
+                db.session.execute(
+                    text(statement),
+                    {"contacts": args.conversations // 5, "conversations": args.conversations},
+                )
             # Conversation 6 is in team Social care, like the agent who opens it.
             db.session.execute(text(BIG_THREAD), {"conversation": 6})
             db.session.commit()
             db.session.execute(text("ANALYZE"))
             results["seed_seconds"] = round(time.perf_counter() - began, 1)
             results["messages"] = db.session.execute(
-                text("SELECT count(*) FROM messages")).scalar_one()
+                text("SELECT count(*) FROM messages")
+            ).scalar_one()
             client = app.test_client()
             with client.session_transaction() as session:
                 session["_user_id"] = "1"  # Agent 0, team Social care
             views = {}
-            for view in ("breaching", "unassigned", "mine", "teams", "open", "pending",
-                         "snoozed", "resolved", "spam"):
+            for view in (
+                "breaching",
+                "unassigned",
+                "mine",
+                "teams",
+                "open",
+                "pending",
+                "snoozed",
+                "resolved",
+                "spam",
+            ):
                 views[view] = timed(client, f"/inbox/rows?view={view}", args.repeat)
             results["first_page"] = views
             results["counts"] = timed(client, "/inbox/counts", args.repeat)
@@ -140,23 +163,42 @@ def main() -> None:
                 "tag": "tag=refund",
                 "text search": "q=order+4242",
             }
-            results["filters"] = {name: timed(client, f"/inbox/rows?view=open&{query}",
-                                              args.repeat) for name, query in filters.items()}
+            results["filters"] = {
+                name: timed(client, f"/inbox/rows?view=open&{query}", args.repeat)
+                for name, query in filters.items()
+            }
             results["open_200_messages"] = timed(client, "/inbox/c/6", args.repeat)
-            plan = db.session.execute(text(
-                "EXPLAIN ANALYZE SELECT * FROM conversations WHERE is_spam = false AND status IN "
-                "('new','open','pending','snoozed') ORDER BY coalesce(sla_due_at, "
-                "'9999-12-31'::timestamptz), id LIMIT 51")).scalars().all()
+            plan = (
+                db.session.execute(
+                    text(
+                        "EXPLAIN ANALYZE SELECT * FROM conversations WHERE is_spam = false "
+                        "AND status IN ('new','open','pending','snoozed') "
+                        "ORDER BY coalesce(sla_due_at, "
+                        "'9999-12-31'::timestamptz), id LIMIT 51"
+                    )
+                )
+                .scalars()
+                .all()
+            )
             results["explain_open_sla_first"] = plan
-            results["web_rss_mb"] = round(int(next(
-                line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))) / 1024)
+            results["web_rss_mb"] = round(
+                int(
+                    next(
+                        line.split()[1]
+                        for line in Path("/proc/self/status").read_text().splitlines()
+                        if line.startswith("VmHWM:")
+                    )
+                )
+                / 1024
+            )
             db.session.remove()
             db.engine.dispose()
     finally:
         pg.close()
         redis.close()
-    results["machine"] = f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["machine"] = (
+        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "inbox_pages.json").write_text(json.dumps(results, indent=2))

@@ -62,8 +62,12 @@ def delivery(start_id: int, count: int, customer: int) -> bytes:
 def post(conn: http.client.HTTPConnection, body: bytes) -> float:
     signature = sha256_signature(SECRET, body, "base64")
     began = time.perf_counter()
-    conn.request("POST", "/webhooks/x", body=body, headers={
-        "x-twitter-webhooks-signature": signature, "Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/webhooks/x",
+        body=body,
+        headers={"x-twitter-webhooks-signature": signature, "Content-Type": "application/json"},
+    )
     response = conn.getresponse()
     response.read()
     if response.status != 200:
@@ -141,8 +145,12 @@ def wait_stored(engine, expected: int, timeout: float) -> float:
 def peak_rss_mb(pid: int) -> float:
     """Peak RSS (VmHWM) of a process and its children, in MB."""
     total = 0
-    pids = [pid] + [int(p) for p in subprocess.run(
-        ["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    pids = [pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -162,16 +170,24 @@ def synthetic_twcs(path: Path, copies: int) -> int:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for c in range(copies):
+
             def shift(value: str, c=c) -> str:
                 return ",".join(str(int(float(v)) + c * offset) for v in value.split(",") if v)
 
             for row in rows:
-                writer.writerow({**row, "tweet_id": shift(row["tweet_id"]),
-                                 "author_id": row["author_id"] if row["inbound"] == "False"
-                                 else str(int(row["author_id"]) + c * offset)
-                                 if row["author_id"].isdigit() else row["author_id"],
-                                 "response_tweet_id": shift(row["response_tweet_id"]),
-                                 "in_response_to_tweet_id": shift(row["in_response_to_tweet_id"])})
+                writer.writerow(
+                    {
+                        **row,
+                        "tweet_id": shift(row["tweet_id"]),
+                        "author_id": row["author_id"]
+                        if row["inbound"] == "False"
+                        else str(int(row["author_id"]) + c * offset)
+                        if row["author_id"].isdigit()
+                        else row["author_id"],
+                        "response_tweet_id": shift(row["response_tweet_id"]),
+                        "in_response_to_tweet_id": shift(row["in_response_to_tweet_id"]),
+                    }
+                )
     return len(rows) * copies
 
 
@@ -186,23 +202,59 @@ def main() -> None:
 
     pg, redis = PostgresServer(), RedisServer()
     database_url = pg.create_database()
-    env = {**os.environ, "SECRET_KEY": "bench", "DATABASE_URL": database_url,
-           "REDIS_URL": redis.url, "INBOX_X_CONSUMER_SECRET": SECRET,
-           "INBOX_SECURE_COOKIES": "0", "INBOX_HEARTBEAT_SECONDS": "5"}
+    env = {
+        **os.environ,
+        "SECRET_KEY": "bench",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis.url,
+        "INBOX_X_CONSUMER_SECRET": SECRET,
+        "INBOX_SECURE_COOKIES": "0",
+        "INBOX_HEARTBEAT_SECONDS": "5",
+    }
     flask = [sys.executable, "-m", "flask", "--app", "inbox"]
     subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([*flask, "add-channel", "--platform", "x", "--account-id", BRAND, "--name",
-                    "@bench"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [*flask, "add-channel", "--platform", "x", "--account-id", BRAND, "--name", "@bench"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     logs = tempfile.mkdtemp(prefix="inbox-bench-")
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "-w", str(args.web),
-         "--no-control-socket", "--log-level", "warning", "-b", f"127.0.0.1:{port}",
-         "inbox:create_app()"], env=env, cwd=ROOT,
-        stdout=open(f"{logs}/web.log", "w"), stderr=subprocess.STDOUT)
-    workers = [subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=ROOT,
-                                stdout=open(f"{logs}/worker{i}.log", "w"),
-                                stderr=subprocess.STDOUT) for i in range(args.workers)]
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-w",
+            str(args.web),
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+            "-b",
+            f"127.0.0.1:{port}",
+            "inbox:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=open(f"{logs}/web.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "worker.py"],
+            env=env,
+            cwd=ROOT,
+            stdout=open(f"{logs}/worker{i}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(args.workers)
+    ]
     engine = create_engine(database_url)
     results: dict[str, object] = {}
     try:
@@ -214,9 +266,12 @@ def main() -> None:
                 time.sleep(0.1)
         latencies = fixed_rate(port, args.rate, args.seconds, 10**12)
         quantiles = statistics.quantiles(latencies, n=100)
-        results["webhook"] = {"rate": args.rate, "requests": len(latencies),
-                              "p50_ms": round(quantiles[49] * 1000, 1),
-                              "p99_ms": round(quantiles[98] * 1000, 1)}
+        results["webhook"] = {
+            "rate": args.rate,
+            "requests": len(latencies),
+            "p50_ms": round(quantiles[49] * 1000, 1),
+            "p99_ms": round(quantiles[98] * 1000, 1),
+        }
         wait_stored(engine, len(latencies), 120)
         for batch in (1, args.batch):
             before = count_messages(engine)
@@ -229,17 +284,27 @@ def main() -> None:
                 "posts_per_s": round(sent / batch / (posted - began)),
                 "messages_per_s": round(sent / (done - began)),
             }
-        results["rss_mb"] = {"web": round(peak_rss_mb(web.pid)),
-                             "worker": round(max(peak_rss_mb(w.pid) for w in workers))}
+        results["rss_mb"] = {
+            "web": round(peak_rss_mb(web.pid)),
+            "worker": round(max(peak_rss_mb(w.pid) for w in workers)),
+        }
         if SAMPLE.exists():
             csv_path = Path(logs) / "twcs.csv"
             rows = synthetic_twcs(csv_path, 10)
             began = time.perf_counter()
-            subprocess.run([*flask, "import-csv", str(csv_path)], env=env, cwd=ROOT, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [*flask, "import-csv", str(csv_path)],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
             elapsed = time.perf_counter() - began
-            results["csv_import"] = {"rows": rows, "seconds": round(elapsed, 1),
-                                     "rows_per_s": round(rows / elapsed)}
+            results["csv_import"] = {
+                "rows": rows,
+                "seconds": round(elapsed, 1),
+                "rows_per_s": round(rows / elapsed),
+            }
     finally:
         for proc in [web, *workers]:
             proc.terminate()
@@ -248,7 +313,9 @@ def main() -> None:
         engine.dispose()
         pg.close()
         redis.close()
-    results["machine"] = f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["machine"] = (
+        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "ingest.json").write_text(json.dumps(results, indent=2))

@@ -20,7 +20,6 @@ import platform
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -66,19 +65,37 @@ def main() -> None:
     args = parser.parse_args()
     pg, redis = PostgresServer(), RedisServer()
     url = pg.create_database()
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                      "REDIS_URL": redis.url, "RATELIMIT_STORAGE_URI": redis.url})
+    app = create_app(
+        {
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "REDIS_URL": redis.url,
+            "RATELIMIT_STORAGE_URI": redis.url,
+        }
+    )
     results: dict[str, object] = {}
     try:
         with app.app_context():
             db.create_all()
             office = BusinessCalendar(
-                name="Office", timezone="Europe/London", holidays=[], country="GB",
-                weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)})
-            db.session.add(SlaPolicy(position=1, name="Default", first_response_seconds=7200,
-                                     resolution_seconds=86400, calendar=office,
-                                     business_hours=True, warn_value=75,
-                                     breach_actions=[{"type": "notify", "to": ["assignee"]}]))
+                name="Office",
+                timezone="Europe/London",
+                holidays=[],
+                country="GB",
+                weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
+            )
+            db.session.add(
+                SlaPolicy(
+                    position=1,
+                    name="Default",
+                    first_response_seconds=7200,
+                    resolution_seconds=86400,
+                    calendar=office,
+                    business_hours=True,
+                    warn_value=75,
+                    breach_actions=[{"type": "notify", "to": ["assignee"]}],
+                )
+            )
             add_channel(Platform.X, BRAND, name="@bench")
             db.session.commit()
             for statement in filter(str.strip, SEED.split(";")):
@@ -97,22 +114,32 @@ def main() -> None:
             began = time.perf_counter()
             again = sla.sweep(now=utcnow())
             db.session.commit()
-            results["sweep_again"] = {"seconds": round(time.perf_counter() - began, 3),
-                                      "marked": len(again.breached) + len(again.warned)}
+            results["sweep_again"] = {
+                "seconds": round(time.perf_counter() - began, 3),
+                "marked": len(again.breached) + len(again.warned),
+            }
             # Per-message cost of the SLA hooks, on fresh customers (new conversations).
             samples = {}
             for label, patch in (("with_sla", None), ("without_sla", "off")):
                 events = []
                 for i in range(args.messages):
                     customer = 10_000_000 + i + (0 if patch is None else 1_000_000)
-                    events.append(InboundEvent(platform="x", received_at=utcnow(),
-                                               body=delivery(customer * 10, 1, customer)))
+                    events.append(
+                        InboundEvent(
+                            platform="x",
+                            received_at=utcnow(),
+                            body=delivery(customer * 10, 1, customer),
+                        )
+                    )
                 db.session.add_all(events)
                 db.session.commit()
                 ids = [e.id for e in events]
                 timings = []
-                context = (mock.patch.object(sla, "on_message") if patch
-                           else mock.patch.object(sla, "__name__", sla.__name__))
+                context = (
+                    mock.patch.object(sla, "on_message")
+                    if patch
+                    else mock.patch.object(sla, "__name__", sla.__name__)
+                )
                 with context:
                     for event_id in ids:
                         event = db.session.get(InboundEvent, event_id)
@@ -131,7 +158,9 @@ def main() -> None:
     finally:
         pg.close()
         redis.close()
-    results["machine"] = f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["machine"] = (
+        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "sla.json").write_text(json.dumps(results, indent=2))

@@ -124,6 +124,16 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         # A live-update stream (SSE) ends after this long and the browser reconnects, so a web
         # thread is never held forever by one tab.
         "INBOX_SSE_SECONDS": env_int(environ, "INBOX_SSE_SECONDS", 300),
+        # Agents may open the SLA reports, limited to their own teams' conversations.
+        "INBOX_AGENTS_SEE_TEAM_REPORTS": env_bool(environ, "INBOX_AGENTS_SEE_TEAM_REPORTS", False),
+        # Outgoing mail for scheduled reports; no host: nothing is sent. Never logged.
+        "INBOX_SMTP_HOST": environ.get("INBOX_SMTP_HOST", ""),
+        "INBOX_SMTP_PORT": env_int(environ, "INBOX_SMTP_PORT", 587),
+        "INBOX_SMTP_USER": environ.get("INBOX_SMTP_USER", ""),
+        "INBOX_SMTP_PASSWORD": environ.get("INBOX_SMTP_PASSWORD", ""),
+        "INBOX_SMTP_FROM": environ.get("INBOX_SMTP_FROM", "inbox@localhost"),
+        # STARTTLS when the server offers it (turn off only for a local relay).
+        "INBOX_SMTP_STARTTLS": env_bool(environ, "INBOX_SMTP_STARTTLS", True),
         "INBOX_DEMO_CSV": environ.get("INBOX_DEMO_CSV", ""),
         # Encrypts channel access tokens at rest: comma-separated Fernet keys, the first one
         # encrypts and all decrypt (rotate by prepending a new key, then re-save the tokens).

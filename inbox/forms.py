@@ -401,3 +401,24 @@ class TeamAssignmentForm(FlaskForm):
         validators=[InputRequired(), NumberRange(1, 10080)],
     )
     calendar_id = SelectField("Business calendar", coerce=int, default=0)
+
+
+# --- report e-mails (views/reports.py) --------------------------------------------------------
+
+
+def _known_zone(form, field) -> None:
+    try:
+        ZoneInfo(field.data)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("Unknown time zone.") from None
+
+
+class ReportSubscriptionForm(FlaskForm):
+    """Subscribe to a daily or weekly SLA summary with the report's current filters (sent as
+    the other hidden fields of the form)."""
+
+    frequency = SelectField(
+        "E-mail me",
+        choices=[SelectChoice("daily", "Daily summary"), SelectChoice("weekly", "Weekly summary")],
+    )
+    tz = StringField("Time zone", default="UTC", validators=[DataRequired(), _known_zone])

@@ -21,7 +21,7 @@ from inbox.connectors import TransientSendError
 from inbox.extensions import db
 from inbox.models import InboundEvent, SlaClockEvent, Team
 from inbox.queue import PeriodicJob, get_redis
-from inbox.services import assignment, availability, conversations, sla
+from inbox.services import assignment, availability, conversations, report_mail, sla
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
@@ -151,6 +151,26 @@ def assignment_sweep() -> int:
     return assignment.assign_all_backlogs(now=now)
 
 
+def send_report_mail() -> int:
+    """Send the scheduled SLA summaries that are due, committing after each so one failing
+    address does not hold back (or re-send) the others. Nothing without INBOX_SMTP_HOST."""
+    settings = report_mail.SmtpSettings.from_config(current_app.config)
+    if not settings.host:
+        return 0
+    sent = 0
+    try:
+        for subscription_id in report_mail.due_ids(now=utcnow()):
+            try:
+                sent += report_mail.send_one(subscription_id, now=utcnow(), settings=settings)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                current_app.logger.exception("report mail %s failed", subscription_id)
+    finally:
+        db.session.remove()
+    return sent
+
+
 def periodic_jobs() -> list[PeriodicJob]:
     return [
         PeriodicJob(
@@ -170,4 +190,5 @@ def periodic_jobs() -> list[PeriodicJob]:
             "inbox.jobs.assignment_sweep",
             current_app.config["INBOX_ASSIGNMENT_SWEEP_SECONDS"],
         ),
+        PeriodicJob("report-mail", "inbox.jobs.send_report_mail", 300),
     ]

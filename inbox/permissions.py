@@ -22,6 +22,12 @@ def can_view_reports(user: User) -> bool:
     return user.has_role(Role.SUPERVISOR, Role.ADMIN)
 
 
+def may_see_reports(user: User, *, agents_allowed: bool) -> bool:
+    """Supervisors and admins; agents too (their own teams' numbers) when `agents_allowed`
+    (the INBOX_AGENTS_SEE_TEAM_REPORTS setting)."""
+    return can_view_reports(user) or (agents_allowed and user.has_role(Role.AGENT))
+
+
 def can_admin(user: User) -> bool:
     return user.has_role(Role.ADMIN)
 

@@ -196,6 +196,7 @@ def test_openapi_describes_the_existing_endpoints(client):
         "/conversations/{id}",
         "/conversations/next",
         "/messages",
+        "/reports/sla",
         "/openapi.json",
     }
     assert set(spec["paths"]["/conversations/{id}"]) == {"get", "patch"}

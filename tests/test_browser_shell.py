@@ -51,7 +51,7 @@ def test_admin_navigates_to_reports_and_admin(page: Page, live_server, make_user
     admin = make_user(Role.ADMIN)
     sign_in(page, live_server, admin.email)
     page.get_by_role("link", name="Reports").click()
-    expect(page.get_by_role("heading", name="Workload overview")).to_be_visible()
+    expect(page.get_by_role("heading", name="SLA report")).to_be_visible()
     page.get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Workspace")).to_be_visible()
 

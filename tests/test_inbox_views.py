@@ -281,6 +281,7 @@ def test_counts_per_view(client, agent, make_user):
         "snoozed": 0,
         "resolved": 0,
         "spam": 1,
+        "all": 3,  # every status, not spam
     }
 
 

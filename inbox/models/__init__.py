@@ -34,6 +34,7 @@ from inbox.models.conversations import (
     conversation_tags,
 )
 from inbox.models.notifications import Notification
+from inbox.models.reports import Frequency, ReportSubscription
 from inbox.models.routing import RoutingRule
 from inbox.models.sla import (
     BusinessCalendar,
@@ -65,12 +66,14 @@ __all__ = [
     "Direction",
     "EventIssue",
     "EventState",
+    "Frequency",
     "InboundEvent",
     "Kind",
     "Message",
     "Notification",
     "Platform",
     "Priority",
+    "ReportSubscription",
     "Role",
     "RoutingRule",
     "SlaClock",

@@ -153,6 +153,9 @@ class SlaClock(Base):
     # Business seconds not counted because of closed pauses (kept for reports).
     paused_seconds: Mapped[int] = mapped_column(default=0)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Business seconds counted from start to stop, pauses excluded (`services.sla.counted_time`
+    # at the stop), kept so reports can aggregate business time in SQL; NULL while running.
+    counted_seconds: Mapped[int | None] = mapped_column()
     stop_reason: Mapped[StopReason | None] = enum_column(StopReason)
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql import ColumnElement
 
@@ -32,8 +32,11 @@ from inbox.models import (
     Message,
     Platform,
     Priority,
+    SlaClock,
+    SlaMetric,
     SlaState,
     Status,
+    StopReason,
     Tag,
     User,
     conversation_tags,
@@ -52,6 +55,8 @@ VIEWS: list[tuple[str, str]] = [
     ("snoozed", "Snoozed"),
     ("resolved", "Resolved"),
     ("spam", "Spam"),
+    # Every status: what report drill-downs open (a met cycle's conversation may be resolved).
+    ("all", "All"),
 ]
 VIEW_NAMES = dict(VIEWS)
 
@@ -113,6 +118,7 @@ def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
         "snoozed": [not_spam, Conversation.status == Status.SNOOZED],
         "resolved": [not_spam, Conversation.status.in_((Status.RESOLVED, Status.CLOSED))],
         "spam": [Conversation.is_spam.is_(True)],
+        "all": [not_spam],
     }
     if name not in clauses:
         raise InboxError(f"Unknown view {name!r}.", code="bad_view")
@@ -146,6 +152,20 @@ class Filters:
     language: str = ""
     sentiment: str = ""
     q: str = ""
+    # The conversation's SLA policy in force.
+    policy_id: int | None = None
+    # Any of these teams (a report scoped to a supervisor's teams links with it).
+    team_ids: tuple[int, ...] = ()
+    # SLA drill-down: has a clock cycle of this metric, started in [started_from, started_to),
+    # with this outcome (see `cycle_clauses`); what the report's numbers link to.
+    sla_metric: SlaMetric | None = None
+    sla_outcome: str = ""
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    # Histogram buckets: the cycle's duration in [min, max) seconds, business or calendar time.
+    sla_basis: str = ""
+    duration_min: int | None = None
+    duration_max: int | None = None
 
     @classmethod
     def parse(cls, args) -> Filters:
@@ -168,6 +188,25 @@ class Filters:
                 raise InboxError(f"{name} must be a number.", code="bad_filter")
             return int(raw)
 
+        def instant(name):
+            raw = (args.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                value = datetime.fromisoformat(raw)
+            except ValueError:
+                raise InboxError(f"{name} must be an ISO date-time.", code="bad_filter") from None
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+        outcome = (args.get("sla_outcome") or "").strip()
+        if outcome and outcome not in SLA_OUTCOMES:
+            raise InboxError(f"Unknown sla_outcome {outcome!r}.", code="bad_filter")
+        basis = (args.get("sla_basis") or "").strip()
+        if basis and basis not in SLA_BASES:
+            raise InboxError(f"Unknown sla_basis {basis!r}.", code="bad_filter")
+        raw_teams = [t.strip() for t in (args.get("teams") or "").split(",") if t.strip()]
+        if not all(t.isdigit() for t in raw_teams):
+            raise InboxError("teams must be comma-separated numbers.", code="bad_filter")
         public = (args.get("public") or "").strip()
         assignee = (args.get("assignee") or "").strip()
         sentiment = (args.get("sentiment") or "").strip()
@@ -186,7 +225,46 @@ class Filters:
             language=(args.get("language") or "").strip(),
             sentiment=sentiment,
             q=(args.get("q") or "").strip()[:200],
+            policy_id=integer("policy"),
+            team_ids=tuple(int(t) for t in raw_teams),
+            sla_metric=enum("sla_metric", SlaMetric),
+            sla_outcome=outcome,
+            started_from=instant("started_from"),
+            started_to=instant("started_to"),
+            sla_basis=basis,
+            duration_min=integer("duration_min"),
+            duration_max=integer("duration_max"),
         )
+
+    def args(self) -> dict[str, str]:
+        """The query arguments `parse` reads back into these filters (for links)."""
+        values = {
+            "status": self.status,
+            "platform": self.platform,
+            "channel": self.channel_account_id,
+            "kind": self.kind,
+            "public": {True: "public", False: "private"}.get(self.is_public),  # type: ignore[arg-type]
+            "priority": self.priority,
+            "tag": self.tag,
+            "team": self.team_id,
+            "assignee": self.assignee,
+            "language": self.language,
+            "sentiment": self.sentiment,
+            "q": self.q,
+            "policy": self.policy_id,
+            "teams": ",".join(map(str, self.team_ids)),
+            "sla_metric": self.sla_metric,
+            "sla_outcome": self.sla_outcome,
+            "started_from": self.started_from.isoformat() if self.started_from else None,
+            "started_to": self.started_to.isoformat() if self.started_to else None,
+            "sla_basis": self.sla_basis,
+            "duration_min": self.duration_min,
+            "duration_max": self.duration_max,
+        }
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    def sla_active(self) -> bool:
+        return bool(self.sla_metric or self.sla_outcome or self.started_from or self.started_to)
 
     def clauses(self) -> list[ColumnElement[bool]]:
         c = Conversation
@@ -231,10 +309,101 @@ class Filters:
             result.append(c.sentiment.between(-SENTIMENT_BAND, SENTIMENT_BAND))
         if self.q:
             result.append(_search_clause(self.q))
+        if self.policy_id:
+            result.append(c.sla_policy_id == self.policy_id)
+        if self.team_ids:
+            result.append(c.team_id.in_(self.team_ids))
+        if self.sla_active():
+            result.append(
+                c.id.in_(
+                    select(SlaClock.conversation_id).where(
+                        *cycle_clauses(
+                            metric=self.sla_metric,
+                            outcome=self.sla_outcome,
+                            started_from=self.started_from,
+                            started_to=self.started_to,
+                            basis=self.sla_basis,
+                            duration_min=self.duration_min,
+                            duration_max=self.duration_max,
+                        )
+                    )
+                )
+            )
         return result
 
     def active(self) -> bool:
         return bool(self.clauses())
+
+
+SLA_OUTCOMES = ("met", "breached", "open", "measured", "at_risk", "overdue")
+SLA_BASES = ("business", "calendar")
+
+
+def calendar_seconds() -> ColumnElement[int]:
+    """A stopped clock's wall-clock duration in whole seconds (rounded), per SQL dialect."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        span = func.extract("epoch", SlaClock.stopped_at - SlaClock.started_at)
+    else:
+        span = (func.julianday(SlaClock.stopped_at) - func.julianday(SlaClock.started_at)) * 86400
+    return cast(func.round(span), Integer)
+
+
+def duration_seconds(basis: str) -> ColumnElement[int]:
+    """Business time (the counted seconds stored at the stop) or calendar time."""
+    return SlaClock.counted_seconds if basis == "business" else calendar_seconds()
+
+
+def cycle_clauses(
+    *,
+    metric: SlaMetric | None = None,
+    outcome: str = "",
+    started_from: datetime | None = None,
+    started_to: datetime | None = None,
+    basis: str = "",
+    duration_min: int | None = None,
+    duration_max: int | None = None,
+) -> list[ColumnElement[bool]]:
+    """The SLA clock cycles a report counts (and its drill-downs list), as WHERE clauses on
+    `SlaClock`. Rows superseded by a late message are never counted. Outcomes, over cycles with
+    a target: `met` stopped without a breach; `breached` breached (stopped or still running);
+    `open` running and not breached; `at_risk` running, warned, not breached; `overdue` running
+    and breached. `measured` (durations): stopped by a reply (response metrics) or by resolving
+    (resolution), with or without a target."""
+    k = SlaClock
+    clauses: list[ColumnElement[bool]] = [
+        or_(k.stop_reason.is_(None), k.stop_reason != StopReason.SUPERSEDED)
+    ]
+    if metric:
+        clauses.append(k.metric == metric)
+    if started_from:
+        clauses.append(k.started_at >= started_from)
+    if started_to:
+        clauses.append(k.started_at < started_to)
+    targeted = k.target_seconds.is_not(None)
+    running, stopped = k.stopped_at.is_(None), k.stopped_at.is_not(None)
+    breached, not_breached = k.breached_at.is_not(None), k.breached_at.is_(None)
+    clauses += {
+        "": [],
+        "met": [targeted, stopped, not_breached],
+        "breached": [targeted, breached],
+        "open": [targeted, running, not_breached],
+        "at_risk": [targeted, running, not_breached, k.warned_at.is_not(None)],
+        "overdue": [targeted, running, breached],
+        "measured": [
+            stopped,
+            or_(
+                k.stop_reason == StopReason.REPLIED,
+                and_(k.metric == SlaMetric.RESOLUTION, k.stop_reason == StopReason.RESOLVED),
+            ),
+        ],
+    }[outcome]
+    if basis and (duration_min is not None or duration_max is not None):
+        value = duration_seconds(basis)
+        if duration_min is not None:
+            clauses.append(value >= duration_min)
+        if duration_max is not None:
+            clauses.append(value < duration_max)
+    return clauses
 
 
 def _search_clause(q: str) -> ColumnElement[bool]:
@@ -331,6 +500,18 @@ def list_conversations(
     items = rows[:limit]
     next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor, sort=sort)
+
+
+def count_conversations(
+    user: User, *, view: str | None = None, filters: Filters | None = None
+) -> int:
+    """How many conversations `list_conversations` would list over all its pages."""
+    query = select(func.count(Conversation.id)).where(visibility_clause(user))
+    if view:
+        query = query.where(*view_clauses(view, user))
+    if filters:
+        query = query.where(*filters.clauses())
+    return db.session.scalar(query) or 0
 
 
 def decorate(page: Page, user: User) -> Page:

@@ -486,7 +486,7 @@ def _reopen(clock: SlaClock, at: datetime, detail, now) -> None:
         *clock.pauses,
         {"start": stopped.isoformat(), "end": None, "why": "resolved"},
     ]
-    clock.stopped_at = clock.stop_reason = None
+    clock.stopped_at = clock.stop_reason = clock.counted_seconds = None
     _resume(clock, max(at, stopped), "conversation reopened", now, detail)
 
 
@@ -504,6 +504,7 @@ def _stop(clock, at, reason: StopReason, why: str, now, detail) -> None:
         else ClockEventKind.STOP
     )
     counted = counted_time(clock, at)
+    clock.counted_seconds = int(counted.total_seconds())
     _event(
         clock,
         kind,
@@ -518,7 +519,7 @@ def _unstop(clock: SlaClock, new_stop: datetime | None, now: datetime) -> None:
     """A late message moved this clock's stop: take the old stop back (and a breach that the
     corrected stop shows never happened)."""
     old = clock.stopped_at
-    clock.stopped_at = clock.stop_reason = None
+    clock.stopped_at = clock.stop_reason = clock.counted_seconds = None
     detail: dict[str, Any] = {"old_stopped_at": old}
     if (
         clock.breached_at is not None
@@ -537,6 +538,9 @@ def _move_start(clock: SlaClock, start: datetime, now: datetime) -> None:
     old = clock.started_at
     clock.started_at = start
     _schedule(clock, _policy_of(clock))
+    if clock.stopped_at is not None:
+        # A stopped clock whose start moved keeps its stop: its counted time grows.
+        clock.counted_seconds = int(counted_time(clock, clock.stopped_at).total_seconds())
     _event(
         clock,
         ClockEventKind.ADJUST,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy.orm import selectinload
 
 from inbox.connectors import ParseError
@@ -20,7 +20,8 @@ from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
 from inbox.models import Conversation, Message, Priority, Role, SlaClock, Status, Team, User
-from inbox.services import assignment, listing, sla
+from inbox.permissions import may_see_reports
+from inbox.services import assignment, listing, reports, sla
 from inbox.services import conversations as actions
 from inbox.services.accounts import user_for_token
 from inbox.services.ingest import (
@@ -433,6 +434,31 @@ def openapi():
                     },
                 )
             },
+            "/reports/sla": {
+                "get": _op(
+                    "The SLA report (same numbers as /reports/): attainment, distributions, "
+                    "breakdowns, volume; supervisors see their teams, admins everything",
+                    params=[
+                        ("preset", "query", "string", "today|7d (default)|30d|custom"),
+                        ("from", "query", "string", "First local day (custom), YYYY-MM-DD"),
+                        ("to", "query", "string", "Last local day (custom), inclusive"),
+                        ("tz", "query", "string", "IANA time zone of the days (default UTC)"),
+                        ("team", "query", "integer", "Team id"),
+                        ("assignee", "query", "string", "User id, or 'none'"),
+                        ("platform", "query", "string", "x|messenger|instagram|facebook|…"),
+                        ("channel", "query", "integer", "Channel account id"),
+                        ("kind", "query", "string", "dm|mention|comment"),
+                        ("priority", "query", "string", "low|normal|high|urgent"),
+                        ("policy", "query", "integer", "SLA policy id"),
+                        ("tag", "query", "string", "Tag name"),
+                    ],
+                    responses={
+                        "200": {"description": "The report"},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "403": {"$ref": "#/components/responses/Error"},
+                    },
+                )
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -489,3 +515,16 @@ def create_conversation_reply(conversation_id: int):
     )
     db.session.commit()
     return jsonify({**message_json(message), "conversation_id": message.conversation_id}), 201
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+@bp.route("/reports/sla")
+def sla_report():
+    """The SLA report as JSON: the same service call, so the same numbers, as the web page."""
+    agents_allowed = current_app.config["INBOX_AGENTS_SEE_TEAM_REPORTS"]
+    if not may_see_reports(g.api_user, agents_allowed=agents_allowed):
+        return json_error(403, "forbidden", "Reports are for supervisors and admins.")
+    query = reports.parse_query(request.args, now=utcnow())
+    return jsonify(reports.report_json(reports.sla_report(query, viewer=g.api_user)))

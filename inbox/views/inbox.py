@@ -103,6 +103,16 @@ FILTER_ARGS = (
     "sentiment",
     "q",
     "sort",
+    # SLA drill-downs from the reports (services.listing.Filters).
+    "policy",
+    "teams",
+    "sla_metric",
+    "sla_outcome",
+    "started_from",
+    "started_to",
+    "sla_basis",
+    "duration_min",
+    "duration_max",
 )
 
 
@@ -159,6 +169,10 @@ def _queue_context(view: str) -> dict[str, Any]:
         if page.next_cursor
         else None,
         "now": utcnow(),
+        "sla_labels": {str(m): label for m, label in sla.METRIC_LABELS.items()},
+        "filtered_count": listing.count_conversations(current_user, view=view, filters=filters)
+        if filters.sla_active()
+        else None,
     }
 
 

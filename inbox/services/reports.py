@@ -1,0 +1,844 @@
+"""SLA reports: attainment, response-time distributions, breakdowns, volume and backlog over a
+date range, the live panel, and the row-level export — all SQL aggregates over the SLA ledger
+(`sla_clocks` joined to `conversations`), the same on SQLite and PostgreSQL.
+
+Rules (docs/reports.md has the long form):
+* A cycle counts in a range by its **start**; attainment counts cycles with a target (met,
+  breached, still open; % met = met / (met + breached)); superseded cycles never count.
+* Durations (median, p90, mean, histogram) are over cycles *measured*: stopped by a reply
+  (response metrics) or by resolving (resolution). Business time is the clock's stored
+  `counted_seconds`; calendar time is `stopped_at - started_at`.
+* Percentiles are continuous (linear interpolation, PostgreSQL's `percentile_cont`); SQLite gets
+  the same from a window-function query.
+* Volume is counted in SQL per UTC quarter-hour and the (at most a few thousand) buckets are
+  placed in the viewer's time zone here, which is exact across DST changes for every zone whose
+  offset is a multiple of 15 minutes (all of them today).
+* Scope: admins see every conversation; anyone else only their teams' (the viewer is passed in).
+  Spam is never counted.
+
+Every number carries the `listing.Filters` that list the conversations behind it.
+Imports: models, extensions.db, services.listing, services.sla (labels), timeutil.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Integer, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy.sql import ColumnElement, Select
+
+from inbox.errors import InboxError
+from inbox.extensions import db
+from inbox.models import (
+    OPEN_STATUSES,
+    ChannelAccount,
+    Conversation,
+    Direction,
+    Message,
+    Role,
+    SlaClock,
+    SlaMetric,
+    SlaPolicy,
+    StopReason,
+    Tag,
+    Team,
+    User,
+    conversation_tags,
+)
+from inbox.services.listing import Filters, cycle_clauses, duration_seconds
+from inbox.services.sla import METRIC_LABELS
+
+METRICS = (SlaMetric.FIRST_RESPONSE, SlaMetric.NEXT_RESPONSE, SlaMetric.RESOLUTION)
+BASES = ("business", "calendar")
+OUTCOMES = ("met", "breached", "open")
+PRESETS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "custom": "Custom"}
+DEFAULT_PRESET = "7d"
+MAX_DAYS = 366
+# Histogram buckets in seconds: [low, high), the last one open-ended.
+HISTOGRAM = (
+    ("< 15m", 0, 15 * 60),
+    ("15m–1h", 15 * 60, 3600),
+    ("1–4h", 3600, 4 * 3600),
+    ("4–8h", 4 * 3600, 8 * 3600),
+    ("8–24h", 8 * 3600, 24 * 3600),
+    ("1–3d", 24 * 3600, 72 * 3600),
+    ("> 3d", 72 * 3600, None),
+)
+DIMENSIONS = {
+    "team": "Team",
+    "agent": "Agent",
+    "platform": "Platform",
+    "priority": "Priority",
+    "policy": "Policy",
+}
+QUARTER_HOUR = 900
+
+
+# --- the question ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """A date range [start, end) of UTC instants, the viewer's time zone (days, weekdays and
+    hours are the viewer's) and conversation filters (team, agent, platform, channel account,
+    kind, priority, policy, tag)."""
+
+    start: datetime
+    end: datetime
+    tz: str = "UTC"
+    filters: Filters = field(default_factory=Filters)
+    preset: str = "custom"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def days(self) -> list[date]:
+        first = self.start.astimezone(self.zone).date()
+        last = (self.end - timedelta(microseconds=1)).astimezone(self.zone).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def args(self) -> dict[str, str]:
+        """Query arguments that reproduce this report (filters, range and time zone)."""
+        days = self.days()
+        args = {"preset": self.preset, "tz": self.tz, **self.filters.args()}
+        if self.preset == "custom":
+            args.update({"from": days[0].isoformat(), "to": days[-1].isoformat()})
+        return args
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local day starts (DST-correct)."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def parse_query(args: Mapping[str, str], *, now: datetime) -> ReportQuery:
+    """Read a report query from query arguments: `preset` (today | 7d | 30d | custom, with
+    `from`/`to` local dates, inclusive), `tz`, and the filters `team`, `assignee`, `platform`,
+    `channel`, `kind`, `priority`, `policy`, `tag`. A bad value is an InboxError."""
+    tz = (args.get("tz") or "UTC").strip()
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InboxError(f"Unknown time zone {tz!r}.", code="bad_filter") from None
+    preset = (args.get("preset") or "").strip() or (
+        "custom" if args.get("from") else DEFAULT_PRESET
+    )
+    if preset not in PRESETS:
+        raise InboxError(f"Unknown preset {preset!r}.", code="bad_filter")
+    today = now.astimezone(zone).date()
+    if preset == "custom":
+        try:
+            first = date.fromisoformat((args.get("from") or "").strip())
+            last = date.fromisoformat((args.get("to") or "").strip() or first.isoformat())
+        except ValueError:
+            raise InboxError("from and to must be dates (YYYY-MM-DD).", code="bad_filter") from None
+        if last < first:
+            raise InboxError("The range ends before it starts.", code="bad_filter")
+        if (last - first).days >= MAX_DAYS:
+            raise InboxError(f"A report covers at most {MAX_DAYS} days.", code="bad_filter")
+    else:
+        last = today
+        first = today - timedelta(days={"today": 0, "7d": 6, "30d": 29}[preset])
+    parsed = Filters.parse(args)
+    filters = Filters(
+        platform=parsed.platform,
+        channel_account_id=parsed.channel_account_id,
+        kind=parsed.kind,
+        priority=parsed.priority,
+        tag=parsed.tag,
+        team_id=parsed.team_id,
+        assignee=parsed.assignee,
+        policy_id=parsed.policy_id,
+    )
+    return ReportQuery(
+        start=local_midnight(first, zone),
+        end=local_midnight(last + timedelta(days=1), zone),
+        tz=tz,
+        filters=filters,
+        preset=preset,
+    )
+
+
+# --- scope -------------------------------------------------------------------------------------
+
+
+def scope_team_ids(viewer: User) -> tuple[int, ...] | None:
+    """None for admins (everything); otherwise the viewer's teams."""
+    if viewer.has_role(Role.ADMIN):
+        return None
+    return tuple(sorted(t.id for t in viewer.teams))
+
+
+def _scope(viewer: User) -> list[ColumnElement[bool]]:
+    team_ids = scope_team_ids(viewer)
+    clauses: list[ColumnElement[bool]] = [Conversation.is_spam.is_(False)]
+    if team_ids is not None:
+        clauses.append(Conversation.team_id.in_(team_ids) if team_ids else false())
+    return clauses
+
+
+def drill(query: ReportQuery, viewer: User, **sla: Any) -> dict[str, str]:
+    """Inbox query arguments (view `all`) listing the conversations behind a number: the
+    report's filters and scope plus SLA cycle conditions (`sla_metric`, `sla_outcome`, …) or
+    other filter fields."""
+    team_ids = scope_team_ids(viewer)
+    filters = replace(query.filters, team_ids=team_ids or (), **sla)
+    if team_ids == ():
+        filters = replace(filters, team_ids=(0,))  # no team: nothing, as in the report
+    return filters.args()
+
+
+def cycle_filters(query: ReportQuery, metric: SlaMetric | None, outcome: str) -> dict[str, Any]:
+    """The `Filters` fields of the cycles of `metric` with `outcome` started in the range."""
+    return {
+        "sla_metric": metric,
+        "sla_outcome": outcome,
+        "started_from": query.start,
+        "started_to": query.end,
+    }
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Attainment:
+    metric: SlaMetric
+    met: int = 0
+    breached: int = 0
+    open: int = 0
+
+    @property
+    def label(self) -> str:
+        return METRIC_LABELS[self.metric]
+
+    @property
+    def decided(self) -> int:
+        return self.met + self.breached
+
+    @property
+    def pct_met(self) -> float | None:
+        return round(100 * self.met / self.decided, 1) if self.decided else None
+
+
+@dataclass
+class Distribution:
+    metric: SlaMetric
+    basis: str
+    count: int = 0
+    median: float | None = None
+    p90: float | None = None
+    mean: float | None = None
+    # (label, low, high, count) per HISTOGRAM bucket.
+    histogram: list[tuple[str, int, int | None, int]] = field(default_factory=list)
+
+
+@dataclass
+class BreakdownRow:
+    key: str  # the group's id or value ("" for none)
+    label: str
+    attainment: dict[SlaMetric, Attainment]
+    median_first_response: float | None  # business seconds
+
+
+@dataclass
+class DayVolume:
+    day: date
+    inbound: int
+    new_conversations: int
+    backlog: int  # open conversations at the end of the local day
+
+
+@dataclass
+class SlaReport:
+    query: ReportQuery
+    attainment: list[Attainment]
+    distributions: dict[tuple[SlaMetric, str], Distribution]
+    breakdowns: dict[str, list[BreakdownRow]]
+    days: list[DayVolume]
+    # heatmap[weekday 0=Mon][hour] = inbound messages.
+    heatmap: list[list[int]]
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _cycles(query: ReportQuery, viewer: User, metric=None, outcome: str = "") -> Select[Any]:
+    """FROM sla_clocks JOIN conversations, limited to scope, filters and range."""
+    return (
+        select()
+        .select_from(SlaClock)
+        .join(Conversation, Conversation.id == SlaClock.conversation_id)
+        .where(
+            *_scope(viewer),
+            *query.filters.clauses(),
+            *cycle_clauses(
+                metric=metric, outcome=outcome, started_from=query.start, started_to=query.end
+            ),
+        )
+    )
+
+
+def _outcome_sums(metrics=METRICS) -> list[ColumnElement[int]]:
+    """SUM(CASE …) columns: per metric, met / breached / open."""
+    k = SlaClock
+    targeted, stopped = k.target_seconds.is_not(None), k.stopped_at.is_not(None)
+    conditions = {
+        "met": and_(targeted, stopped, k.breached_at.is_(None)),
+        "breached": and_(targeted, k.breached_at.is_not(None)),
+        "open": and_(targeted, k.stopped_at.is_(None), k.breached_at.is_(None)),
+    }
+    return [
+        func.coalesce(func.sum(case((and_(k.metric == m, conditions[o]), 1), else_=0)), 0)
+        for m in metrics
+        for o in OUTCOMES
+    ]
+
+
+def _attainments(values) -> dict[SlaMetric, Attainment]:
+    values = list(values)
+    return {
+        m: Attainment(m, *(int(v) for v in values[i * 3 : i * 3 + 3]))
+        for i, m in enumerate(METRICS)
+    }
+
+
+def percentiles(
+    base: Select[Any], fractions: tuple[float, ...] = (0.5, 0.9)
+) -> dict[Any, list[float | None]]:
+    """Continuous percentiles of `base`'s second column grouped by its first (`g`, `v`), in SQL.
+
+    PostgreSQL: `percentile_cont`. SQLite: rows numbered per group by a window function, then
+    for each fraction p the values at positions floor(p(n-1)) and the next one are interpolated,
+    which is percentile_cont's definition."""
+    sub = base.subquery()
+    g, v = sub.c[0], sub.c[1]
+    if db.session.get_bind().dialect.name == "postgresql":
+        columns = [func.percentile_cont(p).within_group(v.asc()) for p in fractions]
+        rows = db.session.execute(select(g, *columns).group_by(g)).all()
+    else:
+        ranked = select(
+            g.label("g"),
+            v.label("v"),
+            (func.row_number().over(partition_by=g, order_by=v) - 1).label("i"),
+            func.count().over(partition_by=g).label("n"),
+        ).subquery()
+        columns = []
+        for p in fractions:
+            pos = literal(p) * (ranked.c.n - 1)
+            lo = cast(pos, Integer)  # floor: pos is never negative
+            hi = lo + case((pos > lo, 1), else_=0)
+            lo_v = func.max(case((ranked.c.i == lo, ranked.c.v)))
+            hi_v = func.max(case((ranked.c.i == hi, ranked.c.v)))
+            frac = func.max(pos - lo)
+            columns.append(lo_v + frac * (hi_v - lo_v))
+        rows = db.session.execute(select(ranked.c.g, *columns).group_by(ranked.c.g)).all()
+    return {row[0]: [None if x is None else float(x) for x in row[1:]] for row in rows}
+
+
+def _distributions(query: ReportQuery, viewer: User) -> dict[tuple[SlaMetric, str], Distribution]:
+    result: dict[tuple[SlaMetric, str], Distribution] = {}
+    for basis in BASES:
+        value = duration_seconds(basis)
+        measured = _cycles(query, viewer, outcome="measured")
+        buckets = [
+            func.coalesce(
+                func.sum(case((and_(value >= lo, value < hi) if hi else value >= lo, 1), else_=0)),
+                0,
+            )
+            for _, lo, hi in HISTOGRAM
+        ]
+        stats = db.session.execute(
+            measured.add_columns(SlaClock.metric, func.count(), func.avg(value), *buckets).group_by(
+                SlaClock.metric
+            )
+        ).all()
+        pcts = percentiles(measured.add_columns(SlaClock.metric, value))
+        by_metric = {row[0]: row for row in stats}
+        for metric in METRICS:
+            row = by_metric.get(metric)
+            median, p90 = pcts.get(metric, [None, None])
+            counts = [int(n) for n in row[3:]] if row else [0] * len(HISTOGRAM)
+            result[(metric, basis)] = Distribution(
+                metric,
+                basis,
+                count=int(row[1]) if row else 0,
+                median=median,
+                p90=p90,
+                mean=float(row[2]) if row and row[2] is not None else None,
+                histogram=[
+                    (label, lo, hi, n) for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
+                ],
+            )
+    return result
+
+
+def _dimension(name: str) -> ColumnElement[Any]:
+    return {
+        "team": Conversation.team_id,
+        "agent": Conversation.assignee_id,
+        "platform": ChannelAccount.platform,
+        "priority": Conversation.priority,
+        "policy": Conversation.sla_policy_id,
+    }[name]
+
+
+def _labels(name: str, keys: list[Any]) -> dict[Any, str]:
+    model = {"team": Team, "agent": User, "policy": SlaPolicy}.get(name)
+    ids = [k for k in keys if k is not None]
+    if model is None:
+        return {k: str(k) for k in ids}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(ids))).all())
+
+
+def _breakdown(query: ReportQuery, viewer: User, name: str) -> list[BreakdownRow]:
+    key = _dimension(name)
+
+    def grouped(select_: Select[Any]) -> Select[Any]:
+        if name == "platform":
+            select_ = select_.join(
+                ChannelAccount, ChannelAccount.id == Conversation.channel_account_id
+            )
+        return select_
+
+    rows = db.session.execute(
+        grouped(_cycles(query, viewer).add_columns(key, *_outcome_sums())).group_by(key)
+    ).all()
+    medians = percentiles(
+        grouped(
+            _cycles(query, viewer, SlaMetric.FIRST_RESPONSE, "measured").add_columns(
+                key, SlaClock.counted_seconds
+            )
+        ),
+        (0.5,),
+    )
+    labels = _labels(name, [r[0] for r in rows])
+    none_label = {"team": "No team", "agent": "Unassigned", "policy": "No policy"}.get(name, "—")
+    result = [
+        BreakdownRow(
+            key="" if r[0] is None else str(r[0]),
+            label=labels.get(r[0], none_label) if r[0] is not None else none_label,
+            attainment=_attainments(r[1:]),
+            median_first_response=medians.get(r[0], [None])[0],
+        )
+        for r in rows
+    ]
+    return sorted(result, key=lambda row: row.label.lower())
+
+
+def breakdown_filter(name: str, key: str) -> dict[str, Any] | None:
+    """The Filters fields selecting one breakdown row (None when no filter can: no team)."""
+    if name == "agent":
+        return {"assignee": int(key) if key else "none"}
+    if not key:
+        return None
+    field_name = {
+        "team": "team_id",
+        "platform": "platform",
+        "priority": "priority",
+        "policy": "policy_id",
+    }[name]
+    return {field_name: int(key) if name in ("team", "policy") else key}
+
+
+def _conversations(query: ReportQuery, viewer: User) -> list[ColumnElement[bool]]:
+    return [*_scope(viewer), *query.filters.clauses()]
+
+
+def _quarter_hour(column) -> ColumnElement[int]:
+    """Index of the UTC quarter-hour an instant falls in, per dialect."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column) / QUARTER_HOUR), Integer)
+    return cast(func.strftime("%s", column), Integer) / QUARTER_HOUR
+
+
+def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[list[int]]]:
+    zone = query.zone
+    inbound_bucket = _quarter_hour(Message.sent_at)
+    inbound = db.session.execute(
+        select(inbound_bucket, func.count())
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.direction == Direction.INBOUND,
+            Message.sent_at >= query.start,
+            Message.sent_at < query.end,
+            *_conversations(query, viewer),
+        )
+        .group_by(inbound_bucket)
+    ).all()
+    new_bucket = _quarter_hour(Conversation.first_inbound_at)
+    new = db.session.execute(
+        select(new_bucket, func.count())
+        .where(
+            Conversation.first_inbound_at >= query.start,
+            Conversation.first_inbound_at < query.end,
+            *_conversations(query, viewer),
+        )
+        .group_by(new_bucket)
+    ).all()
+    days = query.days()
+    per_day_in = dict.fromkeys(days, 0)
+    per_day_new = dict.fromkeys(days, 0)
+    heatmap = [[0] * 24 for _ in range(7)]
+    for bucket, n in inbound:
+        local = datetime.fromtimestamp(int(bucket) * QUARTER_HOUR, UTC).astimezone(zone)
+        per_day_in[local.date()] = per_day_in.get(local.date(), 0) + n
+        heatmap[local.weekday()][local.hour] += n
+    for bucket, n in new:
+        local = datetime.fromtimestamp(int(bucket) * QUARTER_HOUR, UTC).astimezone(zone)
+        per_day_new[local.date()] = per_day_new.get(local.date(), 0) + n
+    # Open at a day's end: its first customer message came before it and it was not resolved
+    # by then. Only the latest resolution is stored on the conversation, so a conversation
+    # resolved, reopened and resolved again counts as open until its last resolution.
+    ends = [local_midnight(d + timedelta(days=1), zone) for d in days]
+    unresolved = Conversation.resolved_at.is_(None)
+    backlog_columns = [
+        func.coalesce(
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Conversation.first_inbound_at < end,
+                            or_(unresolved, Conversation.resolved_at >= end),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        )
+        for end in ends
+    ]
+    backlog = db.session.execute(
+        select(*backlog_columns).where(
+            Conversation.first_inbound_at.is_not(None), *_conversations(query, viewer)
+        )
+    ).one()
+    return (
+        [
+            DayVolume(d, per_day_in[d], per_day_new[d], int(b))
+            for d, b in zip(days, backlog, strict=True)
+        ],
+        heatmap,
+    )
+
+
+def sla_report(query: ReportQuery, *, viewer: User) -> SlaReport:
+    """The whole report for `query` as `viewer` may see it."""
+    totals = db.session.execute(_cycles(query, viewer).add_columns(*_outcome_sums())).one()
+    attainment = _attainments(totals)
+    days, heatmap = _volume(query, viewer)
+    return SlaReport(
+        query=query,
+        attainment=[attainment[m] for m in METRICS],
+        distributions=_distributions(query, viewer),
+        breakdowns={name: _breakdown(query, viewer, name) for name in DIMENSIONS},
+        days=days,
+        heatmap=heatmap,
+    )
+
+
+# --- live panel --------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentLoad:
+    user: User
+    open_count: int
+
+
+@dataclass
+class LivePanel:
+    # (team label, {status: count}) for open conversations.
+    by_team: list[tuple[str, int | None, dict[str, int]]]
+    at_risk: int
+    overdue: int
+    oldest_waiting: Conversation | None
+    oldest_waiting_since: datetime | None
+    agents: list[AgentLoad]
+
+    @property
+    def open_total(self) -> int:
+        return sum(sum(counts.values()) for _, _, counts in self.by_team)
+
+
+def live_panel(viewer: User, *, now: datetime) -> LivePanel:
+    """What is happening now: open conversations by team and status, cycles at risk (warned,
+    not breached) and overdue (breached, still running), the customer waiting longest for a
+    response, and agents with their open load."""
+    scope = _scope(viewer)
+    open_ = Conversation.status.in_(OPEN_STATUSES)
+    rows = db.session.execute(
+        select(Conversation.team_id, Conversation.status, func.count())
+        .where(*scope, open_)
+        .group_by(Conversation.team_id, Conversation.status)
+    ).all()
+    names = _labels("team", [r[0] for r in rows])
+    teams: dict[int | None, dict[str, int]] = {}
+    for team_id, status, n in rows:
+        teams.setdefault(team_id, {})[str(status)] = n
+    by_team = sorted(
+        ((names.get(t, "No team"), t, counts) for t, counts in teams.items()),
+        key=lambda item: item[0].lower(),
+    )
+
+    def running(outcome: str) -> int:
+        return (
+            db.session.scalar(
+                select(func.count(func.distinct(SlaClock.conversation_id)))
+                .join(Conversation, Conversation.id == SlaClock.conversation_id)
+                .where(*scope, open_, *cycle_clauses(outcome=outcome))
+            )
+            or 0
+        )
+
+    waiting = db.session.execute(
+        select(Conversation, SlaClock.started_at)
+        .join(SlaClock, SlaClock.conversation_id == Conversation.id)
+        .where(
+            *scope,
+            open_,
+            SlaClock.metric.in_((SlaMetric.FIRST_RESPONSE, SlaMetric.NEXT_RESPONSE)),
+            SlaClock.stopped_at.is_(None),
+        )
+        .order_by(SlaClock.started_at, Conversation.id)
+        .limit(1)
+    ).first()
+    team_ids = scope_team_ids(viewer)
+    load = (
+        select(Conversation.assignee_id, func.count().label("n"))
+        .where(Conversation.is_spam.is_(False), open_)
+        .group_by(Conversation.assignee_id)
+        .subquery()
+    )
+    agents_q = (
+        select(User, func.coalesce(load.c.n, 0))
+        .outerjoin(load, load.c.assignee_id == User.id)
+        .where(User.active.is_(True), User.role.in_((Role.AGENT, Role.SUPERVISOR)))
+        .order_by(User.name)
+    )
+    if team_ids is not None:
+        agents_q = agents_q.where(User.teams.any(Team.id.in_(team_ids)))
+    return LivePanel(
+        by_team=by_team,
+        at_risk=running("at_risk"),
+        overdue=running("overdue"),
+        oldest_waiting=waiting[0] if waiting else None,
+        oldest_waiting_since=waiting[1] if waiting else None,
+        agents=[AgentLoad(u, int(n)) for u, n in db.session.execute(agents_q).all()],
+    )
+
+
+# --- row-level export ------------------------------------------------------------------------
+
+EXPORT_COLUMNS = [
+    "conversation_id",
+    "platform",
+    "channel_account",
+    "kind",
+    "status",
+    "priority",
+    "team",
+    "assignee",
+    "policy",
+    "first_inbound_at",
+    "first_response_at",
+    "resolved_at",
+    *(
+        f"{m}_{part}"
+        for m in METRICS
+        for part in ("business_seconds", "calendar_seconds", "outcome")
+    ),
+    "next_response_cycles",
+    "tags",
+]
+
+
+def _outcome_expr(metric: SlaMetric) -> ColumnElement[Any]:
+    """Per conversation: breached if any cycle breached, else open if any is running, else met
+    (cycles with a target), empty without a target."""
+    k = SlaClock
+    mine = and_(k.metric == metric, k.target_seconds.is_not(None))
+    breached = func.sum(case((and_(mine, k.breached_at.is_not(None)), 1), else_=0))
+    running = func.sum(case((and_(mine, k.stopped_at.is_(None)), 1), else_=0))
+    targeted = func.sum(case((mine, 1), else_=0))
+    return case(
+        (breached > 0, "breached"),
+        (running > 0, "open"),
+        (targeted > 0, "met"),
+        else_="",
+    )
+
+
+def export_rows(query: ReportQuery, *, viewer: User, batch: int = 2000) -> Iterator[list[Any]]:
+    """One row per conversation whose first customer message is in the range (EXPORT_COLUMNS).
+    Durations are of measured cycles (summed over next-response cycles). The statement is
+    built now (the viewer is read here) and the rows come lazily from a server-side cursor in
+    batches, so memory stays flat however many rows there are and the iterator can be consumed
+    after the request's objects are gone (a streamed response)."""
+    k = SlaClock
+    measured = and_(*cycle_clauses(outcome="measured"))
+    durations = []
+    for m in METRICS:
+        for basis in BASES:
+            durations.append(
+                func.sum(case((and_(k.metric == m, measured), duration_seconds(basis))))
+            )
+        durations.append(_outcome_expr(m))
+    not_superseded = or_(k.stop_reason.is_(None), k.stop_reason != StopReason.SUPERSEDED)
+    per_conversation = (
+        select(
+            k.conversation_id.label("cid"),
+            *[d.label(f"c{i}") for i, d in enumerate(durations)],
+            func.sum(case((k.metric == SlaMetric.NEXT_RESPONSE, 1), else_=0)).label("nr"),
+        )
+        .where(not_superseded)
+        .group_by(k.conversation_id)
+        .subquery()
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        tag_list = func.string_agg(Tag.name, literal(" "))
+    else:
+        tag_list = func.group_concat(Tag.name, " ")
+    tags = (
+        select(conversation_tags.c.conversation_id.label("cid"), tag_list.label("tags"))
+        .join(Tag, Tag.id == conversation_tags.c.tag_id)
+        .group_by(conversation_tags.c.conversation_id)
+        .subquery()
+    )
+    assignee = User.__table__.alias("assignee")
+    stmt = (
+        select(
+            Conversation.id,
+            ChannelAccount.platform,
+            ChannelAccount.name,
+            Conversation.kind,
+            Conversation.status,
+            Conversation.priority,
+            Team.name,
+            assignee.c.name,
+            SlaPolicy.name,
+            Conversation.first_inbound_at,
+            Conversation.first_response_at,
+            Conversation.resolved_at,
+            *[per_conversation.c[f"c{i}"] for i in range(len(durations))],
+            func.coalesce(per_conversation.c.nr, 0),
+            func.coalesce(tags.c.tags, ""),
+        )
+        .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
+        .outerjoin(assignee, assignee.c.id == Conversation.assignee_id)
+        .outerjoin(SlaPolicy, SlaPolicy.id == Conversation.sla_policy_id)
+        .outerjoin(per_conversation, per_conversation.c.cid == Conversation.id)
+        .outerjoin(tags, tags.c.cid == Conversation.id)
+        .where(
+            Conversation.first_inbound_at >= query.start,
+            Conversation.first_inbound_at < query.end,
+            *_conversations(query, viewer),
+        )
+        .order_by(Conversation.id)
+        .execution_options(yield_per=batch, stream_results=True)
+    )
+    return _stream(stmt)
+
+
+def _stream(stmt: Select[Any]) -> Iterator[list[Any]]:
+    for row in db.session.execute(stmt):
+        yield list(row)
+
+
+def summary_rows(report: SlaReport) -> Iterator[list[Any]]:
+    """The aggregates as CSV rows (section, group, metric, basis, measure, value)."""
+    yield ["section", "group", "metric", "basis", "measure", "value"]
+    q = report.query
+    yield ["range", "", "", "", "start", q.start.isoformat()]
+    yield ["range", "", "", "", "end", q.end.isoformat()]
+    yield ["range", "", "", "", "time_zone", q.tz]
+    for a in report.attainment:
+        for measure in ("met", "breached", "open", "pct_met"):
+            yield ["attainment", "all", str(a.metric), "", measure, getattr(a, measure)]
+    for (metric, basis), d in report.distributions.items():
+        for measure in ("count", "median", "p90", "mean"):
+            yield ["distribution", "all", str(metric), basis, measure, getattr(d, measure)]
+        for label, _, _, n in d.histogram:
+            yield ["histogram", label, str(metric), basis, "count", n]
+    for name, rows in report.breakdowns.items():
+        for row in rows:
+            for a in row.attainment.values():
+                for measure in ("met", "breached", "open", "pct_met"):
+                    group = f"{name}:{row.label}"
+                    yield ["breakdown", group, str(a.metric), "", measure, getattr(a, measure)]
+    for day in report.days:
+        for measure in ("inbound", "new_conversations", "backlog"):
+            yield ["volume", day.day.isoformat(), "", "", measure, getattr(day, measure)]
+
+
+def report_json(report: SlaReport) -> dict[str, Any]:
+    """The report as JSON (the API's answer)."""
+    q = report.query
+    return {
+        "range": {"start": q.start.isoformat(), "end": q.end.isoformat(), "tz": q.tz},
+        "filters": q.filters.args(),
+        "attainment": {
+            str(a.metric): {
+                "met": a.met,
+                "breached": a.breached,
+                "open": a.open,
+                "pct_met": a.pct_met,
+            }
+            for a in report.attainment
+        },
+        "distributions": {
+            f"{metric}:{basis}": {
+                "metric": str(metric),
+                "basis": basis,
+                "count": d.count,
+                "median_seconds": d.median,
+                "p90_seconds": d.p90,
+                "mean_seconds": d.mean,
+                "histogram": [
+                    {"bucket": label, "min_seconds": lo, "max_seconds": hi, "count": n}
+                    for label, lo, hi, n in d.histogram
+                ],
+            }
+            for (metric, basis), d in report.distributions.items()
+        },
+        "breakdowns": {
+            name: [
+                {
+                    "key": row.key,
+                    "label": row.label,
+                    "median_first_response_seconds": row.median_first_response,
+                    **{
+                        str(a.metric): {
+                            "met": a.met,
+                            "breached": a.breached,
+                            "open": a.open,
+                            "pct_met": a.pct_met,
+                        }
+                        for a in row.attainment.values()
+                    },
+                }
+                for row in rows
+            ]
+            for name, rows in report.breakdowns.items()
+        },
+        "volume": [
+            {
+                "day": d.day.isoformat(),
+                "inbound": d.inbound,
+                "new_conversations": d.new_conversations,
+                "backlog": d.backlog,
+            }
+            for d in report.days
+        ],
+        "heatmap": report.heatmap,
+    }

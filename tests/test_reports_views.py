@@ -1,0 +1,109 @@
+"""The SLA report pages, exports and API: who may see what, the page's charts and links, the
+drill-down into the inbox, the streamed CSV, and the API answering the same numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from html import unescape
+
+from inbox.models import Role
+from inbox.services.accounts import create_api_token
+from tests.conftest import login
+from tests.services.test_reports import (  # noqa: F401 (fixtures)
+    FR,
+    admin,
+    always_on,
+    expected_attainment,
+    generated,
+)
+
+RANGE = {"preset": "custom", "from": "2026-01-12", "to": "2026-01-21"}
+
+
+def test_agents_get_403_unless_the_setting_allows_their_own_teams(make_app, make_user):
+    app = make_app()
+    with app.app_context():
+        agent = make_user(Role.AGENT)
+        client = app.test_client()
+        login(client, agent)
+        assert client.get("/reports/").status_code == 403
+        assert client.get("/reports/conversations.csv").status_code == 403
+    allowed = make_app(INBOX_AGENTS_SEE_TEAM_REPORTS=True)
+    with allowed.app_context():
+        client = allowed.test_client()
+        login(client, agent)
+        page = client.get("/reports/")
+        assert page.status_code == 200
+        assert "your teams only" in page.text
+
+
+def test_supervisor_page_counts_only_their_teams(client, make_user, generated):  # noqa: F811
+    supervisor = make_user(Role.SUPERVISOR, team="Billing")
+    login(client, supervisor)
+    page = client.get("/reports/", query_string=RANGE)
+    assert page.status_code == 200
+    want = expected_attainment([s for s in generated if s.team == "Billing"], FR)
+    card = page.text.split('data-metric="first_response"', 1)[1]
+    assert re.search(rf"<strong>{want['met']}</strong> met", card)
+    assert re.search(rf"<strong>{want['breached']}</strong> breached", card)
+
+
+def test_page_has_charts_and_every_drilldown_opens_matching_conversations(
+    client,
+    admin,  # noqa: F811
+    generated,  # noqa: F811
+):
+    login(client, admin)
+    page = client.get("/reports/", query_string=RANGE)
+    assert page.status_code == 200
+    for chart in ("attainment", "histogram", "line", "heatmap"):
+        assert f'data-chart="{chart}"' in page.text
+    card = page.text.split('data-metric="first_response"', 1)[1].split("</div>\n    </div>", 1)[0]
+    links = re.findall(r'<a href="([^"]+)" data-outcome="(\w+)"[^>]*><strong>(\d+)</strong>', card)
+    assert len(links) == 3
+    for url, outcome, number in links:
+        inbox = client.get(unescape(url))
+        assert inbox.status_code == 200
+        count = re.search(r"data-drilldown-count>(\d+)<", inbox.text)
+        assert count and count.group(1) == number, outcome
+
+
+def test_row_csv_streams_one_row_per_conversation(client, admin, generated):  # noqa: F811
+    login(client, admin)
+    response = client.get("/reports/conversations.csv", query_string=RANGE)
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == len(generated)
+    summary = client.get("/reports/sla.csv", query_string=RANGE)
+    lines = list(csv.reader(io.StringIO(summary.get_data(as_text=True))))
+    met = next(r for r in lines if r[:5] == ["attainment", "all", "first_response", "", "met"])
+    assert int(met[5]) == expected_attainment(generated, FR)["met"]
+
+
+def test_api_answers_the_same_numbers_as_the_page(client, admin, make_user, generated):  # noqa: F811
+    token = create_api_token(admin)
+    got = client.get(
+        "/api/v1/reports/sla", query_string=RANGE, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert got.status_code == 200
+    want = expected_attainment(generated, FR)
+    fr = got.json["attainment"]["first_response"]
+    assert (fr["met"], fr["breached"], fr["open"]) == (want["met"], want["breached"], want["open"])
+    assert len(got.json["volume"]) == 10
+    agent = make_user(Role.AGENT)
+    denied = client.get(
+        "/api/v1/reports/sla",
+        headers={"Authorization": f"Bearer {create_api_token(agent)}"},
+    )
+    assert denied.status_code == 403 and denied.json["error"]["code"] == "forbidden"
+    assert "/reports/sla" in client.get("/api/v1/openapi.json").json["paths"]
+
+
+def test_bad_report_arguments_are_400(client, admin):  # noqa: F811
+    login(client, admin)
+    assert client.get("/reports/?tz=Mars/Olympus").status_code == 400
+    assert client.get("/reports/?preset=custom&from=2026-02-01&to=2026-01-01").status_code == 400
