@@ -13,9 +13,6 @@ Prints JSON (bench/results/inbox_pages.json) and the EXPLAIN ANALYZE of the main
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from bench.output import peak_rss_mb, publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Role  # noqa: E402
@@ -181,28 +179,13 @@ def main() -> None:
                 .all()
             )
             results["explain_open_sla_first"] = plan
-            results["web_rss_mb"] = round(
-                int(
-                    next(
-                        line.split()[1]
-                        for line in Path("/proc/self/status").read_text().splitlines()
-                        if line.startswith("VmHWM:")
-                    )
-                )
-                / 1024
-            )
+            results["web_rss_mb"] = round(peak_rss_mb())
             db.session.remove()
             db.engine.dispose()
     finally:
         pg.close()
         redis.close()
-    results["machine"] = (
-        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "inbox_pages.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    publish("inbox_pages", results)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import csv
 import http.client
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.output import peak_rss_mb, publish  # noqa: E402
 from inbox.connectors.base import sha256_signature  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
 
@@ -140,25 +140,6 @@ def wait_stored(engine, expected: int, timeout: float) -> float:
             return time.perf_counter()
         time.sleep(0.05)
     raise RuntimeError(f"only {count_messages(engine)} of {expected} messages stored")
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak RSS (VmHWM) of a process and its children, in MB."""
-    total = 0
-    pids = [pid] + [
-        int(p)
-        for p in subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split()
-    ]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            continue
-    return total / 1024
 
 
 def synthetic_twcs(path: Path, copies: int) -> int:
@@ -313,13 +294,7 @@ def main() -> None:
         engine.dispose()
         pg.close()
         redis.close()
-    results["machine"] = (
-        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    publish("ingest", results)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,6 @@ Prints a markdown table (copy it into docs/benchmarks.md) and writes bench/resul
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import resource
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
+from bench.output import peak_rss_mb, publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Role, User  # noqa: E402
@@ -94,10 +92,6 @@ INSERT INTO sla_clocks (conversation_id, policy_id, metric, cycle, started_at, t
 """
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=1_000_000)
@@ -159,13 +153,10 @@ def main() -> None:
             results["export rows/s"] = round(rows / seconds)
             results["peak RSS before reports (MB)"] = round(rss_before, 1)
             results["peak RSS after export (MB)"] = round(peak_rss_mb(), 1)
-            results["machine"] = f"{platform.machine()}, {platform.python_version()}"
     finally:
         server.close()
 
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reports.json").write_text(json.dumps(results, indent=2) + "\n")
+    publish("reports", results)
     print("| measure | value |\n|---|---|")
     for key, value in results.items():
         print(f"| {key} | {value} |")

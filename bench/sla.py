@@ -14,9 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from bench.ingest import BRAND, delivery  # noqa: E402
+from bench.output import publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import BusinessCalendar, InboundEvent, Platform, SlaPolicy  # noqa: E402
@@ -158,13 +156,7 @@ def main() -> None:
     finally:
         pg.close()
         redis.close()
-    results["machine"] = (
-        f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "sla.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    publish("sla", results)
 
 
 if __name__ == "__main__":
