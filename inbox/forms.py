@@ -155,6 +155,14 @@ class EscalationForm(Form):
     )
 
 
+# Shared by SLA policies and routing rules: both match on a conversation's visibility.
+VISIBILITY_CHOICES = [
+    SelectChoice("any", "Any"),
+    SelectChoice("public", "Public only"),
+    SelectChoice("private", "Private only"),
+]
+
+
 class PolicyForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     position = IntegerField(
@@ -164,14 +172,7 @@ class PolicyForm(FlaskForm):
     priorities = MultiCheckboxField("Priority is", choices=[])
     platforms = MultiCheckboxField("Platform is", choices=[])
     kinds = MultiCheckboxField("Kind is", choices=[])
-    visibility = SelectField(
-        "Public or private",
-        choices=[
-            SelectChoice("any", "Any"),
-            SelectChoice("public", "Public only"),
-            SelectChoice("private", "Private only"),
-        ],
-    )
+    visibility = SelectField("Public or private", choices=VISIBILITY_CHOICES)
     team_id = SelectField("Team", coerce=int, default=0)
     tags = StringField("Has any of these tags (comma separated)", validators=[Length(max=500)])
     vip = SelectField(
@@ -335,14 +336,7 @@ class RoutingRuleForm(FlaskForm):
     platforms = MultiCheckboxField("Platform is", choices=[])
     channels = SelectMultipleField("Channel account is", coerce=int, choices=[])
     kinds = MultiCheckboxField("Kind is", choices=[])
-    visibility = SelectField(
-        "Public or private",
-        choices=[
-            SelectChoice("any", "Any"),
-            SelectChoice("public", "Public only"),
-            SelectChoice("private", "Private only"),
-        ],
-    )
+    visibility = SelectField("Public or private", choices=VISIBILITY_CHOICES)
     text_contains = StringField(
         "Text contains any of (comma separated)", validators=[Length(max=1000)]
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from inbox.extensions import db
 from inbox.models import BusinessCalendar, SlaPolicy, User
@@ -70,22 +70,14 @@ def save_calendar(
     if clash is not None and (calendar is None or clash != calendar.id):
         raise ValueError(f"A calendar named “{values['name']}” already exists.")
     calendar_spec(BusinessCalendar(**values))  # raises ValueError: overlap, country, zone
-    before = _snapshot(calendar, CALENDAR_FIELDS) if calendar is not None else None
-    if calendar is None:
-        calendar = BusinessCalendar()
-        db.session.add(calendar)
-    for name, value in values.items():
-        setattr(calendar, name, value)
-    db.session.flush()
-    record_audit(
+    return _save(
+        calendar or BusinessCalendar(),
+        values,
+        CALENDAR_FIELDS,
         "sla.calendar.save",
-        calendar,
         actor=actor,
-        before=before,
-        after=_snapshot(calendar, CALENDAR_FIELDS),
         now=now,
     )
-    return calendar
 
 
 def save_policy(
@@ -93,19 +85,19 @@ def save_policy(
 ) -> SlaPolicy:
     """Create (policy=None) or update a policy. Running clocks pick up new targets the next
     time their conversation's hooks run (see docs/sla.md)."""
-    before = _snapshot(policy, POLICY_FIELDS) if policy is not None else None
-    if policy is None:
-        policy = SlaPolicy()
-        db.session.add(policy)
-    for name, value in values.items():
-        setattr(policy, name, value)
-    db.session.flush()
-    record_audit(
-        "sla.policy.save",
-        policy,
-        actor=actor,
-        before=before,
-        after=_snapshot(policy, POLICY_FIELDS),
-        now=now,
+    return _save(
+        policy or SlaPolicy(), values, POLICY_FIELDS, "sla.policy.save", actor=actor, now=now
     )
-    return policy
+
+
+def _save(obj, values: dict[str, Any], fields, action: str, *, actor: User, now: datetime):
+    """Apply `values` to a new or stored row, flush, and audit the change."""
+    is_new = inspect(obj).transient
+    before = None if is_new else _snapshot(obj, fields)
+    if is_new:
+        db.session.add(obj)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    db.session.flush()
+    record_audit(action, obj, actor=actor, before=before, after=_snapshot(obj, fields), now=now)
+    return obj
