@@ -492,3 +492,33 @@ def test_every_fixture_through_a_real_worker_process(webhook_app, brand_accounts
     # X: the mention thread and two DM threads; Messenger: two customers; Instagram: a
     # comment thread and two DM threads; Facebook: one comment; WhatsApp: two customers.
     assert count(Conversation) == 11
+
+
+def test_echo_of_a_reply_sent_from_the_inbox_is_not_stored_twice(webhook_app, brand_accounts):
+    from inbox.models import Role
+    from inbox.services.accounts import create_user
+    from inbox.services.channels import set_access_token
+    from inbox.services.replies import create_reply
+
+    deliver(webhook_app, "meta_messenger_message.json")  # the customer writes
+    set_access_token(brand_accounts["messenger"], "token", actor=None)
+    agent = create_user("a@example.com", name="A", role=Role.AGENT, password="pw-123456")
+    echo = fixture_json("meta_messenger_echo.json")["entry"][0]["messaging"][0]["message"]
+    conversation = db.session.scalar(select(Conversation))
+    # Our reply is still queued (no platform id yet) when the platform's echo arrives.
+    reply = create_reply(
+        conversation,
+        text=echo["text"],
+        is_public=None,
+        actor=agent,
+        now=conversation.last_message_at,
+    )
+    db.session.commit()
+    signed_post(webhook_app.test_client(), "meta_messenger_echo.json")
+    run_jobs(webhook_app)  # processes the echo (and tries to send the reply, which has no server)
+    db.session.expire_all()
+    outbound = db.session.scalars(
+        select(Message).where(Message.direction == Direction.OUTBOUND)
+    ).all()
+    assert [m.id for m in outbound] == [reply.id]
+    assert outbound[0].external_id == echo["mid"]
