@@ -642,11 +642,16 @@ def sweep(*, now: datetime) -> SweepResult:
 
 
 def _mark(mark, instant, now: datetime) -> list[int]:
+    # The conversation is locked with its clock, skipping both when either is taken: a
+    # request changing a conversation locks its row and then its clocks, and the sweep, which
+    # updates conversations too, would otherwise hold a clock while waiting for that row (a
+    # deadlock). A skipped clock is marked by the next sweep.
     candidates = (
         select(SlaClock.id)
+        .join(SlaClock.conversation)
         .where(SlaClock.stopped_at.is_(None), mark.is_(None), instant.is_not(None), instant <= now)
         .order_by(SlaClock.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=(SlaClock, Conversation))
     )
     statement = (
         update(SlaClock)

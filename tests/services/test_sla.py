@@ -467,6 +467,60 @@ def test_two_sweeps_at_once_record_each_mark_once(app, default_policy, convo):
     assert counts[ClockEventKind.BREACH] == 20
 
 
+def test_sweep_passes_over_a_conversation_being_changed_instead_of_deadlocking(
+    app, default_policy, convo, postgres
+):
+    # An agent's reply locks the conversation row and then its clocks; a sweep that locked
+    # the clock first and then waited for the conversation deadlocked with it (PostgreSQL
+    # aborted one of them: the agent saw a 503).
+    c = convo()
+    customer(c, mon(9))
+    db.session.commit()
+    conversation_id = c.id
+    changing, swept = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    results: list[sla.SweepResult] = []
+
+    def agent():
+        try:
+            with app.app_context():
+                mine = db.session.get(type(c), conversation_id)
+                mine.identity = c.identity
+                mine.priority = Priority.HIGH
+                db.session.flush()  # the conversation's row is now locked
+                changing.set()
+                swept.wait(2)  # SQLite serialises writers: there the sweep waits for us
+                ours(mine, mon(12, 30))  # the reply stops the first-response clock
+                db.session.commit()
+                db.session.remove()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            changing.set()
+
+    def sweeper():
+        try:
+            with app.app_context():
+                changing.wait(10)
+                results.append(sla.sweep(now=mon(12)))
+                db.session.commit()
+                swept.set()
+                db.session.remove()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent), threading.Thread(target=sweeper)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    if postgres:  # row locks: the sweep skipped the locked conversation without waiting
+        assert results[0].warned == [] and results[0].breached == []
+    db.session.expire_all()
+    fr = clock(db.session.get(type(c), conversation_id), FR)
+    assert fr.stopped_at == mon(12, 30) and fr.breached_at == mon(11)
+
+
 # --- escalations ---------------------------------------------------------------------------
 
 
