@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from rq import SimpleWorker, Worker
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker
 
 from inbox import create_app
 from inbox.jobs import periodic_jobs
-from inbox.queue import enqueue_due_periodic, get_queue, get_redis
+from inbox.queue import enqueue_due_periodic
 
 log = logging.getLogger("inbox.worker")
 
@@ -30,6 +31,24 @@ def run_periodic(app, stop: threading.Event) -> None:
             stop.wait(1.0)
 
 
+def build_worker(app) -> Worker:
+    """The RQ worker on the configured queues, with a Redis client of its own.
+
+    The worker waits for jobs in a BLPOP of several minutes, and RQ raises the socket timeout
+    for that, but only for connections opened afterwards: a connection already pooled by the
+    app's client (which the periodic thread and the jobs use) keeps redis-py's 5 s default,
+    so the BLPOP timed out every few seconds ("could not connect to Redis instance").
+    """
+    # By default jobs run in this process (SimpleWorker): database connections are pooled and
+    # reused, which is several times faster than RQ's fork-per-job. INBOX_WORKER_FORK=1 runs
+    # each job in a forked work horse instead (isolation from leaks); then this parent process
+    # must never touch the database, since a connection must not be shared across a fork.
+    worker_class = Worker if app.config["INBOX_WORKER_FORK"] else SimpleWorker
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    queues = [Queue(name, connection=connection) for name in app.config["RQ_QUEUES"]]
+    return worker_class(queues, connection=connection)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # RQ logs three lines per job at INFO; with periodic jobs every few seconds that drowns
@@ -37,17 +56,12 @@ def main() -> None:
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     app = create_app()
     stop = threading.Event()
-    # By default jobs run in this process (SimpleWorker): database connections are pooled and
-    # reused, which is several times faster than RQ's fork-per-job. INBOX_WORKER_FORK=1 runs
-    # each job in a forked work horse instead (isolation from leaks); then this parent process
-    # must never touch the database, since a connection must not be shared across a fork.
-    worker_class = Worker if app.config["INBOX_WORKER_FORK"] else SimpleWorker
     with app.app_context():
-        queues = [get_queue(name) for name in app.config["RQ_QUEUES"]]
+        worker = build_worker(app)
         ticker = threading.Thread(target=run_periodic, args=(app, stop), daemon=True)
         ticker.start()
         try:
-            worker_class(queues, connection=get_redis()).work(with_scheduler=True)
+            worker.work(with_scheduler=True)
         finally:
             stop.set()
 

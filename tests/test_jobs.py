@@ -3,12 +3,16 @@ heartbeat, and /healthz."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from redis import Redis
 from rq import Queue
+from rq.exceptions import DequeueTimeout
 
 from inbox.extensions import db
 from inbox.models import AuditEvent
-from inbox.queue import enqueue_after_commit, get_queue
+from inbox.queue import enqueue_after_commit, get_queue, get_redis
 from inbox.services.heartbeat import HEARTBEAT_KEY
 from tests.conftest import wait_for
 
@@ -98,3 +102,16 @@ def test_periodic_jobs_are_enqueued_once_per_interval_across_workers(app, redis_
     assert first == ["probe"]
     assert second == []
     assert Queue("default", connection=Redis.from_url(redis_url)).count == 1
+
+
+def test_worker_waits_for_jobs_longer_than_the_default_socket_timeout(app):
+    # The app's client already holds a pooled connection (with redis-py's 5 s socket
+    # timeout) before the worker starts, as in worker.py where the periodic thread runs first.
+    from worker import build_worker
+
+    get_redis(app).ping()
+    worker = build_worker(app)
+    started = time.monotonic()
+    with pytest.raises(DequeueTimeout):  # the wait's own end, not the socket's
+        Queue.dequeue_any(worker.queues, timeout=6, connection=worker.connection)
+    assert time.monotonic() - started >= 6
