@@ -232,6 +232,20 @@ def test_conversation_page_shows_thread_notes_edits_deletions_attachments_escape
     assert "5,200 followers" in html
 
 
+def test_a_customer_known_only_by_a_scoped_id_is_named_by_platform_and_id(client, agent):
+    # Messenger and Instagram DM webhooks carry a page-scoped id and no name or handle.
+    c = factories.conversation(platform=Platform.MESSENGER, team="Social care")
+    identity = c.contact.identities[0]
+    identity.external_user_id, identity.handle, identity.display_name = "2847561093847562", "", ""
+    c.contact.display_name = ""
+    db.session.commit()
+    queue = client.get("/inbox/open").data.decode()
+    page = client.get(f"/inbox/c/{c.id}").data.decode()
+    for html in (queue, page):
+        assert "Messenger user …7562" in html
+    assert "<strong>@</strong>" not in page  # the message's author line
+
+
 def test_opening_marks_read_for_that_agent_only(client, agent, make_user):
     c = factories.conversation(team="Social care")
     assert b'class="row unread' in client.get("/inbox/open").data

@@ -23,6 +23,13 @@ class Contact(TimestampMixin, Base):
 
     identities: Mapped[list[ContactIdentity]] = relationship(back_populates="contact")
 
+    @property
+    def label(self) -> str:
+        """The name agents see: the contact's own, else its first identity's label."""
+        if self.display_name:
+            return self.display_name
+        return self.identities[0].label if self.identities else "Unknown customer"
+
 
 class ContactIdentity(TimestampMixin, Base):
     __tablename__ = "contact_identities"
@@ -39,3 +46,14 @@ class ContactIdentity(TimestampMixin, Base):
     verified: Mapped[bool] = mapped_column(default=False)
 
     contact: Mapped[Contact] = relationship(back_populates="identities")
+
+    @property
+    def label(self) -> str:
+        """Name, else @handle, else platform and the end of the id: Messenger, Instagram DM and
+        WhatsApp webhooks may carry only a scoped user id, and agents still need to tell two
+        such customers apart."""
+        if self.display_name:
+            return self.display_name
+        if self.handle:
+            return "@" + self.handle
+        return f"{self.platform.label} user …{self.external_user_id[-4:]}"
