@@ -1,8 +1,10 @@
-"""A fake of the platforms' send APIs: a real HTTP server on 127.0.0.1 for tests.
+"""A fake of the platforms' APIs: a real HTTP server on 127.0.0.1 for tests.
 
 It serves the X API v2 under `/x` and the Graph API under `/graph/<version>`, records every call
 (method, path, headers, JSON body), answers with bodies and ids shaped like the platforms' own,
 and fails on demand with each platform's real error shapes (`fail(...)` with the builders below).
+Sends are POSTs; the one read is Instagram's mentioned comment/media (`add_mention` sets what
+it answers).
 Point the app at it with `FakePlatforms.config()` (in-process) or `.env()` (the worker).
 """
 
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 GRAPH_VERSION = "v23.0"
 
@@ -151,6 +154,7 @@ class FakePlatforms:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._forced_ids: list[str] = []
+        self._mentions: dict[str, dict[str, Any]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -190,6 +194,12 @@ class FakePlatforms:
         """Answer the next successful send with this id (e.g. the id a recorded echo carries)."""
         with self._lock:
             self._forced_ids.append(external_id)
+
+    def add_mention(self, object_id: str, **fields: Any) -> None:
+        """What `GET /{ig-user-id}?fields=mentioned_comment.comment_id(<object_id>){…}` (or
+        `mentioned_media.media_id(…)`) answers: the comment or media's fields."""
+        with self._lock:
+            self._mentions[object_id] = {"id": object_id, **fields}
 
     def reset(self) -> None:
         with self._lock:
@@ -268,6 +278,20 @@ class FakePlatforms:
             }
         }
 
+    def _read(self, path: str) -> tuple[int, dict[str, Any]]:
+        """The Graph API's answer to a GET: only Instagram's mentioned comment / media."""
+        url = urlsplit(path)
+        fields = parse_qs(url.query).get("fields", [""])[0]
+        match = re.fullmatch(r"(mentioned_comment|mentioned_media)\.\w+\(([^)]+)\)\{.*\}", fields)
+        node = re.fullmatch(rf"/graph/{GRAPH_VERSION}/([^/]+)", url.path)
+        with self._lock:
+            found = self._mentions.get(match.group(2)) if match and node else None
+        if found is None:
+            return 400, graph_error(
+                100, "Unsupported get request. Object does not exist or cannot be loaded."
+            ).body
+        return 200, {match.group(1): found, "id": node.group(1)}
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -279,8 +303,20 @@ class FakePlatforms:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
+                if not self._record_or_fail("POST", body):
+                    status, answer = fake._success(
+                        self.path, body if isinstance(body, dict) else {}
+                    )
+                    self._reply(status, answer, {})
+
+            def do_GET(self) -> None:  # noqa: N802
+                if not self._record_or_fail("GET", None):
+                    self._reply(*fake._read(self.path), {})
+
+            def _record_or_fail(self, method: str, body: Any) -> bool:
+                """Record the call; answer with a queued failure if one matches (True)."""
                 call = Call(
-                    method="POST",
+                    method=method,
                     path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
@@ -289,16 +325,15 @@ class FakePlatforms:
                 with fake._lock:
                     fake.calls.append(call)
                 failure = fake._take_failure(self.path)
-                if failure is not None:
-                    time.sleep(failure.delay)
-                    headers = dict(failure.headers)
-                    if failure.reset_in is not None:
-                        reset = int(time.time()) + failure.reset_in
-                        headers["x-rate-limit-reset"] = str(reset)
-                    self._reply(failure.status, failure.body, headers)
-                    return
-                status, answer = fake._success(self.path, body if isinstance(body, dict) else {})
-                self._reply(status, answer, {})
+                if failure is None:
+                    return False
+                time.sleep(failure.delay)
+                headers = dict(failure.headers)
+                if failure.reset_in is not None:
+                    reset = int(time.time()) + failure.reset_in
+                    headers["x-rate-limit-reset"] = str(reset)
+                self._reply(failure.status, failure.body, headers)
+                return True
 
             def _reply(self, status: int, body: Any, headers: dict[str, str]) -> None:
                 data = json.dumps(body).encode()

@@ -292,15 +292,6 @@ def test_instagram_unsent_message_is_marked_deleted(webhook_app, brand_accounts)
     assert message(mid).deleted_at is not None
 
 
-def test_instagram_mention_without_text_is_listed_for_admins(webhook_app, brand_accounts):
-    deliver(webhook_app, "meta_instagram_mention.json")
-    issue = db.session.scalar(select(EventIssue))
-    assert issue.kind == "needs_fetch"
-    assert issue.account_external_id == "17841460123456789"
-    assert count(Message) == 0
-    assert db.session.scalar(select(InboundEvent)).state is EventState.PROCESSED
-
-
 def test_facebook_page_comment_then_its_removal(webhook_app, brand_accounts):
     deliver(webhook_app, "meta_page_feed_comment.json")
     value = fixture_json("meta_page_feed_comment.json")["entry"][0]["changes"][0]["value"]

@@ -219,6 +219,16 @@ class Connector(ABC):
         (the same id its webhook echo will carry). Raises TransientSendError or
         PermanentSendError; never returns without a platform id."""
 
+    def fetch(
+        self, message: InboundMessage, api: ApiEndpoint, *, access_token: str
+    ) -> InboundMessage:
+        """`message` (parsed with `needs_fetch`) completed from the platform's API: its text,
+        author and time. Raises TransientSendError or PermanentSendError like `send`. Only
+        connectors whose webhooks carry bare ids (Meta, for Instagram mentions) override it."""
+        raise PermanentSendError(
+            "not_supported", f"{self.name} messages cannot be fetched from the platform"
+        )
+
 
 def sha256_signature(secret: str, message: bytes, encoding: Literal["hex", "base64"]) -> str:
     """`sha256=<digest>` of HMAC-SHA256(secret, message), the form X and Meta both use."""
@@ -387,19 +397,27 @@ def post_json(url: str, body: dict[str, Any], *, token: str, timeout: float) -> 
     The token travels only in the Authorization header, never in the URL, so URLs may be logged.
     Network failures (refused, reset, timeout) raise TransientSendError.
     """
+    return _call("POST", url, json.dumps(body).encode(), token=token, timeout=timeout)
+
+
+def get_json(url: str, *, token: str, timeout: float) -> HttpAnswer:
+    """GET `url` with a bearer token; answers and failures as for `post_json`."""
+    return _call("GET", url, None, token=token, timeout=timeout)
+
+
+def _call(method: str, url: str, data: bytes | None, *, token: str, timeout: float) -> HttpAnswer:
     # Base URLs come from configuration; refuse anything but HTTP(S) (no file: or ftp: URLs).
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"platform API URLs must be http(s), got {url.split(':', 1)[0]!r}")
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "User-Agent": "inbox/1 (+social care desk)",
+    }
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": "inbox/1 (+social care desk)",
-        },
+        url, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310

@@ -14,10 +14,11 @@ reply with `POST /{comment-id}/comments` (the answer's `id` is the webhook's com
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from abc import ABC
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ from inbox.connectors.base import (
     StatusWatermark,
     TransientSendError,
     UnsupportedEvent,
+    get_json,
     header_value,
     id_str,
     post_json,
@@ -199,6 +201,44 @@ class MetaConnector(MetaAppConnector):
         path = f"{quote(reply.reply_to_external_id)}/{edge}"
         answer = graph_post(api, path, {"message": reply.text}, reply)
         return SendResult(external_id=_required_id(answer, "id"), raw=answer.body)
+
+    def fetch(
+        self, message: InboundMessage, api: ApiEndpoint, *, access_token: str
+    ) -> InboundMessage:
+        """An Instagram mention's comment (or captioned media) read through the account:
+        `GET /{ig-user-id}?fields=mentioned_comment.comment_id(…){…}` (or `mentioned_media`).
+        The comment itself cannot be read by its id: it belongs to someone else's media."""
+        if message.platform != "instagram" or message.kind != "mention":
+            return super().fetch(message, api, access_token=access_token)
+        comment_id = message.raw.get("comment_id")
+        if comment_id is not None:
+            edge = "mentioned_comment"
+            field = f"{edge}.comment_id({id_str(comment_id)}){{id,text,timestamp,username,from}}"
+        else:
+            edge = "mentioned_media"
+            field = f"{edge}.media_id({message.external_id}){{id,caption,timestamp,username}}"
+        answer = get_json(
+            f"{api.base_url}/{quote(message.account_id)}?fields={quote(field, safe='')}",
+            token=access_token,
+            timeout=api.timeout,
+        )
+        graph_raise_for_error(answer, "Instagram")
+        found = answer.body.get(edge)
+        if not isinstance(found, dict):
+            raise PermanentSendError(str(answer.status), f"Instagram answered without {edge}")
+        author = found.get("from") if isinstance(found.get("from"), dict) else {}
+        username = found.get("username") or author.get("username")
+        author_id = author.get("id")
+        return dataclasses.replace(
+            message,
+            text=str(found.get("text") or found.get("caption") or ""),
+            # The IGSID when Meta gives it (as comment webhooks do), so the same person's
+            # comments and mentions resolve to one contact; else the username.
+            author_id=id_str(author_id) if author_id is not None else username,
+            author_handle=username,
+            sent_at=_graph_time(found.get("timestamp")) or message.sent_at,
+            needs_fetch=False,
+        )
 
     def _parse(self, payload: dict[str, Any]) -> list[Event]:
         kind = payload["object"]
@@ -453,3 +493,13 @@ def _entry_time(entry: dict[str, Any]) -> datetime:
     # `entry.time` is documented as seconds for changes but is milliseconds on messaging entries;
     # guess the unit so a change in Meta's habits cannot move a comment by a factor of 1000.
     return utc_from_epoch(entry["time"], "auto")
+
+
+def _graph_time(value: object) -> datetime | None:
+    """A Graph API timestamp ("2025-03-18T07:45:54+0000") as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+    except ValueError:
+        return None

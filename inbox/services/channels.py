@@ -2,17 +2,23 @@
 
 A token is encrypted with `inbox.encryption` before it reaches the session and decrypted only
 when a reply is sent; it never goes into the audit log, a log line or an exception message.
-Imports: models, extensions.db, encryption, services.audit, flask.current_app (settings).
+`api_endpoint` says where each platform's API is, for replies and for fetching what a webhook
+only names by id.
+Imports: models, extensions.db, encryption, connectors (ApiEndpoint), services.audit,
+flask.current_app (settings).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 
 from inbox import encryption
+from inbox.connectors import ApiEndpoint
 from inbox.extensions import db
 from inbox.models import ChannelAccount, Platform, User
 from inbox.services.audit import record_audit
@@ -88,3 +94,12 @@ def access_token_for(account: ChannelAccount) -> str | None:
     if account.access_token_encrypted is None:
         return None
     return encryption.decrypt(current_app.config, account.access_token_encrypted)
+
+
+def api_endpoint(config: Mapping[str, Any], platform: Platform) -> ApiEndpoint:
+    """Where `platform`'s API is, from the settings (tests point them at a local fake)."""
+    timeout = float(config["INBOX_SEND_TIMEOUT_SECONDS"])
+    if platform is Platform.X:
+        return ApiEndpoint(base_url=config["INBOX_X_API_BASE"], timeout=timeout)
+    base = f"{config['INBOX_GRAPH_API_BASE']}/{config['INBOX_GRAPH_API_VERSION']}"
+    return ApiEndpoint(base_url=base, timeout=timeout)

@@ -5,7 +5,9 @@ Every entry path (webhooks, the ingest API, CSV import, demo data) goes through 
 so dedupe, threading and the conversation's denormalised timestamps behave the same everywhere.
 Imports: models, extensions.db, live, services.audit, services.sla (every message runs the SLA
 clocks), services.routing (every customer message runs the routing rules; imported at the call
-to break the cycle through services.conversations), connectors (the event dataclasses only).
+to break the cycle through services.conversations), services.channels (token and API address
+to fetch what a webhook names only by id), connectors (the event dataclasses, and `fetch` for
+those), flask.current_app (settings).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from inbox.connectors import DeliveryStatus as ConnectorDeliveryStatus
@@ -26,8 +29,11 @@ from inbox.connectors import (
     InboundMessage,
     MessageDeletion,
     MessageEdit,
+    PermanentSendError,
     StatusWatermark,
+    connector_for_platform,
 )
+from inbox.encryption import DecryptionError
 from inbox.extensions import db
 from inbox.live import publish_after_commit
 from inbox.models import (
@@ -46,6 +52,7 @@ from inbox.models import (
 )
 from inbox.services import sla
 from inbox.services.audit import record_audit
+from inbox.services.channels import access_token_for, api_endpoint
 from inbox.timeutil import utcnow
 
 
@@ -392,14 +399,10 @@ def _thread_key(account: ChannelAccount, msg: InboundMessage) -> tuple[str, Conv
 def apply_inbound_message(msg: InboundMessage) -> Message | None:
     """Store a message (ours or the customer's) in its conversation; None if already stored."""
     account = find_account(msg.platform, msg.account_id)
-    if msg.needs_fetch:
-        raise Unhandled(
-            "needs_fetch",
-            f"{msg.platform} {msg.kind} {msg.external_id} carries only ids; fetching its text "
-            "and author from the platform API is not supported yet",
-        )
     if find_message(account, msg.external_id) is not None:
-        return None
+        return None  # before any fetch: a redelivery costs no call to the platform
+    if msg.needs_fetch:
+        msg = _fetched(account, msg)
     contact_id = msg.contact_id
     if contact_id is None:
         raise Unhandled(
@@ -446,6 +449,33 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
 
         routing.on_inbound(message, now=utcnow())
     return message
+
+
+def _fetched(account: ChannelAccount, msg: InboundMessage) -> InboundMessage:
+    """`msg` completed from the platform's API (an Instagram mention names only its comment).
+
+    A refusal (no token, comments disabled, token expired …) is an issue an admin sees and can
+    replay once it is fixed; a temporary failure raises so the event's job is retried.
+    """
+    what = f"{msg.platform} {msg.kind} {msg.external_id}"
+    try:
+        token = access_token_for(account)
+    except DecryptionError as exc:
+        raise Unhandled("needs_fetch", f"{what}: the account's access token: {exc}") from exc
+    if token is None:
+        raise Unhandled(
+            "needs_fetch",
+            f"{what} carries only ids; store the account's access token (flask add-channel "
+            "--access-token) so its text and author can be fetched, then replay this event",
+        )
+    try:
+        return connector_for_platform(msg.platform).fetch(
+            msg, api_endpoint(current_app.config, account.platform), access_token=token
+        )
+    except PermanentSendError as exc:
+        raise Unhandled(
+            "fetch_failed", f"{what}: the platform refused to give it: {exc.message} ({exc.code})"
+        ) from exc
 
 
 def match_echo(conversation: Conversation, echo: InboundMessage) -> Message | None:

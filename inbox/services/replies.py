@@ -31,7 +31,6 @@ from rq import Retry
 from sqlalchemy import select
 
 from inbox.connectors import (
-    ApiEndpoint,
     OutboundReply,
     PermanentSendError,
     ReplyMode,
@@ -54,7 +53,7 @@ from inbox.models import (
 )
 from inbox.queue import enqueue_after_commit
 from inbox.services.audit import record_audit
-from inbox.services.channels import access_token_for
+from inbox.services.channels import access_token_for, api_endpoint
 from inbox.services.ingest import add_message, find_message
 
 log = logging.getLogger(__name__)
@@ -250,7 +249,7 @@ def deliver_reply(
     try:
         reply = _outbound_reply(message, conversation, account)
         result = connector_for_platform(str(account.platform)).send(
-            reply, _api_endpoint(config, account.platform)
+            reply, api_endpoint(config, account.platform)
         )
     except PermanentSendError as exc:
         reason = f"{platform_name} refused the reply: {exc.message} (code {exc.code})"
@@ -347,14 +346,6 @@ def _outbound_reply(
         recipient_id=None if mode.is_public else _recipient(conversation),
         reply_to_external_id=_reply_target(conversation) if mode.is_public else None,
     )
-
-
-def _api_endpoint(config: Mapping[str, Any], platform: Platform) -> ApiEndpoint:
-    timeout = float(config["INBOX_SEND_TIMEOUT_SECONDS"])
-    if platform is Platform.X:
-        return ApiEndpoint(base_url=config["INBOX_X_API_BASE"], timeout=timeout)
-    base = f"{config['INBOX_GRAPH_API_BASE']}/{config['INBOX_GRAPH_API_VERSION']}"
-    return ApiEndpoint(base_url=base, timeout=timeout)
 
 
 def _store_external_id(message: Message, account: ChannelAccount, external_id: str) -> None:
