@@ -12,7 +12,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO
 
 from sqlalchemy import insert, select
@@ -108,7 +108,7 @@ def read_twcs(stream: IO[str]) -> list[Tweet]:
     return tweets
 
 
-def _threads(tweets: list[Tweet]) -> Iterator[list[Tweet]]:
+def threads(tweets: list[Tweet]) -> Iterator[list[Tweet]]:
     """Group tweets into reply-connected threads, each sorted by time (links to tweets missing
     from the file are dangling and simply ignored)."""
     parent: dict[str, str] = {t.tweet_id: t.tweet_id for t in tweets}
@@ -143,13 +143,11 @@ def import_twcs(
     tweets: list[Tweet],
     *,
     team: Team | None = None,
-    shift: timedelta = timedelta(0),
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 500,
 ) -> ImportResult:
     """Import parsed TWCS tweets; commits every `batch_size` threads so a long import keeps its
-    progress if interrupted (a re-run skips what is stored). `shift` moves every timestamp
-    (demo data is shifted so its newest tweet is recent).
+    progress if interrupted (a re-run skips what is stored).
 
     New threads are written with set-based inserts (a few statements per batch, not per row);
     a thread that is already partly stored goes through the per-message ingest path instead,
@@ -158,7 +156,7 @@ def import_twcs(
     result = ImportResult(rows=len(tweets))
     brands = {t.author_id for t in tweets if not t.inbound}
     attributed: list[tuple[str, list[Tweet]]] = []
-    for thread in _threads(tweets):
+    for thread in threads(tweets):
         brand = _brand_of(thread, brands)
         if brand is None or not any(t.inbound for t in thread):
             result.skipped += len(thread)
@@ -171,7 +169,7 @@ def import_twcs(
     done = 0
     for start in range(0, len(attributed), batch_size):
         batch = attributed[start : start + batch_size]
-        _import_batch(batch, accounts, team, shift, result)
+        _import_batch(batch, accounts, team, result)
         db.session.commit()
         done += len(batch)
         if progress:
@@ -180,7 +178,7 @@ def import_twcs(
     return result
 
 
-def _import_batch(batch, accounts, team, shift, result: ImportResult) -> None:
+def _import_batch(batch, accounts, team, result: ImportResult) -> None:
     account_ids = [a.id for a in accounts.values()]
     tweet_ids = [t.tweet_id for _, thread in batch for t in thread]
     stored = set(
@@ -197,9 +195,9 @@ def _import_batch(batch, accounts, team, shift, result: ImportResult) -> None:
         elif all(t.tweet_id in stored for t in thread):
             result.duplicates += len(thread)
         else:
-            _import_thread_by_message(thread, accounts[brand], team, shift, result)
+            _import_thread_by_message(thread, accounts[brand], team, result)
     if fresh:
-        _insert_threads(fresh, team, shift, result)
+        _insert_threads(fresh, team, result)
 
 
 def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
@@ -241,12 +239,12 @@ def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
+def _insert_threads(fresh, team, result: ImportResult) -> None:
     contacts = _customer_contacts({t.author_id for _, thread in fresh for t in thread if t.inbound})
     now = utcnow()
     rows = []
     for account, thread in fresh:
-        times = summarize_messages((_direction(t), _at(t, shift), False) for t in thread)
+        times = summarize_messages((_direction(t), _at(t), False) for t in thread)
         first_customer = next(t for t in thread if t.inbound)
         rows.append(
             {
@@ -274,7 +272,7 @@ def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
             "direction": _direction(t),
             "author_identity_id": contacts[t.author_id][1] if t.inbound else None,
             "text": t.text,
-            "sent_at": _at(t, shift),
+            "sent_at": _at(t),
             "created_at": now,
             "updated_at": now,
         }
@@ -286,7 +284,7 @@ def _insert_threads(fresh, team, shift, result: ImportResult) -> None:
     result.messages_created += len(messages)
     for conversation_id, (_, thread) in zip(conversation_ids, fresh, strict=True):
         last = thread[-1]
-        result.clocks_pending.append((conversation_id, None if last.inbound else _at(last, shift)))
+        result.clocks_pending.append((conversation_id, None if last.inbound else _at(last)))
 
 
 def run_import_clocks(
@@ -321,11 +319,11 @@ def _direction(t: Tweet) -> Direction:
     return Direction.INBOUND if t.inbound else Direction.OUTBOUND
 
 
-def _at(t: Tweet, shift: timedelta) -> datetime:
-    return (t.created_at + shift).astimezone(UTC)
+def _at(t: Tweet) -> datetime:
+    return t.created_at.astimezone(UTC)
 
 
-def _import_thread_by_message(thread, account, team, shift, result: ImportResult) -> None:
+def _import_thread_by_message(thread, account, team, result: ImportResult) -> None:
     identities = {}
     for t in thread:
         if t.inbound and t.author_id not in identities:
@@ -347,7 +345,7 @@ def _import_thread_by_message(thread, account, team, shift, result: ImportResult
             conversation,
             direction=_direction(t),
             text=t.text,
-            sent_at=_at(t, shift),
+            sent_at=_at(t),
             external_id=t.tweet_id,
             author_identity=identities.get(t.author_id) if t.inbound else None,
             reopen=False,
@@ -365,10 +363,10 @@ def _import_thread_by_message(thread, account, team, shift, result: ImportResult
             conversation.status = Status.OPEN
         else:
             conversation.status = Status.RESOLVED
-            conversation.resolved_at = (last.created_at + shift).astimezone(UTC)
+            conversation.resolved_at = _at(last)
         sla.on_status_change(
             conversation,
             old_status,
             actor=None,
-            now=conversation.resolved_at or (last.created_at + shift).astimezone(UTC),
+            now=conversation.resolved_at or _at(last),
         )

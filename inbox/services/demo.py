@@ -1,15 +1,16 @@
 """Demo data for `make run`: users of every role, teams, channel accounts and conversations.
 
-Conversations come from the real TWCS sample when it is available (shifted so the newest tweet
-is a few minutes old) and are generated otherwise. Loading twice adds nothing.
+Conversations come from the real TWCS sample when it is available (its threads spread over the
+last two weeks, see `recent_threads`) and are generated otherwise. Loading twice adds nothing.
 Imports: models, extensions.db, services.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -29,7 +30,7 @@ from inbox.models import (
 )
 from inbox.services.accounts import create_user, get_or_create_team
 from inbox.services.channels import add_channel
-from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
+from inbox.services.csv_import import Tweet, import_twcs, read_twcs, run_import_clocks, threads
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
 from inbox.services.sla import on_status_change
 
@@ -88,10 +89,7 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
     elif csv_path is not None and csv_path.exists():
         with csv_path.open(newline="", encoding="utf-8") as stream:
             tweets = read_twcs(stream)
-        newest = max(t.created_at for t in tweets)
-        result = import_twcs(
-            tweets, team=teams["Social care"], shift=now - timedelta(minutes=5) - newest
-        )
+        result = import_twcs(recent_threads(tweets, now=now), team=teams["Social care"])
         run_import_clocks(result, now=now)
         source = str(csv_path)
     else:
@@ -103,6 +101,27 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
         conversations=db.session.scalar(select(func.count(Conversation.id))) or 0,
         source=source,
     )
+
+
+def recent_threads(tweets: list[Tweet], *, now: datetime, days: int = 14) -> list[Tweet]:
+    """The sample's threads moved into the last `days` days, in their original order, each at
+    its own time of day and whole: the gaps inside a thread (the brands' response times) stay
+    exactly as recorded. Most of the TWCS sample is from one day (31 Oct 2017) with a tail back
+    to 2011, so one shift for all would leave a week's report nearly empty."""
+    ordered = sorted(threads(tweets), key=lambda thread: thread[0].created_at)
+    end = now - timedelta(minutes=5)
+    first_day = (end - timedelta(days=days - 1)).astimezone(UTC).date()
+    moved: list[Tweet] = []
+    for rank, thread in enumerate(ordered):
+        start = thread[0].created_at.astimezone(UTC)
+        day = first_day + timedelta(days=rank * days // len(ordered))
+        target = datetime.combine(day, start.time(), tzinfo=UTC)
+        while target + (thread[-1].created_at - start) > end:
+            target -= timedelta(days=1)
+        moved += [
+            dataclasses.replace(t, created_at=t.created_at + (target - start)) for t in thread
+        ]
+    return moved
 
 
 def _sla_setup() -> None:
