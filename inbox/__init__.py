@@ -21,6 +21,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from inbox.config import check_config, load_config
     from inbox.errors import register_error_handlers
     from inbox.extensions import csrf, db, limiter, login_manager, migrate
+    from inbox.services.listing import sentiment_label
     from inbox.timeutil import format_duration
     from inbox.views import register_blueprints
 
@@ -50,6 +51,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     cli.register(app)
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["sentiment"] = sentiment_label
 
     @app.after_request
     def security_headers(response):

@@ -94,6 +94,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_SLA_SWEEP_SECONDS": env_int(environ, "INBOX_SLA_SWEEP_SECONDS", 30),
         # Online agents not seen (no page load, no heartbeat) for this long become away.
         "INBOX_AWAY_AFTER_MINUTES": env_int(environ, "INBOX_AWAY_AFTER_MINUTES", 15),
+        # A new conversation from a verified author or one with this many followers starts one
+        # priority step higher (services.classify).
+        "INBOX_HIGH_REACH_FOLLOWERS": env_int(environ, "INBOX_HIGH_REACH_FOLLOWERS", 10_000),
         # How often the assignment sweep runs: idle agents away, stale items back to the
         # queue, every auto-assigned team's backlog handed out.
         "INBOX_ASSIGNMENT_SWEEP_SECONDS": env_int(environ, "INBOX_ASSIGNMENT_SWEEP_SECONDS", 60),

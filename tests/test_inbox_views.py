@@ -246,6 +246,16 @@ def test_a_customer_known_only_by_a_scoped_id_is_named_by_platform_and_id(client
     assert "<strong>@</strong>" not in page  # the message's author line
 
 
+def test_conversation_page_shows_each_customer_messages_language_and_mood(client, agent):
+    c = factories.conversation(text="x", team="Social care")
+    angry = factories.message(c, "Third outage this week, this is terrible")
+    angry.language, angry.sentiment = "en", -0.72
+    db.session.commit()
+    html = client.get(f"/inbox/c/{c.id}").data.decode()
+    assert '<span class="lang" title="Language (detected)">en</span>' in html
+    assert 'class="mood mood-negative" title="Sentiment -0.72 (VADER)">negative<' in html
+
+
 def test_opening_marks_read_for_that_agent_only(client, agent, make_user):
     c = factories.conversation(team="Social care")
     assert b'class="row unread' in client.get("/inbox/open").data

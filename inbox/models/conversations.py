@@ -203,6 +203,9 @@ class Message(TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Earlier versions of an edited message, oldest first: [{"text": …, "replaced_at": …}].
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Customer messages only (services.classify): ISO 639 code; VADER compound score -1…1.
+    language: Mapped[str | None] = mapped_column(String(16))
+    sentiment: Mapped[float | None] = mapped_column()
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     author_identity: Mapped[ContactIdentity | None] = relationship()

@@ -445,9 +445,11 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
     if message is not None and message.direction is Direction.INBOUND:
         # Imported here: routing acts through services.conversations, which imports this
         # module for add_message.
-        from inbox.services import routing
+        from inbox.services import classify, routing
 
-        routing.on_inbound(message, now=utcnow())
+        now = utcnow()
+        classify.classify_inbound(message, now=now)
+        routing.on_inbound(message, now=now)
     return message
 
 

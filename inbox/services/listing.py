@@ -86,6 +86,15 @@ SENTIMENT_BAND = 0.25
 MAX_LIMIT = 100
 
 
+def sentiment_label(score: float | None) -> str | None:
+    """positive / neutral / negative for a sentiment score (None: not scored)."""
+    if score is None:
+        return None
+    if score > SENTIMENT_BAND:
+        return "positive"
+    return "negative" if score < -SENTIMENT_BAND else "neutral"
+
+
 def _sort_value(conversation: Conversation, sort: str) -> datetime:
     if sort == "sla":
         return conversation.sla_due_at or NO_DEADLINE

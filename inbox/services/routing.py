@@ -46,7 +46,7 @@ from inbox.services import assignment, replies, sla
 from inbox.services import conversations as actions
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
-from inbox.services.listing import SENTIMENT_BAND, SENTIMENTS
+from inbox.services.listing import SENTIMENTS, sentiment_label
 
 log = logging.getLogger(__name__)
 
@@ -359,14 +359,6 @@ def _in_business_hours(cond: dict[str, Any], facts: Facts) -> bool:
     return business_time_between(at, at + timedelta(seconds=1), spec) > timedelta(0)
 
 
-def _sentiment_label(score: float | None) -> str | None:
-    if score is None:
-        return None
-    if score > SENTIMENT_BAND:
-        return "positive"
-    return "negative" if score < -SENTIMENT_BAND else "neutral"
-
-
 def condition_holds(cond: dict[str, Any], facts: Facts) -> bool:
     c = facts.conversation
     kind = cond["type"]
@@ -389,7 +381,7 @@ def condition_holds(cond: dict[str, Any], facts: Facts) -> bool:
     if kind == "language":
         return (c.language or "").lower() in cond["values"]
     if kind == "sentiment":
-        return _sentiment_label(c.sentiment) == cond["value"]
+        return sentiment_label(c.sentiment) == cond["value"]
     if kind == "vip":
         return bool(c.contact.is_vip) == cond["value"]
     if kind == "followers_at_least":

@@ -31,26 +31,12 @@ from inbox.models import (
 )
 from inbox.services import routing
 from inbox.services.accounts import get_or_create_team
-from inbox.services.channels import set_access_token
 from inbox.services.ingest import apply_inbound_message
 from inbox.timeutil import utcnow
 from tests import factories
 
 MONDAY_10 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user(Role.ADMIN)
-
-
-@pytest.fixture
-def account(app):
-    acct = factories.channel(Platform.X, "brand-x", "@brand")
-    set_access_token(acct, "test-token", actor=None)
-    db.session.commit()
-    return acct
 
 
 def inbound(
@@ -175,7 +161,6 @@ def test_platform_and_channel_conditions(account, admin):
 def test_conversation_conditions_language_sentiment_vip_and_tags(account, admin):
     first = inbound("hi", author="ana")
     c = first.conversation
-    c.language, c.sentiment = "es", -0.8
     c.contact.is_vip = True
     db.session.commit()
     rule(
@@ -202,7 +187,10 @@ def test_conversation_conditions_language_sentiment_vip_and_tags(account, admin)
         conditions=[{"type": "tags", "values": ["VIP"]}],
         actions=[{"type": "add_tags", "tags": ["tagged-vip"]}],
     )
-    inbound("hello again", author="ana")
+    # Language and sentiment come from the classification of the customer's latest message.
+    inbound("¡Es la tercera vez que pasa, estoy muy enfadada!", author="ana")
+    assert tags_of(c) == {"spanish", "vip", "tagged-vip"}
+    inbound("This is the worst service ever, I am furious", author="ana")
     assert tags_of(c) == {"spanish", "upset", "vip", "tagged-vip"}
     assert tags_of(inbound("hi", author="bob").conversation) == set()
 

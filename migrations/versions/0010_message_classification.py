@@ -1,0 +1,28 @@
+"""classification: language and sentiment of customer messages
+
+Revision ID: 0010_message_classification
+Revises: 0006_reports
+Create Date: 2026-12-01 08:00:00
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = "0010_message_classification"
+down_revision = "0006_reports"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("language", sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column("sentiment", sa.Double(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("sentiment")
+        batch.drop_column("language")
