@@ -136,6 +136,27 @@ def test_colleague_change_shows_live_and_a_stale_note_warns_before_applying(
     bob_context.close()
 
 
+def test_a_colleagues_change_refreshes_the_pane_without_losing_the_reply_being_typed(
+    live_server, browser, page: Page, people
+):
+    c = factories.conversation(team="Social care", text="Router light is red", name="Ana Díaz")
+    open_inbox(page, live_server, people["alice"].email, f"/inbox/c/{c.id}")
+    reply = page.get_by_label("Reply", exact=True)
+    reply.click()
+    page.keyboard.type("Hi Ana, could you try")
+    bob_context = browser.new_context(viewport={"width": 1366, "height": 768})
+    bob = bob_context.new_page()
+    open_inbox(bob, live_server, people["bob"].email, f"/inbox/c/{c.id}")
+    bob.get_by_label("Priority", exact=True).select_option("urgent")
+    # Alice's pane shows Bob's change live …
+    expect(page.get_by_label("Priority", exact=True)).to_have_value("urgent")
+    # … and she keeps typing where she was, in the re-rendered composer.
+    page.keyboard.type(" restarting it?")
+    expect(reply).to_have_value("Hi Ana, could you try restarting it?")
+    expect(page.locator("[data-reply-count]")).to_have_text("36")
+    bob_context.close()
+
+
 def test_new_message_from_ingestion_appears_live_in_counts_and_list(
     page: Page, live_server, people
 ):

@@ -19,14 +19,44 @@
 
   /* --- Opening conversations ------------------------------------------------------------- */
 
+  var TEXT_BOXES = ["[data-note-box]", "[data-reply-box]"];
+
+  // What the agent is writing in the open conversation: a reload (a colleague's change, an
+  // undo) replaces the pane, and must not take the text or the cursor with it.
+  function draftsOf(c) {
+    if (!c) { return null; }
+    var active = document.activeElement;
+    return {
+      id: c.dataset.convo,
+      boxes: TEXT_BOXES.map(function (sel) {
+        var box = $(sel, c);
+        return box && { sel: sel, value: box.value, focused: box === active,
+                        start: box.selectionStart, end: box.selectionEnd };
+      }).filter(Boolean)
+    };
+  }
+
+  function restoreDrafts(drafts, c) {
+    if (!drafts || !c || c.dataset.convo !== drafts.id) { return; }
+    drafts.boxes.forEach(function (d) {
+      var box = $(d.sel, c);
+      if (!box) { return; }
+      if (d.value) { box.value = d.value; }
+      if (box.matches("[data-reply-box]")) { updateReplyCount(box); }
+      if (d.focused) { box.focus(); box.setSelectionRange(d.start, d.end); }
+    });
+  }
+
   function openConversation(url, push) {
     var current = convo();
     if (current) { current.classList.add("loading"); }
     return app.getFragment(url).then(function (html) {
       leaveCurrent();
+      var drafts = draftsOf(convo());
       detail.innerHTML = html;
       var c = convo();
       var id = c && c.dataset.convo;
+      restoreDrafts(drafts, c);
       rows().forEach(function (r) { r.classList.toggle("selected", r.dataset.conversation === id); });
       var row = rowFor(id);
       if (row) {
@@ -165,6 +195,7 @@
   }
 
   function submitAction(form, extra) {
+    var sentFrom = convo() && convo().dataset.convo;
     var body = new FormData(form);
     Object.keys(extra || {}).forEach(function (k) { body.set(k, extra[k]); });
     return app.post(form.action, body).then(function (res) {
@@ -185,9 +216,16 @@
         actions.push({ label: "Undo", run: function () { runUndo(form, undo); } });
       }
       app.toast(res.data.message, { actions: actions });
-      // A saved note or a queued reply empties its box.
+      // A saved note or a queued reply empties its box (and its copy, if a colleague's change
+      // re-rendered the pane while this was being sent).
       var box = $("[data-note-box], [data-reply-box]", form);
-      if (box) { box.value = ""; }
+      if (box) {
+        box.value = "";
+        var c = convo();
+        var copy = c && c.dataset.convo === sentFrom &&
+          $(box.matches("[data-note-box]") ? "[data-note-box]" : "[data-reply-box]", c);
+        if (copy) { copy.value = ""; }
+      }
       reloadConversation();
       refreshList(false);
       refreshCounts();
