@@ -146,15 +146,24 @@ def select_policy(conversation: Conversation) -> SlaPolicy | None:
     """The first active policy (by position, then id) whose conditions match, unless a routing
     rule pinned one on the conversation (`sla_policy_pinned`): that one stays."""
     if conversation.sla_policy_pinned and conversation.sla_policy_id is not None:
-        pinned = db.session.get(SlaPolicy, conversation.sla_policy_id)
+        pinned = _load_policy(conversation.sla_policy_id)
         if pinned is not None:
             return pinned
     policies = db.session.scalars(
         select(SlaPolicy)
         .where(SlaPolicy.active.is_(True))
         .order_by(SlaPolicy.position, SlaPolicy.id)
+        .options(joinedload(SlaPolicy.calendar))
     )
     return next((p for p in policies if policy_matches(p, conversation)), None)
+
+
+def _load_policy(policy_id: int | None) -> SlaPolicy | None:
+    # With its calendar in the same query when it is not in the session yet: the clocks need
+    # both, and a job's fresh session loads them for every hook.
+    if policy_id is None:
+        return None
+    return db.session.get(SlaPolicy, policy_id, options=[joinedload(SlaPolicy.calendar)])
 
 
 def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:
@@ -252,6 +261,7 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
     clocks = list(
         db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
     )
+    stored = list(clocks)  # the clocks opened below join `clocks` only
     rows = db.session.execute(
         select(
             Message.id,
@@ -271,7 +281,7 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
         policy = select_policy(conversation)
         conversation.sla_policy_id = policy.id if policy is not None else None
     else:
-        policy = db.session.get(SlaPolicy, conversation.sla_policy_id or 0)
+        policy = _load_policy(conversation.sla_policy_id)
 
     resolution = next((c for c in clocks if c.metric is SlaMetric.RESOLUTION), None)
     if resolution is None:
@@ -327,7 +337,9 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
                 {},
             )
 
-    for clock in clocks:
+    # A clock opened above already has this policy's targets and schedule (a pause since then
+    # rescheduled it with the same policy): computing them again would change nothing.
+    for clock in stored:
         if clock.running:
             _apply_policy(clock, policy, now, actor)
     _refresh_conversation(conversation, clocks, now)
@@ -450,13 +462,19 @@ def _used_up_at(clock: SlaClock, spec: CalendarSpec, amount: timedelta) -> datet
 
 def _policy_of(clock: SlaClock) -> SlaPolicy | None:
     # By id, not the relationship: policy_id may have changed in this session before a flush.
-    return db.session.get(SlaPolicy, clock.policy_id) if clock.policy_id is not None else None
+    if clock.policy_id is None:
+        return None
+    with db.session.no_autoflush:  # see _clock_spec
+        return db.session.get(SlaPolicy, clock.policy_id)
 
 
 def _clock_spec(clock: SlaClock) -> CalendarSpec:
     if clock.calendar_id is None:
         return _ALWAYS_OPEN
-    return calendar_spec(db.session.get(BusinessCalendar, clock.calendar_id))
+    # Reading settings needs nothing pending; an autoflush here wrote a half-built clock (and
+    # then an UPDATE for its due instant), instead of everything once at the end of the hook.
+    with db.session.no_autoflush:
+        return calendar_spec(db.session.get(BusinessCalendar, clock.calendar_id))
 
 
 def counted_time(clock: SlaClock, until: datetime) -> timedelta:
