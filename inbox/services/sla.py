@@ -635,7 +635,7 @@ def sweep(*, now: datetime) -> SweepResult:
     back; only that one records the event and runs the escalation actions.
 
     The rest is set-based too, because a sweep after a quiet night marks thousands of clocks:
-    one multi-row INSERT of the events, one UPDATE of the conversations' SLA columns. Only
+    one batched INSERT of the events, one UPDATE of the conversations' SLA columns. Only
     the conversations with a mark their policy escalates are loaded as objects, for the
     actions.
     """
