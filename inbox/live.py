@@ -7,7 +7,7 @@ Imports: queue (Redis connection, after-commit).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from redis.client import PubSub
@@ -21,9 +21,26 @@ CHANNEL = "inbox:live"
 def publish_after_commit(session: Session | scoped_session, event: str, **data: Any) -> None:
     """Publish `{"event": event, **data}` once the transaction commits (ids, not content:
     listeners re-read what they are allowed to see)."""
-    message = json.dumps({"event": event, **data}, default=str)
+    publish_many_after_commit(session, event, [data])
+
+
+def publish_many_after_commit(
+    session: Session | scoped_session, event: str, items: Iterable[dict[str, Any]]
+) -> None:
+    """Publish one `{"event": event, **item}` per item once the transaction commits, in one
+    round trip to Redis (a sweep announces thousands of conversations at once)."""
+    messages = [json.dumps({"event": event, **item}, default=str) for item in items]
+    if not messages:
+        return
     redis = get_redis()
-    after_commit(session, lambda: redis.publish(CHANNEL, message))
+
+    def send() -> None:
+        pipeline = redis.pipeline(transaction=False)
+        for message in messages:
+            pipeline.publish(CHANNEL, message)
+        pipeline.execute()
+
+    after_commit(session, send)
 
 
 def publish(event: str, **data: Any) -> None:

@@ -31,11 +31,24 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import joinedload, selectinload
 
 from inbox.extensions import db
-from inbox.live import publish_after_commit
+from inbox.live import publish_many_after_commit
 from inbox.models import (
     BusinessCalendar,
     ClockEventKind,
@@ -133,15 +146,24 @@ def select_policy(conversation: Conversation) -> SlaPolicy | None:
     """The first active policy (by position, then id) whose conditions match, unless a routing
     rule pinned one on the conversation (`sla_policy_pinned`): that one stays."""
     if conversation.sla_policy_pinned and conversation.sla_policy_id is not None:
-        pinned = db.session.get(SlaPolicy, conversation.sla_policy_id)
+        pinned = _load_policy(conversation.sla_policy_id)
         if pinned is not None:
             return pinned
     policies = db.session.scalars(
         select(SlaPolicy)
         .where(SlaPolicy.active.is_(True))
         .order_by(SlaPolicy.position, SlaPolicy.id)
+        .options(joinedload(SlaPolicy.calendar))
     )
     return next((p for p in policies if policy_matches(p, conversation)), None)
+
+
+def _load_policy(policy_id: int | None) -> SlaPolicy | None:
+    # With its calendar in the same query when it is not in the session yet: the clocks need
+    # both, and a job's fresh session loads them for every hook.
+    if policy_id is None:
+        return None
+    return db.session.get(SlaPolicy, policy_id, options=[joinedload(SlaPolicy.calendar)])
 
 
 def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:
@@ -239,6 +261,7 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
     clocks = list(
         db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
     )
+    stored = list(clocks)  # the clocks opened below join `clocks` only
     rows = db.session.execute(
         select(
             Message.id,
@@ -258,7 +281,7 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
         policy = select_policy(conversation)
         conversation.sla_policy_id = policy.id if policy is not None else None
     else:
-        policy = db.session.get(SlaPolicy, conversation.sla_policy_id or 0)
+        policy = _load_policy(conversation.sla_policy_id)
 
     resolution = next((c for c in clocks if c.metric is SlaMetric.RESOLUTION), None)
     if resolution is None:
@@ -314,7 +337,9 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
                 {},
             )
 
-    for clock in clocks:
+    # A clock opened above already has this policy's targets and schedule (a pause since then
+    # rescheduled it with the same policy): computing them again would change nothing.
+    for clock in stored:
         if clock.running:
             _apply_policy(clock, policy, now, actor)
     _refresh_conversation(conversation, clocks, now)
@@ -437,13 +462,19 @@ def _used_up_at(clock: SlaClock, spec: CalendarSpec, amount: timedelta) -> datet
 
 def _policy_of(clock: SlaClock) -> SlaPolicy | None:
     # By id, not the relationship: policy_id may have changed in this session before a flush.
-    return db.session.get(SlaPolicy, clock.policy_id) if clock.policy_id is not None else None
+    if clock.policy_id is None:
+        return None
+    with db.session.no_autoflush:  # see _clock_spec
+        return db.session.get(SlaPolicy, clock.policy_id)
 
 
 def _clock_spec(clock: SlaClock) -> CalendarSpec:
     if clock.calendar_id is None:
         return _ALWAYS_OPEN
-    return calendar_spec(db.session.get(BusinessCalendar, clock.calendar_id))
+    # Reading settings needs nothing pending; an autoflush here wrote a half-built clock (and
+    # then an UPDATE for its due instant), instead of everything once at the end of the hook.
+    with db.session.no_autoflush:
+        return calendar_spec(db.session.get(BusinessCalendar, clock.calendar_id))
 
 
 def counted_time(clock: SlaClock, until: datetime) -> timedelta:
@@ -565,6 +596,7 @@ def _event(clock, kind, at, reason, now, detail) -> SlaClockEvent:
 
 
 def _refresh_conversation(conversation: Conversation, clocks: Iterable[SlaClock], now) -> None:
+    # The sweep applies the same rule in SQL to many conversations (`_refresh_sla_columns`).
     running = [c for c in clocks if c.running and c.target_seconds is not None]
     dues = [c.due_at for c in running if c.due_at is not None]
     conversation.sla_due_at = min(dues) if dues else None
@@ -598,50 +630,37 @@ class SweepResult:
 def sweep(*, now: datetime) -> SweepResult:
     """Mark every running clock whose warning or due instant has passed, exactly once.
 
-    Each mark is a conditional UPDATE … WHERE <mark> IS NULL … RETURNING id (on PostgreSQL
-    over rows locked with SKIP LOCKED), so of two sweeps running at once only one gets each
-    row back; only that one records the event and runs the escalation actions.
+    Each mark is a conditional UPDATE … WHERE <mark> IS NULL … RETURNING (on PostgreSQL over
+    rows locked with SKIP LOCKED), so of two sweeps running at once only one gets each row
+    back; only that one records the event and runs the escalation actions.
+
+    The rest is set-based too, because a sweep after a quiet night marks thousands of clocks:
+    one batched INSERT of the events, one UPDATE of the conversations' SLA columns. Only
+    the conversations with a mark their policy escalates are loaded as objects, for the
+    actions.
     """
     now = as_utc(now)
-    result = SweepResult()
-    result.warned = _mark(SlaClock.warned_at, SlaClock.warn_at, now)
-    result.breached = _mark(SlaClock.breached_at, SlaClock.due_at, now)
-    touched: dict[int, Conversation] = {}
-    marked: list[tuple[SlaClock, ClockEventKind, SlaClockEvent]] = []
-    for ids, kind in (
-        (result.warned, ClockEventKind.WARN),
-        (result.breached, ClockEventKind.BREACH),
-    ):
-        for clock in _load(ids):
-            conversation = clock.conversation
-            touched[conversation.id] = conversation
-            instant = clock.warned_at if kind is ClockEventKind.WARN else clock.breached_at
-            text = "warning threshold reached" if kind is ClockEventKind.WARN else "due passed"
-            event = _event(clock, kind, instant, text, now, {"due_at": clock.due_at})
-            marked.append((clock, kind, event))
-    db.session.flush()  # once: the actions need the events' ids
-    for clock, kind, event in marked:
-        policy = _policy_of(clock)
-        if policy is not None:
-            actions = (
-                policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
-            )
-            for action in actions:
-                result.actions += _run_action(action, clock, event, now)
-    clocks_by_conversation = clocks_for(list(touched))
-    for conversation in touched.values():
-        _refresh_conversation(conversation, clocks_by_conversation[conversation.id], now)
-        publish_after_commit(
-            db.session,
-            "conversation.sla",
-            conversation_id=conversation.id,
-            sla_state=str(conversation.sla_state),
-            sla_due_at=conversation.sla_due_at,
-        )
+    warned = _mark(SlaClock.warned_at, SlaClock.warn_at, now)
+    breached = _mark(SlaClock.breached_at, SlaClock.due_at, now)
+    result = SweepResult(warned=[m.id for m in warned], breached=[m.id for m in breached])
+    marks = [(m, ClockEventKind.WARN) for m in warned] + [
+        (m, ClockEventKind.BREACH) for m in breached
+    ]
+    if not marks:
+        return result
+    # Core, not the ORM's bulk insert: its per-row bookkeeping doubled the cost.
+    db.session.execute(
+        insert(SlaClockEvent.__table__), [_mark_event(m, kind, now) for m, kind in marks]
+    )
+    result.actions = _escalate(marks, now)
+    touched = list(dict.fromkeys(m.conversation_id for m, _ in marks))
+    publish_many_after_commit(db.session, "conversation.sla", _refresh_sla_columns(touched))
     return result
 
 
-def _mark(mark, instant, now: datetime) -> list[int]:
+def _mark(mark, instant, now: datetime) -> list[Row]:
+    """Set `mark` to `instant` on the running clocks whose instant has passed; the rows this
+    call marked (id, conversation_id, policy_id, due_at, at), by id."""
     # The conversation is locked with its clock, skipping both when either is taken: a
     # request changing a conversation locks its row and then its clocks, and the sweep, which
     # updates conversations too, would otherwise hold a clock while waiting for that row (a
@@ -657,39 +676,156 @@ def _mark(mark, instant, now: datetime) -> list[int]:
         update(SlaClock)
         .where(SlaClock.id.in_(candidates), mark.is_(None), SlaClock.stopped_at.is_(None))
         .values({mark: instant})
-        .returning(SlaClock.id)
-        .execution_options(synchronize_session=False)
+        .returning(
+            SlaClock.id,
+            SlaClock.conversation_id,
+            SlaClock.policy_id,
+            SlaClock.due_at,
+            mark.label("at"),
+        )
+        # Clocks already in the session (a hook ran earlier in this transaction) get the mark.
+        .execution_options(synchronize_session="fetch")
     )
-    return sorted(db.session.execute(statement).scalars())
+    return sorted(db.session.execute(statement).all(), key=lambda m: m.id)
 
 
-def _load(ids: list[int]) -> list[SlaClock]:
-    clocks: list[SlaClock] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        clocks += db.session.scalars(
+def _mark_event(mark: Row, kind: ClockEventKind, now: datetime) -> dict[str, Any]:
+    return {
+        "clock_id": mark.id,
+        "kind": kind,
+        "at": mark.at,
+        "reason": "warning threshold reached" if kind is ClockEventKind.WARN else "due passed",
+        # As `_event` writes it (json.dumps with default=str), without the round trip.
+        "detail": {"due_at": None if mark.due_at is None else str(mark.due_at)},
+        "recorded_at": now,
+    }
+
+
+def _escalate(marks: list[tuple[Row, ClockEventKind]], now: datetime) -> int:
+    """Run the policies' escalation actions for the marks, in mark order; how many ran.
+
+    An action may re-select the conversation's policy, which changes what its other marked
+    clocks escalate to, so every mark of a conversation with any escalating mark takes the
+    per-clock path (the policy read at action time); other conversations need nothing.
+    """
+    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
+    policies = {
+        p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
+    }
+    escalating = {
+        m.conversation_id for m, kind in marks if _escalations(policies.get(m.policy_id), kind)
+    }
+    chosen = [(m, kind) for m, kind in marks if m.conversation_id in escalating]
+    if not chosen:
+        return 0
+    clock_ids = _ids([m.id for m, _ in chosen])
+    clocks = {
+        c.id: c
+        for c in db.session.scalars(
             select(SlaClock)
-            .where(SlaClock.id.in_(chunk))
-            .options(
-                selectinload(SlaClock.conversation).selectinload(Conversation.assignee),
-                selectinload(SlaClock.policy),
+            .where(SlaClock.id.in_(clock_ids))
+            .options(joinedload(SlaClock.conversation).selectinload(Conversation.assignee))
+        )
+    }
+    # The events were inserted without RETURNING (costly per row), so read back the ids of
+    # the ones recorded now; the last of a clock and kind is this sweep's.
+    event_ids = {
+        (e.clock_id, e.kind): e.id
+        for e in db.session.execute(
+            select(SlaClockEvent.id, SlaClockEvent.clock_id, SlaClockEvent.kind)
+            .where(
+                SlaClockEvent.clock_id.in_(clock_ids),
+                SlaClockEvent.kind.in_((ClockEventKind.WARN, ClockEventKind.BREACH)),
+                SlaClockEvent.recorded_at == now,
             )
-            .order_by(SlaClock.id)
-            # The marking UPDATE bypassed the identity map: take the rows as stored.
-            .execution_options(populate_existing=True)
-        ).all()
-    return clocks
+            .order_by(SlaClockEvent.id)
+        )
+    }
+    actions = 0
+    for m, kind in chosen:
+        clock, event_id = clocks[m.id], event_ids[m.id, kind]
+        for action in _escalations(_policy_of(clock), kind):
+            actions += _run_action(action, clock, kind, event_id, now)
+    return actions
+
+
+def _escalations(policy: SlaPolicy | None, kind: ClockEventKind) -> list[dict[str, Any]]:
+    if policy is None:
+        return []
+    return policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
+
+
+def _refresh_sla_columns(conversation_ids: list[int]) -> list[dict[str, Any]]:
+    """Recompute `sla_due_at` / `sla_state` of these conversations from their clocks in SQL
+    (the rule of `_refresh_conversation`), writing only the rows that change; the values
+    afterwards, one dict per conversation."""
+    ids = _ids(conversation_ids)
+    running = and_(SlaClock.stopped_at.is_(None), SlaClock.target_seconds.is_not(None))
+
+    def any_clock(condition) -> ColumnElement[bool]:
+        return func.max(case((condition, 1), else_=0)) == 1
+
+    wanted = (
+        select(
+            SlaClock.conversation_id,
+            func.min(case((running, SlaClock.due_at))).label("due_at"),
+            case(
+                (
+                    any_clock(and_(running, SlaClock.breached_at.is_not(None))),
+                    SlaState.BREACHED.value,
+                ),
+                (any_clock(and_(running, SlaClock.warned_at.is_not(None))), SlaState.WARNING.value),
+                (any_clock(running), SlaState.OK.value),
+                else_=SlaState.NONE.value,
+            ).label("state"),
+        )
+        .where(SlaClock.conversation_id.in_(ids))
+        .group_by(SlaClock.conversation_id)
+        .subquery()
+    )
+    db.session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id.in_(ids),
+            Conversation.id == wanted.c.conversation_id,
+            or_(
+                Conversation.sla_state != wanted.c.state,
+                Conversation.sla_due_at.is_distinct_from(wanted.c.due_at),
+            ),
+        )
+        .values(sla_state=wanted.c.state, sla_due_at=wanted.c.due_at)
+        # Conversations in the session (those escalated) take the new values.
+        .execution_options(synchronize_session="fetch")
+    )
+    rows = db.session.execute(
+        select(Conversation.id, Conversation.sla_state, Conversation.sla_due_at).where(
+            Conversation.id.in_(ids)
+        )
+    )
+    return [
+        {"conversation_id": r.id, "sla_state": str(r.sla_state), "sla_due_at": r.sla_due_at}
+        for r in rows
+    ]
+
+
+def _ids(ids: list[int]) -> BindParameter[list[int]]:
+    # Ids the database just returned, rendered inline: one statement for any number of them
+    # (bound parameters are capped, 65,535 on PostgreSQL), and cheap for the driver to send.
+    return bindparam("ids", ids, expanding=True, literal_execute=True, unique=True)
 
 
 # --- escalation actions -------------------------------------------------------------------
 
 
-def _run_action(action: dict[str, Any], clock: SlaClock, event: SlaClockEvent, now) -> int:
+def _run_action(
+    action: dict[str, Any], clock: SlaClock, kind: ClockEventKind, event_id: int, now
+) -> int:
+    """Run one escalation action for the `kind` (warn/breach) event `event_id` of `clock`."""
     conversation = clock.conversation
-    kind = action.get("type")
-    if kind == "notify":
-        return _notify(action.get("to", []), clock, event, now)
-    if kind == "raise_priority":
+    what = action.get("type")
+    if what == "notify":
+        return _notify(action.get("to", []), clock, kind, now)
+    if what == "raise_priority":
         index = _PRIORITY_ORDER.index(conversation.priority)
         if index + 1 >= len(_PRIORITY_ORDER):
             return 0
@@ -699,7 +835,7 @@ def _run_action(action: dict[str, Any], clock: SlaClock, event: SlaClockEvent, n
             conversation, {"priority": str(before)}, {"priority": str(conversation.priority)}, now
         )
         return 1
-    if kind == "reassign":
+    if what == "reassign":
         team = db.session.get(Team, action.get("team_id") or 0)
         if team is None or conversation.team_id == team.id:
             return 0
@@ -708,10 +844,10 @@ def _run_action(action: dict[str, Any], clock: SlaClock, event: SlaClockEvent, n
         conversation.team = team
         _escalated(conversation, before, {"team_id": team.id, "assignee_id": None}, now)
         return 1
-    if kind == "webhook" and action.get("url"):
+    if what == "webhook" and action.get("url"):
         # Never inside this transaction: the call happens in a job after the commit.
         enqueue_after_commit(
-            db.session, "inbox.jobs.sla_webhook", event.id, action["url"], queue="outbound"
+            db.session, "inbox.jobs.sla_webhook", event_id, action["url"], queue="outbound"
         )
         return 1
     return 0
@@ -725,7 +861,7 @@ def _escalated(conversation: Conversation, before, after, now) -> None:
     on_attributes_change(conversation, actor=None, now=now)
 
 
-def _notify(to: list[str], clock: SlaClock, event: SlaClockEvent, now) -> int:
+def _notify(to: list[str], clock: SlaClock, kind: ClockEventKind, now) -> int:
     conversation = clock.conversation
     recipients: dict[int, User] = {}
     if "assignee" in to and conversation.assignee is not None:
@@ -736,7 +872,7 @@ def _notify(to: list[str], clock: SlaClock, event: SlaClockEvent, now) -> int:
             query = query.where(User.teams.any(Team.id == conversation.team_id))
         recipients.update((u.id, u) for u in db.session.scalars(query))
     what = METRIC_LABELS[clock.metric].lower()
-    if event.kind is ClockEventKind.WARN:
+    if kind is ClockEventKind.WARN:
         text = (
             f"SLA warning: {what} on conversation #{conversation.id} is due in "
             + format_duration((clock.due_at - now).total_seconds())
@@ -746,7 +882,7 @@ def _notify(to: list[str], clock: SlaClock, event: SlaClockEvent, now) -> int:
             clock.due_at.strftime("%Y-%m-%d %H:%M UTC")
         )
     for user in recipients.values():
-        notify(user, f"sla.{event.kind}", text, conversation=conversation, now=now)
+        notify(user, f"sla.{kind}", text, conversation=conversation, now=now)
     return len(recipients)
 
 

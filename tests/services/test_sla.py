@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from inbox.extensions import db
+from inbox.live import listen
 from inbox.models import (
     BusinessCalendar,
     ClockEventKind,
@@ -421,7 +422,8 @@ def test_sweep_warns_and_breaches_once_each(default_policy, convo):
     assert sla.sweep(now=mon(10)).warned == []
     first = sla.sweep(now=mon(10, 45))
     assert first.warned == [fr.id] and first.breached == []
-    assert c.sla_state is SlaState.WARNING
+    # The set-based statements keep the objects already in the session up to date.
+    assert fr.warned_at == mon(10, 30) and c.sla_state is SlaState.WARNING
     assert sla.sweep(now=mon(10, 50)).warned == []
     assert sla.sweep(now=mon(11, 5)).breached == [fr.id]
     assert sla.sweep(now=mon(11, 6)).breached == []
@@ -430,6 +432,59 @@ def test_sweep_warns_and_breaches_once_each(default_policy, convo):
     assert len(events(fr, ClockEventKind.BREACH)) == 1
     assert fr.breached_at == mon(11)
     assert c.sla_state is SlaState.BREACHED and c.sla_due_at == mon(11)
+
+
+def test_sweep_of_many_records_escalates_and_announces_each_conversation(
+    office, default_policy, convo, make_user
+):
+    # One sweep over conversations with and without escalations: every mark gets its event,
+    # only the escalating policy's conversation gets the action, each one is announced.
+    urgent = SlaPolicy(
+        position=1,
+        name="High",
+        priorities=["high"],
+        first_response_seconds=2 * 3600,
+        calendar=office,
+        warning_actions=[{"type": "notify", "to": ["assignee"]}],
+    )
+    db.session.add(urgent)
+    agent = make_user(Role.AGENT)
+    plain = [convo() for _ in range(3)]
+    high = convo(Priority.HIGH)
+    high.assignee_id = agent.id
+    for c in [*plain, high]:
+        customer(c, mon(9))
+    db.session.commit()
+    stream = listen(timeout=0.5)
+    assert next(stream) is None  # subscribed
+    result = sla.sweep(now=mon(10, 45))
+    db.session.commit()
+    announced = []
+    while (event := next(stream)) is not None:  # until half a second of silence
+        if event["event"] == "conversation.sla":
+            announced.append(event)
+    stream.close()
+    assert sorted(result.warned) == sorted(clock(c, FR).id for c in [*plain, high])
+    for c in [*plain, high]:
+        (warn,) = events(clock(c, FR), ClockEventKind.WARN)
+        assert (warn.at, warn.reason, warn.detail) == (
+            mon(10, 30),
+            "warning threshold reached",
+            {"due_at": str(mon(11))},
+        )
+        assert c.sla_state is SlaState.WARNING
+    assert [(n.user_id, n.conversation_id) for n in db.session.scalars(select(Notification))] == [
+        (agent.id, high.id)
+    ]
+    assert sorted(announced, key=lambda e: e["conversation_id"]) == [
+        {
+            "event": "conversation.sla",
+            "conversation_id": c.id,
+            "sla_state": "warning",
+            "sla_due_at": str(mon(11)),
+        }
+        for c in sorted([*plain, high], key=lambda c: c.id)
+    ]
 
 
 def test_two_sweeps_at_once_record_each_mark_once(app, default_policy, convo):
