@@ -336,32 +336,39 @@ def _materialised_cycles(query: ReportQuery, viewer: User) -> Iterator[Table]:
 def percentiles(
     base: Select[Any], fractions: tuple[float, ...] = (0.5, 0.9)
 ) -> dict[Any, list[float | None]]:
-    """Continuous percentiles of `base`'s second column grouped by its first (`g`, `v`), in SQL.
+    """Continuous percentiles of each of `base`'s value columns (every column after the first)
+    grouped by its first (`g`, `v1`, `v2`, …), in SQL: per group, [v1 at each fraction, v2 at
+    each fraction, …]. One statement however many value columns, so the rows are read once.
 
-    PostgreSQL: `percentile_cont`. SQLite: rows numbered per group by a window function, then
-    for each fraction p the values at positions floor(p(n-1)) and the next one are interpolated,
-    which is percentile_cont's definition."""
+    PostgreSQL: `percentile_cont`. SQLite: rows numbered per group by a window function per
+    value column, then for each fraction p the values at positions floor(p(n-1)) and the next
+    one are interpolated, which is percentile_cont's definition."""
     sub = base.subquery()
-    g, v = sub.c[0], sub.c[1]
+    g, values = sub.c[0], list(sub.c)[1:]
     if db.session.get_bind().dialect.name == "postgresql":
-        columns = [func.percentile_cont(p).within_group(v.asc()) for p in fractions]
+        columns = [func.percentile_cont(p).within_group(v.asc()) for v in values for p in fractions]
         rows = db.session.execute(select(g, *columns).group_by(g)).all()
     else:
         ranked = select(
             g.label("g"),
-            v.label("v"),
-            (func.row_number().over(partition_by=g, order_by=v) - 1).label("i"),
             func.count().over(partition_by=g).label("n"),
+            *(v.label(f"v{j}") for j, v in enumerate(values)),
+            *(
+                (func.row_number().over(partition_by=g, order_by=v) - 1).label(f"i{j}")
+                for j, v in enumerate(values)
+            ),
         ).subquery()
         columns = []
-        for p in fractions:
-            pos = literal(p) * (ranked.c.n - 1)
-            lo = cast(pos, Integer)  # floor: pos is never negative
-            hi = lo + case((pos > lo, 1), else_=0)
-            lo_v = func.max(case((ranked.c.i == lo, ranked.c.v)))
-            hi_v = func.max(case((ranked.c.i == hi, ranked.c.v)))
-            frac = func.max(pos - lo)
-            columns.append(lo_v + frac * (hi_v - lo_v))
+        for j in range(len(values)):
+            v, i = ranked.c[f"v{j}"], ranked.c[f"i{j}"]
+            for p in fractions:
+                pos = literal(p) * (ranked.c.n - 1)
+                lo = cast(pos, Integer)  # floor: pos is never negative
+                hi = lo + case((pos > lo, 1), else_=0)
+                lo_v = func.max(case((i == lo, v)))
+                hi_v = func.max(case((i == hi, v)))
+                frac = func.max(pos - lo)
+                columns.append(lo_v + frac * (hi_v - lo_v))
         rows = db.session.execute(select(ranked.c.g, *columns).group_by(ranked.c.g)).all()
     return {row[0]: [None if x is None else float(x) for x in row[1:]] for row in rows}
 
@@ -397,10 +404,12 @@ def _attainment_counts(
 
 
 def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
+    """Per metric and basis, over measured cycles: count, mean, histogram (one statement) and
+    median and p90 (one more)."""
     c = cycles.c
     measured = select(c.metric).where(c.measured.is_(True))
 
-    def buckets(value):
+    def histogram(value) -> list[ColumnElement[int]]:
         return [
             func.coalesce(
                 func.sum(case((and_(value >= lo, value < hi) if hi else value >= lo, 1), else_=0)),
@@ -409,27 +418,23 @@ def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
             for _, lo, hi in HISTOGRAM
         ]
 
+    # Per metric: count, then per basis its mean followed by its histogram buckets.
     stats = db.session.execute(
         measured.add_columns(
             func.count(),
-            *(func.avg(c[basis]) for basis in BASES),
-            *(n for basis in BASES for n in buckets(c[basis])),
+            *(column for basis in BASES for column in (func.avg(c[basis]), *histogram(c[basis]))),
         ).group_by(c.metric)
     ).all()
     by_metric = {SlaMetric(row[0]): row for row in stats}
+    # Per metric: median and p90 of each basis in turn.
+    pcts = percentiles(measured.add_columns(*(c[basis] for basis in BASES)))
+    width = 1 + len(HISTOGRAM)
     result: dict[tuple[SlaMetric, str], Distribution] = {}
     for i, basis in enumerate(BASES):
-        pcts = percentiles(measured.add_columns(c[basis]))
         for metric in METRICS:
             row = by_metric.get(metric)
-            median, p90 = pcts.get(metric, [None, None])
-            first = 2 + len(BASES) + i * len(HISTOGRAM)
-            counts = (
-                [int(n) for n in row[first : first + len(HISTOGRAM)]]
-                if row
-                else [0] * len(HISTOGRAM)
-            )
-            mean = row[2 + i] if row else None
+            mean, *counts = row[2 + i * width : 2 + (i + 1) * width] if row else [None] * width
+            median, p90 = pcts.get(metric, [None] * 2 * len(BASES))[2 * i : 2 * i + 2]
             result[(metric, basis)] = Distribution(
                 metric,
                 basis,
@@ -438,7 +443,8 @@ def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
                 p90=p90,
                 mean=None if mean is None else float(mean),
                 histogram=[
-                    (label, lo, hi, n) for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
+                    (label, lo, hi, int(n or 0))
+                    for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
                 ],
             )
     return result
