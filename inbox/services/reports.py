@@ -10,9 +10,12 @@ Rules (docs/reports.md has the long form):
   `counted_seconds`; calendar time is `stopped_at - started_at`.
 * Percentiles are continuous (linear interpolation, PostgreSQL's `percentile_cont`); SQLite gets
   the same from a window-function query.
-* Volume is counted in SQL per UTC quarter-hour and the (at most a few thousand) buckets are
-  placed in the viewer's time zone here, which is exact across DST changes for every zone whose
-  offset is a multiple of 15 minutes (all of them today).
+* Inbound volume is counted in SQL per UTC quarter-hour and the (at most a few thousand)
+  buckets are placed in the viewer's time zone here, which is exact across DST changes for every
+  zone whose offset is a multiple of 15 minutes (all of them today). New conversations and
+  backlog are sums per local day.
+* Cost: the in-range ledger is joined to conversations once per report, into a temporary table
+  that every ledger figure aggregates (`_materialised_cycles`).
 * Scope: admins see every conversation; anyone else only their teams' (the viewer is passed in).
   Spam is never counted.
 
@@ -321,7 +324,7 @@ def _materialised_cycles(query: ReportQuery, viewer: User) -> Iterator[Table]:
     runs once instead of once per figure. CREATE TABLE … AS (not INSERT … SELECT) because
     PostgreSQL runs its SELECT with parallel workers. Values are rendered into the statement
     as literals (SQLAlchemy's quoting), since DDL takes no bound parameters. A table left by a
-    failed report on the same connection (SQLite keeps it after a rollback) is dropped first;
+    failed report on the same connection (SQLite may keep it after a rollback) is dropped first;
     the temporary schema is named so that no permanent table of that name can be hit."""
     schema = "pg_temp" if db.session.get_bind().dialect.name == "postgresql" else "temp"
     create = CreateTableAs(
@@ -381,8 +384,9 @@ def _attainment_counts(
     cycles: Table,
 ) -> tuple[dict[SlaMetric, Attainment], dict[str, dict[Any, dict[SlaMetric, Attainment]]]]:
     """Attainment overall and per breakdown group, from one GROUP BY over every dimension,
-    metric and outcome; its (few hundred) rows are summed here into the totals and each
-    dimension's groups. A group exists once any cycle has that key, with a target or not."""
+    metric and outcome; its rows (one per combination present: hundreds, a few thousand with
+    many agents) are summed here into the totals and each dimension's groups. A group exists
+    once any cycle has that key, with a target or not."""
     c = cycles.c
     keys = [c[name] for name in DIMENSIONS]
     rows = db.session.execute(
@@ -433,7 +437,8 @@ def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
     for i, basis in enumerate(BASES):
         for metric in METRICS:
             row = by_metric.get(metric)
-            mean, *counts = row[2 + i * width : 2 + (i + 1) * width] if row else [None] * width
+            no_cycles = [None, *[0] * len(HISTOGRAM)]
+            mean, *counts = row[2 + i * width : 2 + (i + 1) * width] if row else no_cycles
             median, p90 = pcts.get(metric, [None] * 2 * len(BASES))[2 * i : 2 * i + 2]
             result[(metric, basis)] = Distribution(
                 metric,
@@ -443,7 +448,7 @@ def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
                 p90=p90,
                 mean=None if mean is None else float(mean),
                 histogram=[
-                    (label, lo, hi, int(n or 0))
+                    (label, lo, hi, int(n))
                     for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
                 ],
             )
