@@ -134,6 +134,22 @@ class SlaClock(Base):
         # The sweep: running clocks whose warning or due instant has passed.
         Index("ix_sla_clocks_running_due", "stopped_at", "due_at"),
         Index("ix_sla_clocks_running_warn", "stopped_at", "warn_at"),
+        # Reports: the cycles started in a date range. On PostgreSQL the index also holds every
+        # column a report reads, so the range is an index-only scan of its share of the ledger
+        # instead of a scan of the whole table (services.reports._cycle_rows).
+        Index(
+            "ix_sla_clocks_started",
+            "started_at",
+            postgresql_include=[
+                "conversation_id",
+                "metric",
+                "stop_reason",
+                "target_seconds",
+                "stopped_at",
+                "breached_at",
+                "counted_seconds",
+            ],
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,9 +10,12 @@ Rules (docs/reports.md has the long form):
   `counted_seconds`; calendar time is `stopped_at - started_at`.
 * Percentiles are continuous (linear interpolation, PostgreSQL's `percentile_cont`); SQLite gets
   the same from a window-function query.
-* Volume is counted in SQL per UTC quarter-hour and the (at most a few thousand) buckets are
-  placed in the viewer's time zone here, which is exact across DST changes for every zone whose
-  offset is a multiple of 15 minutes (all of them today).
+* Inbound volume is counted in SQL per UTC quarter-hour and the (at most a few thousand)
+  buckets are placed in the viewer's time zone here, which is exact across DST changes for every
+  zone whose offset is a multiple of 15 minutes (all of them today). New conversations and
+  backlog are sums per local day.
+* Cost: the in-range ledger is joined to conversations once per report, into a temporary table
+  that every ledger figure aggregates (`_materialised_cycles`).
 * Scope: admins see every conversation; anyone else only their teams' (the viewer is passed in).
   Spam is never counted.
 
@@ -23,12 +26,14 @@ Imports: models, extensions.db, services.listing, services.sla (labels), timeuti
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Integer, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy import Integer, Table, and_, case, cast, false, func, literal, or_, select
+from sqlalchemy.schema import CreateTableAs, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from inbox.errors import InboxError
@@ -267,125 +272,187 @@ class SlaReport:
 
 # --- the report -----------------------------------------------------------------------------
 
+# The columns of the report's materialised cycles (see `_materialised_cycles`) that a breakdown
+# groups by, per DIMENSIONS entry.
+_DIMENSION_COLUMNS = {
+    "team": Conversation.team_id,
+    "agent": Conversation.assignee_id,
+    "platform": ChannelAccount.platform,
+    "priority": Conversation.priority,
+    "policy": Conversation.sla_policy_id,
+}
 
-def _cycles(query: ReportQuery, viewer: User, metric=None, outcome: str = "") -> Select[Any]:
-    """FROM sla_clocks JOIN conversations, limited to scope, filters and range."""
+
+def _outcome() -> ColumnElement[str | None]:
+    """A cycle's outcome (met, breached or open), NULL without a target."""
+    k = SlaClock
+    targeted = k.target_seconds.is_not(None)
+    return case(
+        (and_(targeted, k.breached_at.is_not(None)), "breached"),
+        (and_(targeted, k.stopped_at.is_not(None)), "met"),
+        (targeted, "open"),
+    )
+
+
+def _cycle_rows(query: ReportQuery, viewer: User) -> Select[Any]:
+    """The cycles the report counts (scope, filters, range), one narrow row each: metric,
+    outcome, measured, both durations and the breakdown dimensions."""
     return (
-        select()
-        .select_from(SlaClock)
+        select(
+            SlaClock.metric.label("metric"),
+            _outcome().label("outcome"),
+            and_(*cycle_clauses(outcome="measured")).label("measured"),
+            *(duration_seconds(basis).label(basis) for basis in BASES),
+            *(column.label(name) for name, column in _DIMENSION_COLUMNS.items()),
+        )
         .join(Conversation, Conversation.id == SlaClock.conversation_id)
+        .join(ChannelAccount, ChannelAccount.id == Conversation.channel_account_id)
         .where(
             *_scope(viewer),
             *query.filters.clauses(),
-            *cycle_clauses(
-                metric=metric, outcome=outcome, started_from=query.start, started_to=query.end
-            ),
+            *cycle_clauses(started_from=query.start, started_to=query.end),
         )
     )
 
 
-def _outcome_sums(metrics=METRICS) -> list[ColumnElement[int]]:
-    """SUM(CASE …) columns: per metric, met / breached / open."""
-    k = SlaClock
-    targeted, stopped = k.target_seconds.is_not(None), k.stopped_at.is_not(None)
-    conditions = {
-        "met": and_(targeted, stopped, k.breached_at.is_(None)),
-        "breached": and_(targeted, k.breached_at.is_not(None)),
-        "open": and_(targeted, k.stopped_at.is_(None), k.breached_at.is_(None)),
-    }
-    return [
-        func.coalesce(func.sum(case((and_(k.metric == m, conditions[o]), 1), else_=0)), 0)
-        for m in metrics
-        for o in OUTCOMES
-    ]
+@contextmanager
+def _materialised_cycles(query: ReportQuery, viewer: User) -> Iterator[Table]:
+    """`_cycle_rows` as a temporary table for the length of the block.
 
-
-def _attainments(values) -> dict[SlaMetric, Attainment]:
-    values = list(values)
-    return {
-        m: Attainment(m, *(int(v) for v in values[i * 3 : i * 3 + 3]))
-        for i, m in enumerate(METRICS)
-    }
+    Joining the in-range ledger to conversations is what a report costs (a scan of every
+    clock started in the range); every figure is then an aggregate over this table, so the join
+    runs once instead of once per figure. CREATE TABLE … AS (not INSERT … SELECT) because
+    PostgreSQL runs its SELECT with parallel workers. Values are rendered into the statement
+    as literals (SQLAlchemy's quoting), since DDL takes no bound parameters. A table left by a
+    failed report on the same connection (SQLite may keep it after a rollback) is dropped first;
+    the temporary schema is named so that no permanent table of that name can be hit."""
+    schema = "pg_temp" if db.session.get_bind().dialect.name == "postgresql" else "temp"
+    create = CreateTableAs(
+        _cycle_rows(query, viewer), "report_cycles", schema=schema, temporary=True
+    )
+    db.session.execute(DropTable(create.table, if_exists=True))
+    db.session.execute(create)
+    yield create.table
+    db.session.execute(DropTable(create.table))
 
 
 def percentiles(
     base: Select[Any], fractions: tuple[float, ...] = (0.5, 0.9)
 ) -> dict[Any, list[float | None]]:
-    """Continuous percentiles of `base`'s second column grouped by its first (`g`, `v`), in SQL.
+    """Continuous percentiles of each of `base`'s value columns (every column after the first)
+    grouped by its first (`g`, `v1`, `v2`, …), in SQL: per group, [v1 at each fraction, v2 at
+    each fraction, …]. One statement however many value columns, so the rows are read once.
 
-    PostgreSQL: `percentile_cont`. SQLite: rows numbered per group by a window function, then
-    for each fraction p the values at positions floor(p(n-1)) and the next one are interpolated,
-    which is percentile_cont's definition."""
+    PostgreSQL: `percentile_cont`. SQLite: rows numbered per group by a window function per
+    value column, then for each fraction p the values at positions floor(p(n-1)) and the next
+    one are interpolated, which is percentile_cont's definition."""
     sub = base.subquery()
-    g, v = sub.c[0], sub.c[1]
+    g, values = sub.c[0], list(sub.c)[1:]
     if db.session.get_bind().dialect.name == "postgresql":
-        columns = [func.percentile_cont(p).within_group(v.asc()) for p in fractions]
+        columns = [func.percentile_cont(p).within_group(v.asc()) for v in values for p in fractions]
         rows = db.session.execute(select(g, *columns).group_by(g)).all()
     else:
         ranked = select(
             g.label("g"),
-            v.label("v"),
-            (func.row_number().over(partition_by=g, order_by=v) - 1).label("i"),
             func.count().over(partition_by=g).label("n"),
+            *(v.label(f"v{j}") for j, v in enumerate(values)),
+            *(
+                (func.row_number().over(partition_by=g, order_by=v) - 1).label(f"i{j}")
+                for j, v in enumerate(values)
+            ),
         ).subquery()
         columns = []
-        for p in fractions:
-            pos = literal(p) * (ranked.c.n - 1)
-            lo = cast(pos, Integer)  # floor: pos is never negative
-            hi = lo + case((pos > lo, 1), else_=0)
-            lo_v = func.max(case((ranked.c.i == lo, ranked.c.v)))
-            hi_v = func.max(case((ranked.c.i == hi, ranked.c.v)))
-            frac = func.max(pos - lo)
-            columns.append(lo_v + frac * (hi_v - lo_v))
+        for j in range(len(values)):
+            v, i = ranked.c[f"v{j}"], ranked.c[f"i{j}"]
+            for p in fractions:
+                pos = literal(p) * (ranked.c.n - 1)
+                lo = cast(pos, Integer)  # floor: pos is never negative
+                hi = lo + case((pos > lo, 1), else_=0)
+                lo_v = func.max(case((i == lo, v)))
+                hi_v = func.max(case((i == hi, v)))
+                frac = func.max(pos - lo)
+                columns.append(lo_v + frac * (hi_v - lo_v))
         rows = db.session.execute(select(ranked.c.g, *columns).group_by(ranked.c.g)).all()
     return {row[0]: [None if x is None else float(x) for x in row[1:]] for row in rows}
 
 
-def _distributions(query: ReportQuery, viewer: User) -> dict[tuple[SlaMetric, str], Distribution]:
-    result: dict[tuple[SlaMetric, str], Distribution] = {}
-    for basis in BASES:
-        value = duration_seconds(basis)
-        measured = _cycles(query, viewer, outcome="measured")
-        buckets = [
+def _no_attainment() -> dict[SlaMetric, Attainment]:
+    return {m: Attainment(m) for m in METRICS}
+
+
+def _attainment_counts(
+    cycles: Table,
+) -> tuple[dict[SlaMetric, Attainment], dict[str, dict[Any, dict[SlaMetric, Attainment]]]]:
+    """Attainment overall and per breakdown group, from one GROUP BY over every dimension,
+    metric and outcome; its rows (one per combination present: hundreds, a few thousand with
+    many agents) are summed here into the totals and each dimension's groups. A group exists
+    once any cycle has that key, with a target or not."""
+    c = cycles.c
+    keys = [c[name] for name in DIMENSIONS]
+    rows = db.session.execute(
+        select(*keys, c.metric, c.outcome, func.count()).group_by(*keys, c.metric, c.outcome)
+    ).all()
+    totals = _no_attainment()
+    groups: dict[str, dict[Any, dict[SlaMetric, Attainment]]] = {name: {} for name in DIMENSIONS}
+    for *values, metric, outcome, n in rows:
+        targets = [
+            groups[name].setdefault(v, _no_attainment())
+            for name, v in zip(DIMENSIONS, values, strict=True)
+        ]
+        if outcome is None:
+            continue
+        for attainment in (totals, *targets):
+            counted = attainment[SlaMetric(metric)]
+            setattr(counted, outcome, getattr(counted, outcome) + n)
+    return totals, groups
+
+
+def _distributions(cycles: Table) -> dict[tuple[SlaMetric, str], Distribution]:
+    """Per metric and basis, over measured cycles: count, mean, histogram (one statement) and
+    median and p90 (one more)."""
+    c = cycles.c
+    measured = select(c.metric).where(c.measured.is_(True))
+
+    def histogram(value) -> list[ColumnElement[int]]:
+        return [
             func.coalesce(
                 func.sum(case((and_(value >= lo, value < hi) if hi else value >= lo, 1), else_=0)),
                 0,
             )
             for _, lo, hi in HISTOGRAM
         ]
-        stats = db.session.execute(
-            measured.add_columns(SlaClock.metric, func.count(), func.avg(value), *buckets).group_by(
-                SlaClock.metric
-            )
-        ).all()
-        pcts = percentiles(measured.add_columns(SlaClock.metric, value))
-        by_metric = {row[0]: row for row in stats}
+
+    # Per metric: count, then per basis its mean followed by its histogram buckets.
+    stats = db.session.execute(
+        measured.add_columns(
+            func.count(),
+            *(column for basis in BASES for column in (func.avg(c[basis]), *histogram(c[basis]))),
+        ).group_by(c.metric)
+    ).all()
+    by_metric = {SlaMetric(row[0]): row for row in stats}
+    # Per metric: median and p90 of each basis in turn.
+    pcts = percentiles(measured.add_columns(*(c[basis] for basis in BASES)))
+    width = 1 + len(HISTOGRAM)
+    result: dict[tuple[SlaMetric, str], Distribution] = {}
+    for i, basis in enumerate(BASES):
         for metric in METRICS:
             row = by_metric.get(metric)
-            median, p90 = pcts.get(metric, [None, None])
-            counts = [int(n) for n in row[3:]] if row else [0] * len(HISTOGRAM)
+            no_cycles = [None, *[0] * len(HISTOGRAM)]
+            mean, *counts = row[2 + i * width : 2 + (i + 1) * width] if row else no_cycles
+            median, p90 = pcts.get(metric, [None] * 2 * len(BASES))[2 * i : 2 * i + 2]
             result[(metric, basis)] = Distribution(
                 metric,
                 basis,
                 count=int(row[1]) if row else 0,
                 median=median,
                 p90=p90,
-                mean=float(row[2]) if row and row[2] is not None else None,
+                mean=None if mean is None else float(mean),
                 histogram=[
-                    (label, lo, hi, n) for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
+                    (label, lo, hi, int(n))
+                    for (label, lo, hi), n in zip(HISTOGRAM, counts, strict=True)
                 ],
             )
     return result
-
-
-def _dimension(name: str) -> ColumnElement[Any]:
-    return {
-        "team": Conversation.team_id,
-        "agent": Conversation.assignee_id,
-        "platform": ChannelAccount.platform,
-        "priority": Conversation.priority,
-        "policy": Conversation.sla_policy_id,
-    }[name]
 
 
 def _labels(name: str, keys: list[Any]) -> dict[Any, str]:
@@ -398,37 +465,26 @@ def _labels(name: str, keys: list[Any]) -> dict[Any, str]:
     return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(ids))).all())
 
 
-def _breakdown(query: ReportQuery, viewer: User, name: str) -> list[BreakdownRow]:
-    key = _dimension(name)
-
-    def grouped(select_: Select[Any]) -> Select[Any]:
-        if name == "platform":
-            select_ = select_.join(
-                ChannelAccount, ChannelAccount.id == Conversation.channel_account_id
-            )
-        return select_
-
-    rows = db.session.execute(
-        grouped(_cycles(query, viewer).add_columns(key, *_outcome_sums())).group_by(key)
-    ).all()
+def _breakdown(
+    cycles: Table, name: str, groups: dict[Any, dict[SlaMetric, Attainment]]
+) -> list[BreakdownRow]:
+    c = cycles.c
     medians = percentiles(
-        grouped(
-            _cycles(query, viewer, SlaMetric.FIRST_RESPONSE, "measured").add_columns(
-                key, SlaClock.counted_seconds
-            )
+        select(c[name], c.business).where(
+            c.measured.is_(True), c.metric == SlaMetric.FIRST_RESPONSE
         ),
         (0.5,),
     )
-    labels = _labels(name, [r[0] for r in rows])
+    labels = _labels(name, list(groups))
     none_label = {"team": "No team", "agent": "Unassigned", "policy": "No policy"}.get(name, "—")
     result = [
         BreakdownRow(
-            key="" if r[0] is None else str(r[0]),
-            label=labels.get(r[0], none_label) if r[0] is not None else none_label,
-            attainment=_attainments(r[1:]),
-            median_first_response=medians.get(r[0], [None])[0],
+            key="" if key is None else str(key),
+            label=labels.get(key, none_label) if key is not None else none_label,
+            attainment=attainment,
+            median_first_response=medians.get(key, [None])[0],
         )
-        for r in rows
+        for key, attainment in groups.items()
     ]
     return sorted(result, key=lambda row: row.label.lower())
 
@@ -473,59 +529,44 @@ def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[lis
         )
         .group_by(inbound_bucket)
     ).all()
-    new_bucket = _quarter_hour(Conversation.first_inbound_at)
-    new = db.session.execute(
-        select(new_bucket, func.count())
-        .where(
-            Conversation.first_inbound_at >= query.start,
-            Conversation.first_inbound_at < query.end,
-            *_conversations(query, viewer),
-        )
-        .group_by(new_bucket)
-    ).all()
     days = query.days()
     per_day_in = dict.fromkeys(days, 0)
-    per_day_new = dict.fromkeys(days, 0)
     heatmap = [[0] * 24 for _ in range(7)]
     for bucket, n in inbound:
         local = datetime.fromtimestamp(int(bucket) * QUARTER_HOUR, UTC).astimezone(zone)
         per_day_in[local.date()] = per_day_in.get(local.date(), 0) + n
         heatmap[local.weekday()][local.hour] += n
-    for bucket, n in new:
-        local = datetime.fromtimestamp(int(bucket) * QUARTER_HOUR, UTC).astimezone(zone)
-        per_day_new[local.date()] = per_day_new.get(local.date(), 0) + n
-    # Open at a day's end: its first customer message came before it and it was not resolved
-    # by then. Only the latest resolution is stored on the conversation, so a conversation
-    # resolved, reopened and resolved again counts as open until its last resolution.
+    # One row of two sums per local day over the conversations: new = the first customer
+    # message came that day; open at the day's end (backlog) = it came before the end and the
+    # conversation was not resolved by then. Only the latest resolution is stored on the
+    # conversation, so one resolved, reopened and resolved again counts as open until its last
+    # resolution. Conversations that can count in neither (first message after the range, or
+    # before it and resolved before the first day ended) are left out by the WHERE clause.
+    fi, resolved = Conversation.first_inbound_at, Conversation.resolved_at
+    starts = [local_midnight(d, zone) for d in days]
     ends = [local_midnight(d + timedelta(days=1), zone) for d in days]
-    unresolved = Conversation.resolved_at.is_(None)
-    backlog_columns = [
-        func.coalesce(
-            func.sum(
-                case(
-                    (
-                        and_(
-                            Conversation.first_inbound_at < end,
-                            or_(unresolved, Conversation.resolved_at >= end),
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ),
-            0,
-        )
-        for end in ends
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    new_columns = [
+        count(and_(fi >= start, fi < end)) for start, end in zip(starts, ends, strict=True)
     ]
-    backlog = db.session.execute(
-        select(*backlog_columns).where(
-            Conversation.first_inbound_at.is_not(None), *_conversations(query, viewer)
+    backlog_columns = [
+        count(and_(fi < end, or_(resolved.is_(None), resolved >= end))) for end in ends
+    ]
+    counts = db.session.execute(
+        select(*new_columns, *backlog_columns).where(
+            fi < query.end,
+            or_(fi >= query.start, resolved.is_(None), resolved >= ends[0]),
+            *_conversations(query, viewer),
         )
     ).one()
+    new, backlog = counts[: len(days)], counts[len(days) :]
     return (
         [
-            DayVolume(d, per_day_in[d], per_day_new[d], int(b))
-            for d, b in zip(days, backlog, strict=True)
+            DayVolume(d, per_day_in[d], int(n), int(b))
+            for d, n, b in zip(days, new, backlog, strict=True)
         ],
         heatmap,
     )
@@ -533,14 +574,16 @@ def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[lis
 
 def sla_report(query: ReportQuery, *, viewer: User) -> SlaReport:
     """The whole report for `query` as `viewer` may see it."""
-    totals = db.session.execute(_cycles(query, viewer).add_columns(*_outcome_sums())).one()
-    attainment = _attainments(totals)
+    with _materialised_cycles(query, viewer) as cycles:
+        totals, groups = _attainment_counts(cycles)
+        distributions = _distributions(cycles)
+        breakdowns = {name: _breakdown(cycles, name, groups[name]) for name in DIMENSIONS}
     days, heatmap = _volume(query, viewer)
     return SlaReport(
         query=query,
-        attainment=[attainment[m] for m in METRICS],
-        distributions=_distributions(query, viewer),
-        breakdowns={name: _breakdown(query, viewer, name) for name in DIMENSIONS},
+        attainment=[totals[m] for m in METRICS],
+        distributions=distributions,
+        breakdowns=breakdowns,
         days=days,
         heatmap=heatmap,
     )

@@ -22,6 +22,7 @@ from inbox.extensions import db
 from inbox.models import (
     BusinessCalendar,
     ChannelAccount,
+    Conversation,
     Direction,
     Platform,
     Priority,
@@ -33,7 +34,7 @@ from inbox.models import (
 )
 from inbox.services import listing, reports, sla
 from inbox.services.accounts import get_or_create_team
-from inbox.services.conversations import set_status
+from inbox.services.conversations import add_tag, set_status
 from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
 from tests import factories
 from tests.conftest import SHARED_DATA
@@ -210,6 +211,23 @@ def test_filters_and_breakdowns_count_only_matching_conversations(admin, generat
         want = expected_attainment([s for s in generated if s.priority is priority], RES)
         got = by_priority[str(priority)].attainment[RES]
         assert (got.met, got.breached, got.open) == (want["met"], want["breached"], want["open"])
+
+
+def test_a_tag_with_quotes_filters_exactly_and_reports_run_twice_in_one_transaction(
+    admin, generated
+):
+    # The report's cycles are materialised with CREATE TABLE … AS, whose filter values are
+    # rendered into the statement: a tag with quotes and a backslash must still match exactly.
+    odd = "it's \\ \"odd\" ''"
+    tagged = generated[:5]
+    for s in tagged:
+        add_tag(db.session.get(Conversation, s.conv_id), odd, actor=None, now=NOW)
+    db.session.commit()
+    query = q(preset="custom", tag=odd, **{"from": "2026-01-12", "to": "2026-01-21"})
+    for _ in range(2):  # the temporary table is gone after the first report
+        fr = reports.sla_report(query, viewer=admin).attainment[0]
+        want = expected_attainment(tagged, FR)
+        assert (fr.met, fr.breached, fr.open) == (want["met"], want["breached"], want["open"])
 
 
 def test_drilldown_lists_exactly_the_conversations_behind_each_number(admin, generated):
