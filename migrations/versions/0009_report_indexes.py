@@ -1,7 +1,7 @@
 """report indexes: SLA clocks by start, covering what the reports read (PostgreSQL)
 
 Revision ID: 0009_report_indexes
-Revises: 0006_reports
+Revises: 0008_message_classification
 Create Date: 2026-12-01 07:45:00.000000
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0009_report_indexes"
-down_revision = "0006_reports"
+down_revision = "0008_message_classification"
 branch_labels = None
 depends_on = None
 

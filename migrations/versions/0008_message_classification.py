@@ -1,6 +1,6 @@
 """classification: language and sentiment of customer messages
 
-Revision ID: 0010_message_classification
+Revision ID: 0008_message_classification
 Revises: 0006_reports
 Create Date: 2026-12-01 08:00:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0010_message_classification"
+revision = "0008_message_classification"
 down_revision = "0006_reports"
 branch_labels = None
 depends_on = None
