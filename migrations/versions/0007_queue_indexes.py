@@ -1,5 +1,6 @@
 """queue indexes: the queue views' sort orders and get-next's order, partial per view group,
-and the generated priority_rank column get-next sorts on
+the generated priority_rank column get-next sorts on, and (PostgreSQL) joint statistics of
+the filterable columns
 
 Revision ID: 0007_queue_indexes
 Revises: 0006_reports
@@ -27,6 +28,11 @@ NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 OPEN = ("new", "open", "pending", "snoozed")
 DONE = ("resolved", "closed")
 CLAIMABLE = ("new", "open")
+# The planner's joint statistics of the filterable columns (see the model).
+FILTER_STATISTICS = (
+    "CREATE STATISTICS conversations_filters (mcv)"
+    " ON team_id, kind, is_public, priority, status, is_spam FROM conversations"
+)
 PRIORITY_RANK = (
     "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
 )
@@ -74,16 +80,30 @@ def _indexes(dialect):
 
 
 def upgrade():
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
+    dialect = op.get_bind().dialect.name
+    # SQLite cannot add a stored generated column to a table: it copies the table instead.
+    with op.batch_alter_table(
+        "conversations", recreate="always" if dialect == "sqlite" else "auto"
+    ) as batch_op:
         batch_op.add_column(
-            sa.Column("priority_rank", sa.Integer(), sa.Computed(PRIORITY_RANK), nullable=False)
+            sa.Column(
+                "priority_rank",
+                sa.Integer(),
+                sa.Computed(PRIORITY_RANK, persisted=True),
+                nullable=False,
+            )
         )
-    for name, (columns, where) in _indexes(op.get_bind().dialect.name).items():
+    for name, (columns, where) in _indexes(dialect).items():
         op.create_index(name, "conversations", columns, unique=False, **_where(where))
+    if dialect == "postgresql":
+        op.execute(FILTER_STATISTICS)
 
 
 def downgrade():
-    for name in _indexes(op.get_bind().dialect.name):
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        op.execute("DROP STATISTICS conversations_filters")
+    for name in _indexes(dialect):
         op.drop_index(name, table_name="conversations")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("priority_rank")
