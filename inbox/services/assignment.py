@@ -68,18 +68,15 @@ def _unowned() -> ColumnElement[bool]:
 def _take(conversation_id: int, user: User, *, now: datetime) -> Conversation | None:
     """Assign conversation `conversation_id` to `user` if it is still unassigned; None if
     someone was faster. The conditional UPDATE is the atomic step on every database."""
-    result = db.session.execute(
+    # RETURNING loads the updated row (over any copy already in the session): one statement
+    # instead of the update, a load and a refresh.
+    return db.session.scalars(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
         .values(assignee_id=user.id, version=Conversation.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return None
-    conversation = db.session.get(Conversation, conversation_id)
-    assert conversation is not None
-    db.session.refresh(conversation, ["assignee_id", "version", "assignee"])
-    return conversation
+        .returning(Conversation)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def _candidate(query) -> int | None:
