@@ -202,6 +202,15 @@ class Conversation(TimestampMixin, Base):
             "id",
             **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
         ),
+        # "Mine", an agent's own open items: a small share of the open ones, so walking the
+        # index above would read many other agents' rows first.
+        Index(
+            "ix_conversations_mine_sla",
+            "assignee_id",
+            _sla_key,
+            "id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
         Index(
             "ix_conversations_done_sla",
             _sla_key,

@@ -59,6 +59,7 @@ def _indexes(dialect):
     open_ = _status_in(OPEN) & not_spam
     return {
         "ix_conversations_open_sla": ([sla_key, "id"], open_),
+        "ix_conversations_mine_sla": (["assignee_id", sla_key, "id"], open_),
         "ix_conversations_done_sla": ([sla_key, "id"], _status_in(DONE) & not_spam),
         "ix_conversations_spam_sla": (
             [sla_key, "id"],
