@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from bench.output import peak_rss_mb, publish  # noqa: E402
+from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Role, User  # noqa: E402
@@ -94,23 +95,6 @@ def timed(client, url: str, repeat: int, headers: dict | None = None) -> dict[st
         "median_ms": round(statistics.median(samples) * 1000, 1),
         "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)] * 1000, 1),
     }
-
-
-def explain_queue_query(agent: User) -> list[str]:
-    """EXPLAIN ANALYZE of the very statement the "All open" view sends for `agent`."""
-    sent: list[tuple[str, object]] = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        sent.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
-        list_conversations(agent, view="open", limit=50)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
-    statement, parameters = next((s, p) for s, p in sent if "LIMIT" in s)
-    conn = db.session.connection()
-    return [row[0] for row in conn.exec_driver_sql("EXPLAIN ANALYZE " + statement, parameters)]
 
 
 def main() -> None:
@@ -189,7 +173,10 @@ def main() -> None:
                 client, "/inbox/c/6", args.repeat, headers={"X-Fragment": "1"}
             )
             results["open_200_messages_page"] = timed(client, "/inbox/c/6", args.repeat)
-            results["explain_open_sla_first"] = explain_queue_query(db.session.get(User, 1))
+            agent = db.session.get(User, 1)
+            results["explain_open_sla_first"] = explain_sent(
+                lambda: list_conversations(agent, view="open", limit=50), "LIMIT"
+            )
             results["web_rss_mb"] = round(peak_rss_mb())
             db.session.remove()
             db.engine.dispose()

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
+from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Conversation, Role, RoutingRule, User  # noqa: E402
@@ -161,7 +162,7 @@ def _agent(config: dict, user_id: int, claims: int, seconds: float, start, resul
     results.put((latencies, claimed))
 
 
-def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> dict[str, float]:
+def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> dict:
     users = [
         create_user(
             f"bench{i}@example.com",
@@ -174,6 +175,10 @@ def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> di
     ]
     db.session.commit()
     ids = [u.id for u in users]
+    plan = []
+    if db.engine.dialect.name == "postgresql":
+        plan = explain_sent(lambda: assignment.claim_next(users[0], now=NOW), "LIMIT")
+        db.session.rollback()  # that claim was only to see the plan
     db.session.remove()
     db.engine.dispose()  # no connection may be shared with the forked agents
     context = multiprocessing.get_context("fork")
@@ -201,6 +206,7 @@ def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> di
         "median_ms": statistics.median(latencies),
         "p95_ms": p95(latencies),
         "per_second": len(latencies) / wall,
+        "plan": plan,
     }
 
 
@@ -255,6 +261,8 @@ def main() -> None:
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
     )
+    print("\nThe candidate query (EXPLAIN ANALYZE, before the agents start):\n")
+    print("\n".join(claims["plan"]))
 
 
 if __name__ == "__main__":
