@@ -97,7 +97,8 @@ class _NoDeadline(ColumnElement[datetime]):
 
 @compiles(_NoDeadline, "postgresql")
 def _no_deadline_postgresql(element: _NoDeadline, compiler: Any, **kw: Any) -> str:
-    # How PostgreSQL prints the constant back (in UTC, the servers' time zone).
+    # As PostgreSQL prints the constant back when its time zone is UTC (the project's servers
+    # and test clusters); the value, and so what the index holds, is the same in any zone.
     return "'9999-12-31 00:00:00+00'::timestamptz"
 
 
