@@ -3,11 +3,13 @@
 Seeds N conversations and 5×N messages straight in SQL (generate_series) into a throwaway
 PostgreSQL cluster, then times, through the real Flask app (test client, signed-in agent):
 the first page of each queue view (/inbox/rows), filter combinations, the view counts, and
-opening a 200-message conversation. Server time = the request inside the process (no network).
+opening a 200-message conversation: the pane a click loads (X-Fragment) and the whole page
+(queue, counts and pane). Server time = the request inside the process (no network).
 
     .venv/bin/python bench/inbox_pages.py [--conversations 1000000] [--repeat 20]
 
-Prints JSON (bench/results/inbox_pages.json) and the EXPLAIN ANALYZE of the main queue query.
+Prints JSON (bench/results/inbox_pages.json) and the EXPLAIN ANALYZE of the main queue query
+(the statement the app sends for the agent's "All open" view).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from bench.output import peak_rss_mb, publish  # noqa: E402
+from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
-from inbox.models import Role  # noqa: E402
+from inbox.models import Role, User  # noqa: E402
 from inbox.services.accounts import create_user, get_or_create_team  # noqa: E402
+from inbox.services.listing import list_conversations  # noqa: E402
 from tests.support.services import PostgresServer, RedisServer  # noqa: E402
 
 SEED = """
@@ -78,11 +82,11 @@ FROM generate_series(1, 195) g;
 """
 
 
-def timed(client, url: str, repeat: int) -> dict[str, float]:
+def timed(client, url: str, repeat: int, headers: dict | None = None) -> dict[str, float]:
     samples = []
     for _ in range(repeat):
         began = time.perf_counter()
-        response = client.get(url)
+        response = client.get(url, headers=headers or {})
         samples.append(time.perf_counter() - began)
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}")
@@ -165,20 +169,14 @@ def main() -> None:
                 name: timed(client, f"/inbox/rows?view=open&{query}", args.repeat)
                 for name, query in filters.items()
             }
-            results["open_200_messages"] = timed(client, "/inbox/c/6", args.repeat)
-            plan = (
-                db.session.execute(
-                    text(
-                        "EXPLAIN ANALYZE SELECT * FROM conversations WHERE is_spam = false "
-                        "AND status IN ('new','open','pending','snoozed') "
-                        "ORDER BY coalesce(sla_due_at, "
-                        "'9999-12-31'::timestamptz), id LIMIT 51"
-                    )
-                )
-                .scalars()
-                .all()
+            results["open_200_messages_pane"] = timed(
+                client, "/inbox/c/6", args.repeat, headers={"X-Fragment": "1"}
             )
-            results["explain_open_sla_first"] = plan
+            results["open_200_messages_page"] = timed(client, "/inbox/c/6", args.repeat)
+            agent = db.session.get(User, 1)
+            results["explain_open_sla_first"] = explain_sent(
+                lambda: list_conversations(agent, view="open", limit=50), "LIMIT"
+            )
             results["web_rss_mb"] = round(peak_rss_mb())
             db.session.remove()
             db.engine.dispose()

@@ -3,9 +3,11 @@ and "get next" latency with many conversations and 8 concurrent agents.
 
 Real parts only: a throwaway PostgreSQL cluster (or SQLite with --sqlite) and redis-server,
 the app's own services. Conversations are bulk-inserted with SQL so a large table is quick
-to build.
+to build. Each agent is its own process (own interpreter and database connection, as gunicorn
+workers would be), claiming in a loop until it has made its share of the claims or
+--seconds have passed.
 
-    .venv/bin/python bench/routing.py [--conversations 200000] [--agents 8] [--claims 2000]
+    .venv/bin/python bench/routing.py [--conversations 1000000] [--agents 8] [--claims 2000]
 
 Prints a markdown table (copy it into docs/benchmarks.md).
 """
@@ -13,10 +15,10 @@ Prints a markdown table (copy it into docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
+from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Conversation, Role, RoutingRule, User  # noqa: E402
@@ -73,43 +76,93 @@ def bench_rules(samples: int) -> dict[str, float]:
     return {"median_ms": statistics.median(times), "p95_ms": p95(times)}
 
 
+FILL_POSTGRESQL = """
+INSERT INTO conversations (channel_account_id, contact_id, thread_key, kind, is_public, status,
+  priority, team_id, is_spam, sla_policy_pinned, sla_due_at, sla_state, first_inbound_at,
+  message_count, version, created_at, updated_at)
+SELECT :account, :contact, 'bench-' || i, 'dm', false,
+  CASE WHEN i % 3 = 0 THEN 'new' ELSE 'open' END,
+  (ARRAY['low', 'normal', 'high', 'urgent'])[1 + i % 4], :team, false, false,
+  CASE WHEN i % 2 = 1 THEN :now + (i % 5000) * interval '1 minute' END, 'ok',
+  :now - i * interval '1 second', 1, 1, :now, :now
+FROM generate_series(0, :n - 1) i
+"""
+
+
 def fill(conversations: int) -> None:
+    """`conversations` claimable conversations of team Social care: new or open, priorities in
+    turn, every other one with a deadline. PostgreSQL builds them in SQL (a million in
+    seconds); the same rows from Python for SQLite."""
     account = factories.channel()
     contact_id = factories.conversation(account=account).contact_id
     team = get_or_create_team("Social care")
     db.session.commit()
-    batch = []
-    for i in range(conversations):
-        batch.append(
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(
+            text(FILL_POSTGRESQL),
             {
-                "channel_account_id": account.id,
-                "contact_id": contact_id,
-                "thread_key": f"bench-{i}",
-                "kind": "dm",
-                "is_public": False,
-                "status": "open" if i % 3 else "new",
-                "priority": ("low", "normal", "high", "urgent")[i % 4],
-                "team_id": team.id,
-                "is_spam": False,
-                "sla_policy_pinned": False,
-                "sla_due_at": NOW + timedelta(minutes=i % 5000) if i % 2 else None,
-                "sla_state": "ok",
-                "first_inbound_at": NOW - timedelta(seconds=i),
-                "message_count": 1,
-                "version": 1,
-                "created_at": NOW,
-                "updated_at": NOW,
-            }
+                "account": account.id,
+                "contact": contact_id,
+                "team": team.id,
+                "now": NOW,
+                "n": conversations,
+            },
         )
-        if len(batch) == 5000:
+    else:
+        batch = []
+        for i in range(conversations):
+            batch.append(
+                {
+                    "channel_account_id": account.id,
+                    "contact_id": contact_id,
+                    "thread_key": f"bench-{i}",
+                    "kind": "dm",
+                    "is_public": False,
+                    "status": "open" if i % 3 else "new",
+                    "priority": ("low", "normal", "high", "urgent")[i % 4],
+                    "team_id": team.id,
+                    "is_spam": False,
+                    "sla_policy_pinned": False,
+                    "sla_due_at": NOW + timedelta(minutes=i % 5000) if i % 2 else None,
+                    "sla_state": "ok",
+                    "first_inbound_at": NOW - timedelta(seconds=i),
+                    "message_count": 1,
+                    "version": 1,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+            )
+            if len(batch) == 5000:
+                db.session.execute(insert(Conversation), batch)
+                batch = []
+        if batch:
             db.session.execute(insert(Conversation), batch)
-            batch = []
-    if batch:
-        db.session.execute(insert(Conversation), batch)
+    db.session.commit()
+    db.session.execute(text("ANALYZE"))  # as autovacuum would soon: the planner sees the table
     db.session.commit()
 
 
-def bench_get_next(app, agents: int, claims: int) -> dict[str, float]:
+def _agent(config: dict, user_id: int, claims: int, seconds: float, start, results) -> None:
+    """One agent process: claim, commit, repeat; report the latencies and the claimed ids."""
+    app = create_app(config)
+    latencies: list[float] = []
+    claimed: list[int] = []
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        start.wait()
+        deadline = time.monotonic() + seconds
+        while len(latencies) < claims and time.monotonic() < deadline:
+            began = time.perf_counter()
+            c = assignment.claim_next(user, now=NOW)
+            db.session.commit()
+            latencies.append((time.perf_counter() - began) * 1000)
+            if c is not None:
+                claimed.append(c.id)
+        db.session.remove()
+    results.put((latencies, claimed))
+
+
+def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> dict:
     users = [
         create_user(
             f"bench{i}@example.com",
@@ -122,34 +175,30 @@ def bench_get_next(app, agents: int, claims: int) -> dict[str, float]:
     ]
     db.session.commit()
     ids = [u.id for u in users]
-    latencies: list[float] = []
-    claimed: list[int] = []
-    lock = threading.Lock()
-    per_agent = claims // agents
-    barrier = threading.Barrier(agents)
-
-    def work(user_id: int) -> None:
-        with app.app_context():
-            user = db.session.get(User, user_id)
-            barrier.wait()
-            for _ in range(per_agent):
-                start = time.perf_counter()
-                c = assignment.claim_next(user, now=NOW)
-                db.session.commit()
-                elapsed = (time.perf_counter() - start) * 1000
-                with lock:
-                    latencies.append(elapsed)
-                    if c is not None:
-                        claimed.append(c.id)
-            db.session.remove()
-
-    threads = [threading.Thread(target=work, args=(uid,)) for uid in ids]
+    plan = []
+    if db.engine.dialect.name == "postgresql":
+        plan = explain_sent(lambda: assignment.claim_next(users[0], now=NOW), "LIMIT")
+        db.session.rollback()  # that claim was only to see the plan
+    db.session.remove()
+    db.engine.dispose()  # no connection may be shared with the forked agents
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(agents + 1), context.Queue()
+    processes = [
+        context.Process(
+            target=_agent, args=(config, uid, claims // agents, seconds, start, results)
+        )
+        for uid in ids
+    ]
+    for p in processes:
+        p.start()
+    start.wait()
     started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = [results.get(timeout=seconds + 120) for _ in processes]
     wall = time.perf_counter() - started
+    for p in processes:
+        p.join()
+    latencies = [ms for samples, _ in outcomes for ms in samples]
+    claimed = [cid for _, ids_ in outcomes for cid in ids_]
     return {
         "claims": len(latencies),
         "distinct": len(set(claimed)),
@@ -157,14 +206,16 @@ def bench_get_next(app, agents: int, claims: int) -> dict[str, float]:
         "median_ms": statistics.median(latencies),
         "p95_ms": p95(latencies),
         "per_second": len(latencies) / wall,
+        "plan": plan,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--conversations", type=int, default=200_000)
+    parser.add_argument("--conversations", type=int, default=1_000_000)
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--claims", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=60, help="stop claiming after this")
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
     redis = RedisServer()
@@ -175,15 +226,14 @@ def main() -> None:
     else:
         postgres = PostgresServer()
         url = postgres.create_database()
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "bench",
-            "SQLALCHEMY_DATABASE_URI": url,
-            "REDIS_URL": redis.url,
-            "RATELIMIT_STORAGE_URI": redis.url,
-        }
-    )
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "bench",
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": redis.url,
+        "RATELIMIT_STORAGE_URI": redis.url,
+    }
+    app = create_app(config)
     try:
         with app.app_context():
             db.create_all()
@@ -191,7 +241,7 @@ def main() -> None:
             started = time.perf_counter()
             fill(args.conversations)
             fill_seconds = time.perf_counter() - started
-            claims = bench_get_next(app, args.agents, args.claims)
+            claims = bench_get_next(config, args.agents, args.claims, args.seconds)
             db.session.remove()
     finally:
         redis.close()
@@ -206,10 +256,13 @@ def main() -> None:
     )
     print(
         f"| Get next, {args.conversations:,} conversations (filled in {fill_seconds:.0f} s), "
-        f"{args.agents} agents, {claims['claims']} claims | median {claims['median_ms']:.1f} ms, "
+        f"{args.agents} agent processes, {claims['claims']} claims | "
+        f"median {claims['median_ms']:.1f} ms, "
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
     )
+    print("\nThe candidate query (EXPLAIN ANALYZE, before the agents start):\n")
+    print("\n".join(claims["plan"]))
 
 
 if __name__ == "__main__":

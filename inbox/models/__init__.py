@@ -17,6 +17,9 @@ from inbox.models.canned import CannedResponse
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.models.conversations import (
+    CLAIMABLE_STATUSES,
+    DONE_STATUSES,
+    NO_DEADLINE,
     OPEN_STATUSES,
     Conversation,
     ConversationRead,
@@ -32,6 +35,8 @@ from inbox.models.conversations import (
     Status,
     Tag,
     conversation_tags,
+    sla_order_key,
+    status_in,
 )
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
@@ -49,6 +54,9 @@ from inbox.models.sla import (
 )
 
 __all__ = [
+    "CLAIMABLE_STATUSES",
+    "DONE_STATUSES",
+    "NO_DEADLINE",
     "OPEN_STATUSES",
     "ApiToken",
     "AssignmentMode",
@@ -89,5 +97,7 @@ __all__ = [
     "Visibility",
     "WarnMode",
     "conversation_tags",
+    "sla_order_key",
+    "status_in",
     "team_members",
 ]

@@ -7,12 +7,16 @@ Imports: extensions, models.base, sibling model modules.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
+    Boolean,
     Column,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -21,9 +25,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    column,
+    event,
+    func,
+    literal,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.sql import false
+from sqlalchemy.sql import ColumnElement, false
 
 from inbox.extensions import Base
 from inbox.models.accounts import Team, User
@@ -43,6 +52,9 @@ class Status(enum.StrEnum):
 
 
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.SNOOZED)
+DONE_STATUSES = (Status.RESOLVED, Status.CLOSED)
+# Only untouched or active items are handed out; pending/snoozed ones wait on the customer.
+CLAIMABLE_STATUSES = (Status.NEW, Status.OPEN)
 
 
 class Priority(enum.StrEnum):
@@ -59,6 +71,69 @@ class SlaState(enum.StrEnum):
     OK = "ok"
     WARNING = "warning"
     BREACHED = "breached"
+
+
+# A conversation without a running SLA clock sorts after every deadline, as if due at this instant.
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+
+# The queue's indexes and the queries they serve are built by the functions below, so that both
+# hold the very same expressions. The values are written into the SQL, not bound as parameters:
+# PostgreSQL matches an index expression, and proves a partial index's WHERE, only against
+# constants, and a prepared statement's generic plan sees parameters instead. The constants are
+# spelled as PostgreSQL writes them back (reflection), so that Alembic's comparison of models
+# and migrations finds the indexes equal.
+
+
+def _constant(value: Any, type_: Any) -> ColumnElement[Any]:
+    return literal(value, type_, literal_execute=True)
+
+
+class _NoDeadline(ColumnElement[datetime]):
+    """NO_DEADLINE as a constant in the SQL."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(_NoDeadline, "postgresql")
+def _no_deadline_postgresql(element: _NoDeadline, compiler: Any, **kw: Any) -> str:
+    # As PostgreSQL prints the constant back when its time zone is UTC (the project's servers
+    # and test clusters); the value, and so what the index holds, is the same in any zone.
+    return "'9999-12-31 00:00:00+00'::timestamptz"
+
+
+@compiles(_NoDeadline)
+def _no_deadline(element: _NoDeadline, compiler: Any, **kw: Any) -> str:
+    # SQLite: UTCDateTime's stored form, which compares with the stored deadlines.
+    return compiler.render_literal_value(NO_DEADLINE, UTCDateTime())
+
+
+def status_in(status: ColumnElement[Any], statuses: Iterable[Status]) -> ColumnElement[bool]:
+    """`status IN (…)` with the statuses as constants (a partial index's predicate is proven
+    from these)."""
+    return status.in_([_constant(s.value, String()) for s in statuses])
+
+
+def sla_order_key(due_at: ColumnElement[Any]) -> ColumnElement[datetime]:
+    """The SLA-first sort key: the nearest deadline, or NO_DEADLINE when there is none."""
+    return func.coalesce(due_at, _NoDeadline())
+
+
+# Most urgent first in an ascending order (Priority's values).
+PRIORITY_RANK_SQL = (
+    "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
+)
+
+
+def _partial(where: ColumnElement[bool]) -> dict[str, ColumnElement[bool]]:
+    return {"postgresql_where": where, "sqlite_where": where}
+
+
+# The index definitions cannot use the model's columns (the class does not exist yet while its
+# __table_args__ are read), so they name them.
+_status = column("status", String())
+_not_spam = column("is_spam", Boolean()).is_(False)
+_sla_key = sla_order_key(column("sla_due_at", UTCDateTime()))
 
 
 class Kind(enum.StrEnum):
@@ -119,6 +194,61 @@ class Conversation(TimestampMixin, Base):
         Index("ix_conversations_status_last", "status", "last_message_at"),
         # "Breaching soon": open items by their nearest SLA deadline.
         Index("ix_conversations_status_sla_due", "status", "sla_due_at"),
+        # The first page of every queue view in the default (SLA-first) order walks one of these
+        # in order and stops after a page, instead of sorting all the view's rows: one per view
+        # group (open, resolved/closed, spam), as each view's WHERE implies one of them.
+        Index(
+            "ix_conversations_open_sla",
+            _sla_key,
+            "id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
+        # "Mine", an agent's own open items: a small share of the open ones, so walking the
+        # index above would read many other agents' rows first.
+        Index(
+            "ix_conversations_mine_sla",
+            "assignee_id",
+            _sla_key,
+            "id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
+        Index(
+            "ix_conversations_done_sla",
+            _sla_key,
+            "id",
+            **_partial(status_in(_status, DONE_STATUSES) & _not_spam),
+        ),
+        Index(
+            "ix_conversations_spam_sla",
+            _sla_key,
+            "id",
+            **_partial(column("is_spam", Boolean()).is_(True)),
+        ),
+        # The other sorts of the open views (services.listing.SORTS).
+        Index(
+            "ix_conversations_open_waiting",
+            func.coalesce(column("last_inbound_at"), column("created_at")),
+            "id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
+        Index(
+            "ix_conversations_open_activity",
+            func.coalesce(column("last_message_at"), column("created_at")),
+            "id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
+        # Get next (services.assignment.NEXT_ORDER) over the claimable items: the first
+        # eligible row in this order is the answer, found without sorting.
+        Index(
+            "ix_conversations_claim",
+            _sla_key,
+            "priority_rank",
+            "first_inbound_at",
+            "id",
+            **_partial(
+                status_in(_status, CLAIMABLE_STATUSES) & column("assignee_id").is_(None) & _not_spam
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -129,6 +259,10 @@ class Conversation(TimestampMixin, Base):
     is_public: Mapped[bool] = mapped_column(default=False)
     status: Mapped[Status] = enum_column(Status, default=Status.NEW)
     priority: Mapped[Priority] = enum_column(Priority, default=Priority.NORMAL)
+    # Get next's priority order, urgent first, kept by the database itself (a generated column)
+    # so that the claim index can hold it and no writer can forget it. Stored: PostgreSQL
+    # cannot index a virtual one.
+    priority_rank: Mapped[int] = mapped_column(Computed(PRIORITY_RANK_SQL, persisted=True))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # When the current assignee got it: the no-action timeout counts from here.
@@ -173,6 +307,18 @@ class Conversation(TimestampMixin, Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+# PostgreSQL's statistics of how the filterable columns occur together (a team may get only
+# DMs, say): assuming them independent, the planner expects a rare filter combination's rows
+# early in a queue index and walks all of it; knowing, it reads that team's rows instead.
+FILTER_STATISTICS = (
+    "CREATE STATISTICS conversations_filters (mcv)"
+    " ON team_id, kind, is_public, priority, status, is_spam FROM conversations"
+)
+event.listen(
+    Conversation.__table__, "after_create", DDL(FILTER_STATISTICS).execute_if(dialect="postgresql")
+)
 
 
 class Message(TimestampMixin, Base):

@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.sql import ColumnElement
 
 from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import (
+    CLAIMABLE_STATUSES,
     OPEN_STATUSES,
     AssignmentMode,
     AuditEvent,
@@ -31,10 +32,10 @@ from inbox.models import (
     Conversation,
     Direction,
     Message,
-    Priority,
-    Status,
     Team,
     User,
+    sla_order_key,
+    status_in,
 )
 from inbox.services import conversations
 from inbox.services.audit import record_audit
@@ -42,28 +43,23 @@ from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
 from inbox.timeutil import format_duration
 
-# Only untouched or active items are handed out; pending/snoozed ones wait on the customer.
-CLAIMABLE_STATUSES = (Status.NEW, Status.OPEN)
 CLAIM_ATTEMPTS = 20
 
-_PRIORITY_RANK = case(
-    (Conversation.priority == Priority.URGENT, 0),
-    (Conversation.priority == Priority.HIGH, 1),
-    (Conversation.priority == Priority.NORMAL, 2),
-    else_=3,
-)
 # Most urgent first: the nearest SLA deadline (none last), then priority, then who waited longest.
+# These are the columns of the claim index (models.conversations), so the first eligible row is
+# read from it without sorting the backlog.
 NEXT_ORDER = (
-    Conversation.sla_due_at.asc().nulls_last(),
-    _PRIORITY_RANK,
+    sla_order_key(Conversation.sla_due_at),
+    Conversation.priority_rank,
     Conversation.first_inbound_at.asc().nulls_last(),
     Conversation.id,
 )
 
 
 def _unowned() -> ColumnElement[bool]:
+    # The claim index's WHERE, with the statuses as constants so PostgreSQL can prove it.
     return (
-        Conversation.status.in_(CLAIMABLE_STATUSES)
+        status_in(Conversation.status, CLAIMABLE_STATUSES)
         & Conversation.assignee_id.is_(None)
         & Conversation.is_spam.is_(False)
     )
@@ -72,18 +68,15 @@ def _unowned() -> ColumnElement[bool]:
 def _take(conversation_id: int, user: User, *, now: datetime) -> Conversation | None:
     """Assign conversation `conversation_id` to `user` if it is still unassigned; None if
     someone was faster. The conditional UPDATE is the atomic step on every database."""
-    result = db.session.execute(
+    # RETURNING loads the updated row (over any copy already in the session): one statement
+    # instead of the update, a load and a refresh.
+    return db.session.scalars(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
         .values(assignee_id=user.id, version=Conversation.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return None
-    conversation = db.session.get(Conversation, conversation_id)
-    assert conversation is not None
-    db.session.refresh(conversation, ["assignee_id", "version", "assignee"])
-    return conversation
+        .returning(Conversation)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def _candidate(query) -> int | None:

@@ -14,13 +14,16 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql import ColumnElement
 
 from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import (
+    CLAIMABLE_STATUSES,
+    DONE_STATUSES,
+    NO_DEADLINE,
     OPEN_STATUSES,
     ChannelAccount,
     Contact,
@@ -40,6 +43,8 @@ from inbox.models import (
     Tag,
     User,
     conversation_tags,
+    sla_order_key,
+    status_in,
 )
 from inbox.models.base import UTCDateTime
 from inbox.services.conversations import visibility_clause
@@ -60,15 +65,14 @@ VIEWS: list[tuple[str, str]] = [
 ]
 VIEW_NAMES = dict(VIEWS)
 
-# Sort name -> (key expression, ascending). The key never is NULL (coalesced with created_at)
-# so the keyset comparison is total.
-# Conversations without a running SLA clock sort after every deadline.
-NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
+# Sort name -> (key expression, ascending). The key never is NULL (coalesced with created_at,
+# or NO_DEADLINE) so the keyset comparison is total. Each key is the expression of the queue's
+# indexes (models.conversations), so a page is read in index order.
 # "Breaching soon" shows what is warned, breached, or due within this horizon.
 BREACHING_HORIZON = timedelta(hours=1)
 
 SORTS: dict[str, tuple[ColumnElement[datetime], bool]] = {
-    "sla": (func.coalesce(Conversation.sla_due_at, literal(NO_DEADLINE, UTCDateTime())), True),
+    "sla": (sla_order_key(Conversation.sla_due_at), True),
     "waiting": (func.coalesce(Conversation.last_inbound_at, Conversation.created_at), True),
     "newest": (func.coalesce(Conversation.last_message_at, Conversation.created_at), False),
     "oldest": (func.coalesce(Conversation.last_message_at, Conversation.created_at), True),
@@ -104,10 +108,12 @@ def _sort_value(conversation: Conversation, sort: str) -> datetime:
 
 
 def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a named queue view (shared by the counts and the list)."""
+    """The WHERE clauses of a named queue view (shared by the counts and the list). The status
+    lists are constants (`status_in`): they are what lets PostgreSQL use the view group's
+    partial index."""
     not_spam = Conversation.is_spam.is_(False)
-    open_ = Conversation.status.in_(OPEN_STATUSES)
-    active = Conversation.status.in_((Status.NEW, Status.OPEN))
+    open_ = status_in(Conversation.status, OPEN_STATUSES)
+    active = status_in(Conversation.status, CLAIMABLE_STATUSES)
     team_ids = [t.id for t in user.teams]
     clauses = {
         "breaching": [
@@ -123,9 +129,9 @@ def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
         "mine": [not_spam, open_, Conversation.assignee_id == user.id],
         "teams": [not_spam, open_, Conversation.team_id.in_(team_ids)],
         "open": [not_spam, open_],
-        "pending": [not_spam, Conversation.status == Status.PENDING],
-        "snoozed": [not_spam, Conversation.status == Status.SNOOZED],
-        "resolved": [not_spam, Conversation.status.in_((Status.RESOLVED, Status.CLOSED))],
+        "pending": [not_spam, status_in(Conversation.status, [Status.PENDING])],
+        "snoozed": [not_spam, status_in(Conversation.status, [Status.SNOOZED])],
+        "resolved": [not_spam, status_in(Conversation.status, DONE_STATUSES)],
         "spam": [Conversation.is_spam.is_(True)],
         "all": [not_spam],
     }
@@ -485,11 +491,11 @@ def list_conversations(
         query = query.where(*filters.clauses())
     if cursor:
         value, last_id = decode_cursor(cursor, sort)
-        bound = literal(value, UTCDateTime())
-        if ascending:
-            query = query.where(or_(key > bound, and_(key == bound, Conversation.id > last_id)))
-        else:
-            query = query.where(or_(key < bound, and_(key == bound, Conversation.id < last_id)))
+        # A row comparison, which the index scan starts from (an OR of the two cases would be
+        # read from the start of the index and filtered).
+        after = tuple_(key, Conversation.id)
+        bound = tuple_(literal(value, UTCDateTime()), literal(last_id))
+        query = query.where(after > bound if ascending else after < bound)
     order = (
         (key.asc(), Conversation.id.asc()) if ascending else (key.desc(), Conversation.id.desc())
     )

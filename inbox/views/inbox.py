@@ -255,7 +255,6 @@ def _conversation_context(conversation: Conversation) -> dict[str, Any]:
 def conversation(conversation_id: int):
     conversation = actions.get_conversation_for(current_user, conversation_id)
     actions.mark_read(conversation, current_user, now=utcnow())
-    db.session.commit()
     if _fragment():
         context = _conversation_context(conversation)
         context.update(
@@ -266,13 +265,18 @@ def conversation(conversation_id: int):
             now=utcnow(),
             list_args=_list_args(),
         )
-        return render_template("inbox/_conversation.html", **context)
-    view = request.args.get("view", "open")
-    if view not in listing.VIEW_NAMES:
-        view = "open"
-    return render_template(
-        "inbox/index.html", **_page_context(view), **_conversation_context(conversation)
-    )
+        page = render_template("inbox/_conversation.html", **context)
+    else:
+        view = request.args.get("view", "open")
+        if view not in listing.VIEW_NAMES:
+            view = "open"
+        page = render_template(
+            "inbox/index.html", **_page_context(view), **_conversation_context(conversation)
+        )
+    # Committed after rendering: a commit expires every loaded object, and the page would
+    # load the user, the conversation and its thread all over again.
+    db.session.commit()
+    return page
 
 
 # --- Actions ---------------------------------------------------------------------------------
