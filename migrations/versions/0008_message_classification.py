@@ -1,7 +1,7 @@
 """classification: language and sentiment of customer messages
 
 Revision ID: 0008_message_classification
-Revises: 0006_reports
+Revises: 0007_queue_indexes
 Create Date: 2026-12-01 08:00:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0008_message_classification"
-down_revision = "0006_reports"
+down_revision = "0007_queue_indexes"
 branch_labels = None
 depends_on = None
 
