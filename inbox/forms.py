@@ -402,6 +402,13 @@ class TeamAssignmentForm(FlaskForm):
     calendar_id = SelectField("Business calendar", coerce=int, default=0)
 
 
+class HelpdeskEndpointForm(FlaskForm):
+    """A team's helpdesk webhook; the secret field is never filled back in (blank keeps it)."""
+
+    url = webhook_url_field("Helpdesk webhook URL")
+    secret = PasswordField("Signing secret", validators=[Optional(), Length(max=200)])
+
+
 # --- report e-mails (views/reports.py) --------------------------------------------------------
 
 

@@ -21,13 +21,24 @@ from inbox.connectors import TransientSendError
 from inbox.extensions import db
 from inbox.models import InboundEvent, SlaClockEvent, Team
 from inbox.queue import PeriodicJob, get_redis
-from inbox.services import assignment, availability, conversations, report_mail, sla
+from inbox.services import (
+    assignment,
+    availability,
+    conversations,
+    helpdesk,
+    report_mail,
+    sla,
+)
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
 from inbox.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class HelpdeskRetry(Exception):
+    """Raised so RQ retries a helpdesk delivery (the attempt is already logged)."""
 
 
 def unit_of_work(func: F) -> F:
@@ -130,6 +141,25 @@ def sla_webhook(event_id: int, url: str) -> int | None:
     if event is None:  # rolled back or deleted since: nothing to announce
         return None
     return sla.deliver_webhook(event, url)
+
+
+@unit_of_work
+def deliver_helpdesk_case(delivery_id: int) -> str:
+    """Send one case to a team's helpdesk (enqueued by services.helpdesk with an RQ Retry).
+
+    A transient failure's attempt is committed first, so the log shows every attempt, and
+    then raised so RQ schedules the next one; the last one marks the delivery failed."""
+    job = get_current_job()
+    outcome = helpdesk.attempt_delivery(
+        delivery_id,
+        config=current_app.config,
+        final_attempt=job is None or not job.should_retry,
+        now=utcnow(),
+    )
+    if outcome.result == "retry":
+        db.session.commit()
+        raise HelpdeskRetry(outcome.reason)
+    return outcome.result
 
 
 @unit_of_work

@@ -33,6 +33,13 @@ from inbox.models.conversations import (
     Tag,
     conversation_tags,
 )
+from inbox.models.helpdesk import (
+    HelpdeskAttempt,
+    HelpdeskCase,
+    HelpdeskDelivery,
+    HelpdeskDeliveryState,
+    HelpdeskEndpoint,
+)
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
 from inbox.models.routing import RoutingRule
@@ -67,6 +74,11 @@ __all__ = [
     "EventIssue",
     "EventState",
     "Frequency",
+    "HelpdeskAttempt",
+    "HelpdeskCase",
+    "HelpdeskDelivery",
+    "HelpdeskDeliveryState",
+    "HelpdeskEndpoint",
     "InboundEvent",
     "Kind",
     "Message",
