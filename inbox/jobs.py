@@ -35,6 +35,8 @@ from inbox.services.replies import deliver_reply
 from inbox.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
+# A helpdesk delivery still pending after this long lost its job (a first attempt takes seconds).
+HELPDESK_REQUEUE_AFTER = timedelta(minutes=10)
 
 
 class HelpdeskRetry(Exception):
@@ -163,6 +165,11 @@ def deliver_helpdesk_case(delivery_id: int) -> str:
 
 
 @unit_of_work
+def requeue_helpdesk_deliveries() -> int:
+    return helpdesk.requeue_stale(now=utcnow(), older_than=HELPDESK_REQUEUE_AFTER)
+
+
+@unit_of_work
 def assign_team_backlog(team_id: int) -> int:
     """Hand a team's waiting conversations to its free online agents (enqueued when a
     conversation enters the queue or an agent frees capacity)."""
@@ -221,4 +228,5 @@ def periodic_jobs() -> list[PeriodicJob]:
             current_app.config["INBOX_ASSIGNMENT_SWEEP_SECONDS"],
         ),
         PeriodicJob("report-mail", "inbox.jobs.send_report_mail", 300),
+        PeriodicJob("requeue-helpdesk", "inbox.jobs.requeue_helpdesk_deliveries", 300),
     ]

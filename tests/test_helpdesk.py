@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 
 import pytest
+from redis import Redis
 from sqlalchemy import select
 
+from inbox import jobs
 from inbox.encryption import decrypt
 from inbox.extensions import db
 from inbox.models import (
@@ -260,6 +263,20 @@ def test_replay_refuses_a_forged_post(make_app, make_user, agent, support, recei
     login(client, make_user(Role.ADMIN))
     assert client.post(f"/admin/helpdesk/{delivery.id}/replay").status_code == 400
     assert deliveries()[0].state is HelpdeskDeliveryState.FAILED
+
+
+def test_a_delivery_whose_job_was_lost_is_requeued_by_the_sweep(app, agent, support, receiver):
+    routed(agent, support)
+    Redis.from_url(app.config["REDIS_URL"]).flushdb()  # the job is gone, as if Redis had died
+    assert jobs.requeue_helpdesk_deliveries() == 0  # queued just now: not stale yet
+    [delivery] = deliveries()  # the job ended the session its objects belonged to
+    delivery.queued_at = utcnow() - jobs.HELPDESK_REQUEUE_AFTER - timedelta(seconds=1)
+    db.session.commit()
+    assert jobs.requeue_helpdesk_deliveries() == 1
+    run_jobs(app)
+    assert deliveries()[0].state is HelpdeskDeliveryState.DELIVERED
+    assert len(receiver.received) == 1
+    assert jobs.requeue_helpdesk_deliveries() == 0
 
 
 def test_a_team_without_a_webhook_hands_nothing_off(app, agent, receiver):

@@ -33,8 +33,6 @@ class HelpdeskEndpoint(TimestampMixin, Base):
     # The HMAC signing secret, Fernet-encrypted (inbox.encryption); never logged or shown.
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
 
-    team: Mapped[Team] = relationship()
-
 
 class HelpdeskDeliveryState(enum.StrEnum):
     PENDING = "pending"  # queued, not tried yet
@@ -48,8 +46,12 @@ class HelpdeskDelivery(Base):
     conversation is routed, so a replay sends the same case again."""
 
     __tablename__ = "helpdesk_deliveries"
-    # The conversation page shows its latest delivery.
-    __table_args__ = (Index("ix_helpdesk_deliveries_conversation", "conversation_id", "id"),)
+    __table_args__ = (
+        # The conversation page shows its latest delivery.
+        Index("ix_helpdesk_deliveries_conversation", "conversation_id", "id"),
+        # The sweep looks for deliveries queued long ago and never tried (Redis was down).
+        Index("ix_helpdesk_deliveries_state_queued", "state", "queued_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -57,9 +59,11 @@ class HelpdeskDelivery(Base):
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[HelpdeskDeliveryState] = enum_column(
-        HelpdeskDeliveryState, default=HelpdeskDeliveryState.PENDING, index=True
+        HelpdeskDeliveryState, default=HelpdeskDeliveryState.PENDING
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a job for it was last enqueued (first send, replay, the sweep).
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
 

@@ -7,7 +7,8 @@ the case frozen as JSON and enqueues `jobs.deliver_helpdesk_case` on the `outbou
 the commit, with an RQ Retry (INBOX_HELPDESK_RETRY_INTERVALS). The job calls
 `attempt_delivery`: one signed POST, logged as a `HelpdeskAttempt`; 2xx delivers, a network
 error, 429 or 5xx is retried (failed after the last retry), any other status fails at once.
-`replay` sends a delivered or failed case again. The status the helpdesk reports back is
+`replay` sends a delivered or failed case again; `requeue_stale` (periodic) re-enqueues a
+pending one whose job was lost. The status the helpdesk reports back is
 services.helpdesk_status's business.
 Imports: models, extensions.db, encryption, webhook_client, connectors.base (the signature),
 queue, live, services.audit, errors, flask.current_app (settings, URL map).
@@ -19,7 +20,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from flask import current_app
@@ -121,7 +122,7 @@ def open_case(
         after={"delivery_id": delivery.id, "team_id": team.id},
         now=now,
     )
-    _enqueue(delivery)
+    _enqueue(delivery, now=now)
     return delivery
 
 
@@ -196,7 +197,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _enqueue(delivery: HelpdeskDelivery) -> None:
+def _enqueue(delivery: HelpdeskDelivery, *, now: datetime) -> None:
+    delivery.queued_at = now
     retry = retry_policy(current_app.config["INBOX_HELPDESK_RETRY_INTERVALS"])
     enqueue_after_commit(db.session, DELIVER_JOB, delivery.id, queue="outbound", retry=retry)
 
@@ -311,7 +313,24 @@ def replay(delivery: HelpdeskDelivery, *, actor: User, now: datetime) -> None:
     record_audit(
         "helpdesk.replay", delivery, actor=actor, before=before, after={"state": "pending"}, now=now
     )
-    _enqueue(delivery)
+    _enqueue(delivery, now=now)
+
+
+def requeue_stale(*, now: datetime, older_than: timedelta, limit: int = 500) -> int:
+    """Enqueue again the pending deliveries no job picked up within `older_than` (Redis was
+    down at the commit, a worker died); a duplicate job finds the delivery sent and skips."""
+    stale = db.session.scalars(
+        select(HelpdeskDelivery)
+        .where(
+            HelpdeskDelivery.state == HelpdeskDeliveryState.PENDING,
+            HelpdeskDelivery.queued_at < now - older_than,
+        )
+        .order_by(HelpdeskDelivery.id)
+        .limit(limit)
+    ).all()
+    for delivery in stale:
+        _enqueue(delivery, now=now)
+    return len(stale)
 
 
 # --- Reading ----------------------------------------------------------------------------------

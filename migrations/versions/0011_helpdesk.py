@@ -50,6 +50,7 @@ def upgrade():
             nullable=False,
         ),
         sa.Column("created_at", inbox.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("queued_at", inbox.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", inbox.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["conversation_id"], ["conversations.id"], ondelete="CASCADE"),
@@ -63,7 +64,10 @@ def upgrade():
         unique=False,
     )
     op.create_index(
-        op.f("ix_helpdesk_deliveries_state"), "helpdesk_deliveries", ["state"], unique=False
+        "ix_helpdesk_deliveries_state_queued",
+        "helpdesk_deliveries",
+        ["state", "queued_at"],
+        unique=False,
     )
     op.create_table(
         "helpdesk_attempts",
@@ -96,7 +100,7 @@ def downgrade():
     op.drop_table("helpdesk_cases")
     op.drop_index(op.f("ix_helpdesk_attempts_delivery_id"), table_name="helpdesk_attempts")
     op.drop_table("helpdesk_attempts")
-    op.drop_index(op.f("ix_helpdesk_deliveries_state"), table_name="helpdesk_deliveries")
+    op.drop_index("ix_helpdesk_deliveries_state_queued", table_name="helpdesk_deliveries")
     op.drop_index("ix_helpdesk_deliveries_conversation", table_name="helpdesk_deliveries")
     op.drop_table("helpdesk_deliveries")
     op.drop_table("helpdesk_endpoints")
