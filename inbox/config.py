@@ -156,6 +156,14 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
             environ, "INBOX_SEND_RETRY_INTERVALS", [10, 60, 300, 900, 3600]
         ),
         "INBOX_SEND_MAX_WAIT_SECONDS": env_int(environ, "INBOX_SEND_MAX_WAIT_SECONDS", 3600),
+        # Where people reach this inbox: the links in helpdesk cases point here.
+        "INBOX_PUBLIC_URL": environ.get("INBOX_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Helpdesk case webhooks: the time a receiver has to answer, and the seconds between
+        # attempts after a network error, a 429 or a 5xx (one retry per entry).
+        "INBOX_HELPDESK_TIMEOUT_SECONDS": env_int(environ, "INBOX_HELPDESK_TIMEOUT_SECONDS", 10),
+        "INBOX_HELPDESK_RETRY_INTERVALS": env_int_list(
+            environ, "INBOX_HELPDESK_RETRY_INTERVALS", [30, 120, 600, 1800, 7200]
+        ),
     }
 
 

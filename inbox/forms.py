@@ -138,6 +138,18 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+def webhook_url_field(label: str) -> URLField:
+    """An optional http(s) URL that the app will POST to (escalations, helpdesk cases)."""
+    return URLField(
+        label,
+        validators=[
+            Optional(),
+            URL(require_tld=False, message="Enter an http(s) URL."),
+            Length(max=500),
+        ],
+    )
+
+
 class EscalationForm(Form):
     """One set of escalation actions (at warning or at breach)."""
 
@@ -145,14 +157,7 @@ class EscalationForm(Form):
     notify_supervisors = BooleanField("Notify the team's supervisors")
     raise_priority = BooleanField("Raise priority one level")
     reassign_team = SelectField("Reassign to team", coerce=int, default=0)
-    webhook = URLField(
-        "Call webhook (POST JSON)",
-        validators=[
-            Optional(),
-            URL(require_tld=False, message="Enter an http(s) URL."),
-            Length(max=500),
-        ],
-    )
+    webhook = webhook_url_field("Call webhook (POST JSON)")
 
 
 # Shared by SLA policies and routing rules: both match on a conversation's visibility.
@@ -395,6 +400,13 @@ class TeamAssignmentForm(FlaskForm):
         validators=[InputRequired(), NumberRange(1, 10080)],
     )
     calendar_id = SelectField("Business calendar", coerce=int, default=0)
+
+
+class HelpdeskEndpointForm(FlaskForm):
+    """A team's helpdesk webhook; the secret field is never filled back in (blank keeps it)."""
+
+    url = webhook_url_field("Helpdesk webhook URL")
+    secret = PasswordField("Signing secret", validators=[Optional(), Length(max=200)])
 
 
 # --- report e-mails (views/reports.py) --------------------------------------------------------

@@ -21,13 +21,26 @@ from inbox.connectors import TransientSendError
 from inbox.extensions import db
 from inbox.models import InboundEvent, SlaClockEvent, Team
 from inbox.queue import PeriodicJob, get_redis
-from inbox.services import assignment, availability, conversations, report_mail, sla
+from inbox.services import (
+    assignment,
+    availability,
+    conversations,
+    helpdesk,
+    report_mail,
+    sla,
+)
 from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
 from inbox.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
+# A helpdesk delivery still pending after this long lost its job (a first attempt takes seconds).
+HELPDESK_REQUEUE_AFTER = timedelta(minutes=10)
+
+
+class HelpdeskRetry(Exception):
+    """Raised so RQ retries a helpdesk delivery (the attempt is already logged)."""
 
 
 def unit_of_work(func: F) -> F:
@@ -133,6 +146,30 @@ def sla_webhook(event_id: int, url: str) -> int | None:
 
 
 @unit_of_work
+def deliver_helpdesk_case(delivery_id: int) -> str:
+    """Send one case to a team's helpdesk (enqueued by services.helpdesk with an RQ Retry).
+
+    A transient failure's attempt is committed first, so the log shows every attempt, and
+    then raised so RQ schedules the next one; the last one marks the delivery failed."""
+    job = get_current_job()
+    outcome = helpdesk.attempt_delivery(
+        delivery_id,
+        config=current_app.config,
+        final_attempt=job is None or not job.should_retry,
+        now=utcnow(),
+    )
+    if outcome.result == "retry":
+        db.session.commit()
+        raise HelpdeskRetry(outcome.reason)
+    return outcome.result
+
+
+@unit_of_work
+def requeue_helpdesk_deliveries() -> int:
+    return helpdesk.requeue_stale(now=utcnow(), older_than=HELPDESK_REQUEUE_AFTER)
+
+
+@unit_of_work
 def assign_team_backlog(team_id: int) -> int:
     """Hand a team's waiting conversations to its free online agents (enqueued when a
     conversation enters the queue or an agent frees capacity)."""
@@ -191,4 +228,5 @@ def periodic_jobs() -> list[PeriodicJob]:
             current_app.config["INBOX_ASSIGNMENT_SWEEP_SECONDS"],
         ),
         PeriodicJob("report-mail", "inbox.jobs.send_report_mail", 300),
+        PeriodicJob("requeue-helpdesk", "inbox.jobs.requeue_helpdesk_deliveries", 300),
     ]

@@ -9,13 +9,13 @@ Imports: extensions, rq, redis, flask.current_app.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
@@ -64,6 +64,12 @@ def enqueue_after_commit(
     """Send a job to `queue` only after `session` commits. Jobs carry ids/JSON only and are
     referenced by dotted path, so services never import the jobs module."""
     after_commit(session, lambda: get_queue(queue).enqueue(func_path, *args, **options))
+
+
+def retry_policy(intervals: Sequence[int]) -> Retry:
+    """RQ's Retry with one retry per entry of `intervals` (seconds between attempts), the way
+    the INBOX_*_RETRY_INTERVALS settings list them."""
+    return Retry(max=len(intervals), interval=list(intervals))
 
 
 def _send_pending(session: Session) -> None:

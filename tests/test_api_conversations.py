@@ -195,6 +195,7 @@ def test_openapi_describes_the_existing_endpoints(client):
         "/conversations",
         "/conversations/{id}",
         "/conversations/next",
+        "/conversations/{id}/external-status",
         "/messages",
         "/reports/sla",
         "/openapi.json",

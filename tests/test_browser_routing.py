@@ -1,6 +1,7 @@
 """Routing and assignment in real headless Chromium: "Get next" (button and `g`) claims and
-opens the most urgent conversation, the availability control in the top bar, and the routing
-admin page creating a rule and listing its matches in the test panel. Screenshots at 1366x768."""
+opens the most urgent conversation, the availability control in the top bar, the routing
+admin page creating a rule and listing its matches in the test panel, and a route to support
+showing its helpdesk case's status. Screenshots at 1366x768."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from sqlalchemy import select
 
 from inbox.extensions import db
 from inbox.models import Availability, Conversation, Role, RoutingRule, User
+from inbox.services import helpdesk
+from inbox.services.accounts import get_or_create_team
 from inbox.timeutil import utcnow
 from tests import factories
+from tests.conftest import run_jobs
+from tests.support.helpdesk_receiver import HelpdeskReceiver
 from tests.test_browser_inbox import open_inbox
 from tests.test_browser_shell import sign_in
 
@@ -100,3 +105,36 @@ def test_admin_creates_a_rule_and_tests_it(live_server, page: Page, make_user, a
     expect(page.locator("[data-rules]")).to_contain_text("Set priority: urgent")
     page.screenshot(path=str(artifacts_dir / "routing-rules.png"))
     assert db.session.scalar(select(RoutingRule.name)) == "Refunds are urgent"
+
+
+def test_routing_to_support_shows_the_helpdesk_case_status_on_the_conversation(
+    app, live_server, page: Page, make_user, artifacts_dir
+):
+    secret = "whsec-browser-0123456789"
+    receiver = HelpdeskReceiver(secret).start()
+    try:
+        boss = make_user(Role.SUPERVISOR, name="Sam Super", email="sam@example.com")
+        support = get_or_create_team("Tech support")
+        db.session.flush()
+        helpdesk.configure_endpoint(
+            support, url=receiver.url, secret=secret, actor=boss, now=utcnow()
+        )
+        c = factories.conversation(team="Social care", name="Crashing Carla")
+        open_inbox(page, live_server, boss.email, f"/inbox/c/{c.id}")
+        page.get_by_text("Route to support").click()
+        route = page.locator(".route-form")
+        route.get_by_label("Support team").select_option(label="Tech support")
+        route.get_by_label("Handoff note").fill("Crash on <b>Android</b> 15")
+        route.get_by_role("button", name="Route").click()
+        expect(page.locator("[data-toasts]")).to_contain_text("Routed to Tech support")
+        expect(page.locator("[data-delivery-state]")).to_have_text("pending")
+        run_jobs(app)
+        # The worker's live update reloads the open pane.
+        expect(page.locator("[data-delivery-state]")).to_have_text("delivered")
+        expect(page.locator("[data-helpdesk-delivery]")).to_contain_text("1 attempt")
+        page.screenshot(path=str(artifacts_dir / "routing-helpdesk-case.png"))
+        [request] = receiver.received
+        assert request.signature_valid
+        assert request.case["handoff_note"] == "Crash on <b>Android</b> 15"
+    finally:
+        receiver.stop()

@@ -38,6 +38,13 @@ from inbox.models.conversations import (
     sla_order_key,
     status_in,
 )
+from inbox.models.helpdesk import (
+    HelpdeskAttempt,
+    HelpdeskCase,
+    HelpdeskDelivery,
+    HelpdeskDeliveryState,
+    HelpdeskEndpoint,
+)
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
 from inbox.models.routing import RoutingRule
@@ -75,6 +82,11 @@ __all__ = [
     "EventIssue",
     "EventState",
     "Frequency",
+    "HelpdeskAttempt",
+    "HelpdeskCase",
+    "HelpdeskDelivery",
+    "HelpdeskDeliveryState",
+    "HelpdeskEndpoint",
     "InboundEvent",
     "Kind",
     "Message",

@@ -1,5 +1,6 @@
 """What agents do to a conversation: who may see it, claim/assign, status, priority, tags, spam,
-internal notes with @mentions, routing to a support team, contact notes and read state.
+internal notes with @mentions, routing to a support team (and its helpdesk), contact notes and
+read state.
 
 Every action checks (and bumps) the conversation's `version` so a stale form is refused with
 Conflict instead of silently overwriting a colleague's change, records an audit event and
@@ -7,7 +8,7 @@ publishes a live update after commit. Nothing here commits.
 Auto-assignment hears about freed capacity and unassigned arrivals through `queue_changed` /
 `capacity_freed`, which enqueue `jobs.assign_team_backlog` after the commit.
 Imports: models, extensions.db, errors, live, queue, services.audit, services.ingest,
-services.notifications.
+services.notifications, services.helpdesk.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from inbox.models import (
     User,
 )
 from inbox.queue import enqueue_after_commit
-from inbox.services import replies, sla
+from inbox.services import helpdesk, replies, sla
 from inbox.services.audit import record_audit
 from inbox.services.ingest import add_message
 from inbox.services.notifications import notify
@@ -238,7 +239,8 @@ def route_to_support(
     version: int | None = None,
 ) -> Message:
     """Hand the conversation to `team`'s queue: unassigned there, open again, with the handoff
-    note in the thread and the team's members notified. History is kept as it was."""
+    note in the thread and the team's members notified, and a case sent to the team's helpdesk
+    if it has one. History is kept as it was."""
     note = note.strip()
     if not note:
         raise InboxError("Write a handoff note so the support team knows what is needed.")
@@ -271,6 +273,7 @@ def route_to_support(
     db.session.flush()
     after = {**_owner_state(conversation), "status": str(conversation.status), "note": note}
     _done(conversation, "route", actor=actor, now=now, before=before, after=after)
+    helpdesk.open_case(conversation, team, note=note, actor=actor, now=now)
     capacity_freed(previous_assignee)
     queue_changed(team)
     return message

@@ -15,7 +15,7 @@ then crashed before its commit), `match_echo` claims the queued or sent reply of
 conversation with the same text and no id yet, and the job then marks it sent without sending
 it again.
 Imports: models, extensions.db, connectors, encryption, queue, live, services.ingest,
-services.channels, services.audit, errors, flask.current_app (settings), rq.Retry.
+services.channels, services.audit, errors, flask.current_app (settings).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from flask import current_app
-from rq import Retry
 from sqlalchemy import select
 
 from inbox.connectors import (
@@ -51,7 +50,7 @@ from inbox.models import (
     Platform,
     User,
 )
-from inbox.queue import enqueue_after_commit
+from inbox.queue import enqueue_after_commit, retry_policy
 from inbox.services.audit import record_audit
 from inbox.services.channels import access_token_for, api_endpoint
 from inbox.services.ingest import add_message, find_message
@@ -389,11 +388,10 @@ def _fail(message: Message, reason: str, now: datetime) -> None:
 
 
 def _enqueue_send(message: Message) -> None:
-    intervals = list(current_app.config["INBOX_SEND_RETRY_INTERVALS"])
     enqueue_after_commit(
         db.session,
         SEND_JOB,
         message.id,
         queue="outbound",
-        retry=Retry(max=len(intervals), interval=intervals),
+        retry=retry_policy(current_app.config["INBOX_SEND_RETRY_INTERVALS"]),
     )

@@ -12,7 +12,8 @@ conversation, and "assign" only fills an empty assignee (a rule never takes an i
 agent who has it).
 Nothing here commits.
 Imports: models, extensions.db, errors, services.conversations, services.assignment,
-services.replies, services.sla, services.calendar, services.listing, services.audit, timeutil.
+services.replies, services.sla, services.calendar, services.listing, services.audit,
+services.helpdesk, timeutil.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from inbox.models import (
     Team,
     User,
 )
-from inbox.services import assignment, replies, sla
+from inbox.services import assignment, helpdesk, replies, sla
 from inbox.services import conversations as actions
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
@@ -408,6 +409,8 @@ def _set_team(c: Conversation, a: dict[str, Any], now: datetime) -> bool:
     if team is None or c.team_id == team.id:
         return False
     actions.set_team(c, team, actor=None, now=now)
+    # A rule routing to a team is a hand-off like an agent's: its helpdesk gets the case.
+    helpdesk.open_case(c, team, note="Routed by a routing rule.", actor=None, now=now)
     return True
 
 

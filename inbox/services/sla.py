@@ -16,19 +16,18 @@ Owns the SLA ledger (`SlaClock`, `SlaClockEvent`) and the conversation's denorma
 
 Hooks other code calls: `on_message`, `on_status_change`, `on_attributes_change`; the worker
 calls `sweep`; the conversation page calls `explain`.
-Imports: models, extensions.db, services.calendar, services.audit, queue, live, timeutil.
+Imports: models, extensions.db, services.calendar, services.audit, queue, live, timeutil,
+webhook_client.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -47,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import joinedload, selectinload
 
+from inbox import webhook_client
 from inbox.extensions import db
 from inbox.live import publish_many_after_commit
 from inbox.models import (
@@ -899,16 +899,14 @@ def deliver_webhook(event: SlaClockEvent, url: str, *, timeout: float = 10.0) ->
         "at": event.at.isoformat(),
         "due_at": clock.due_at.isoformat() if clock.due_at else None,
     }
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"webhook URL must be http(s), got {url!r}")
-    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+    answer = webhook_client.post(
         url,
-        data=json.dumps(payload).encode(),
+        json.dumps(payload).encode(),
         headers={"Content-Type": "application/json", "User-Agent": "inbox-sla/1"},
-        method="POST",
+        timeout=timeout,
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        return response.status
+    answer.raise_for_status()
+    return answer.status
 
 
 # --- explaining a clock -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Admin pages: the people, teams and channel accounts of the workspace, ingestion health
-(accounts' last delivery, failed and unhandled webhook events, replay) and canned responses.
+(accounts' last delivery, failed and unhandled webhook events, replay), the log of helpdesk
+case deliveries (replay) and canned responses.
 
 Imports: services, models, extensions.db, errors, permissions, forms, timeutil.
 """
@@ -20,13 +21,14 @@ from inbox.models import (
     Conversation,
     EventIssue,
     EventState,
+    HelpdeskDelivery,
     InboundEvent,
     Role,
     Team,
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import canned
+from inbox.services import canned, helpdesk
 from inbox.services.audit import record_audit
 from inbox.services.events import enqueue_processing, reset_for_replay
 from inbox.timeutil import utcnow
@@ -169,3 +171,27 @@ def replay_event(event_id: int):
     db.session.commit()
     flash(f"Event #{event.id} queued for processing again.", "info")
     return redirect(url_for("admin.index") + "#ingestion")
+
+
+@bp.route("/helpdesk")
+@role_required(Role.ADMIN)
+def helpdesk_deliveries():
+    return render_template(
+        "admin/helpdesk.html", deliveries=helpdesk.recent_deliveries(), replay_form=PostForm()
+    )
+
+
+@bp.post("/helpdesk/<int:delivery_id>/replay")
+@role_required(Role.ADMIN)
+def replay_helpdesk_delivery(delivery_id: int):
+    delivery = db.session.get(HelpdeskDelivery, delivery_id) or abort(404)
+    if not PostForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        helpdesk.replay(delivery, actor=current_user, now=utcnow())
+        db.session.commit()
+        flash(f"Delivery #{delivery.id} queued to be sent again.", "info")
+    except InboxError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    return redirect(url_for("admin.helpdesk_deliveries"))

@@ -21,7 +21,7 @@ from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
 from inbox.models import Conversation, Message, Priority, Role, SlaClock, Status, Team, User
 from inbox.permissions import may_see_reports
-from inbox.services import assignment, listing, reports, sla
+from inbox.services import assignment, helpdesk_status, listing, reports, sla
 from inbox.services import conversations as actions
 from inbox.services.accounts import user_for_token
 from inbox.services.ingest import (
@@ -375,6 +375,17 @@ def openapi():
             "version": {"type": "integer", "description": "Refuse with 409 if changed since"},
         },
     }
+    external_status_body = {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "maxLength": helpdesk_status.MAX_STATUS},
+            "external_id": {"type": "string", "maxLength": helpdesk_status.MAX_EXTERNAL_ID},
+            "note": {"type": "string", "maxLength": helpdesk_status.MAX_NOTE},
+            "resolve": {"type": "boolean", "default": False},
+        },
+    }
     spec = {
         "openapi": "3.1.0",
         "info": {"title": "inbox API", "version": "1"},
@@ -417,6 +428,20 @@ def openapi():
                     responses={
                         "200": {"description": "The conversation, now assigned to you"},
                         "204": {"description": "Nothing is waiting"},
+                    },
+                )
+            },
+            "/conversations/{id}/external-status": {
+                "post": _op(
+                    "An external helpdesk reports the status of the case it was sent: stored "
+                    "with its case id, shown in the thread, audited; resolve=true resolves "
+                    "the conversation",
+                    params=[ID],
+                    body=external_status_body,
+                    responses={
+                        "200": {"description": "The case as stored"},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "404": {"$ref": "#/components/responses/Error"},
                     },
                 )
             },
@@ -515,6 +540,25 @@ def create_conversation_reply(conversation_id: int):
     )
     db.session.commit()
     return jsonify({**message_json(message), "conversation_id": message.conversation_id}), 201
+
+
+@bp.post("/conversations/<int:conversation_id>/external-status")
+def external_status(conversation_id: int):
+    """The external helpdesk reports its case's status (optionally resolving the conversation)."""
+    conversation = actions.get_conversation_for(g.api_user, conversation_id)
+    update = helpdesk_status.parse_update(request.get_json(silent=True))
+    case = helpdesk_status.record_status(conversation, update, actor=g.api_user, now=utcnow())
+    db.session.commit()
+    return jsonify(
+        {
+            "conversation_id": conversation.id,
+            "external_id": case.external_id,
+            "status": case.status,
+            "note": case.note,
+            "conversation_status": str(conversation.status),
+            "updated_at": _iso(case.updated_at),
+        }
+    )
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from inbox.services import (
     assignment,
     availability,
     canned,
+    helpdesk,
     listing,
     notifications,
     presence,
@@ -245,6 +246,8 @@ def _conversation_context(conversation: Conversation) -> dict[str, Any]:
         "canned_responses": canned.all_responses(),
         "reply_modes": replies.reply_modes_for(conversation),
         "sla_clocks": sla.explain(conversation, now=now),
+        "helpdesk_delivery": helpdesk.latest_delivery(conversation),
+        "helpdesk_case": helpdesk.case_for(conversation),
         "snooze_presets": SNOOZE_PRESETS,
         "form": PostForm(),
     }

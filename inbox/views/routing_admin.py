@@ -1,8 +1,9 @@
 """Admin pages for routing under /admin/routing: the ordered rules (create, edit, reorder,
-delete, and a dry-run "test this rule" panel) and each team's auto-assignment settings.
+delete, and a dry-run "test this rule" panel), each team's auto-assignment settings and its
+helpdesk webhook (URL and signing secret, which is never shown back).
 
 Imports: forms, models, extensions.db, errors, permissions, services.routing,
-services.assignment, timeutil.
+services.assignment, services.helpdesk, timeutil.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from wtforms.fields.choices import SelectChoice
 
 from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import PostForm, RoutingRuleForm, TeamAssignmentForm
+from inbox.forms import HelpdeskEndpointForm, PostForm, RoutingRuleForm, TeamAssignmentForm
 from inbox.models import (
     AssignmentMode,
     BusinessCalendar,
@@ -31,7 +32,7 @@ from inbox.models import (
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import assignment, routing
+from inbox.services import assignment, helpdesk, routing
 from inbox.timeutil import utcnow
 
 bp = Blueprint("routing_admin", __name__, url_prefix="/admin/routing")
@@ -59,6 +60,14 @@ def _team_form(team: Team) -> TeamAssignmentForm:
     return form
 
 
+def _helpdesk_form(team: Team) -> HelpdeskEndpointForm:
+    form = HelpdeskEndpointForm(prefix=f"helpdesk{team.id}")
+    endpoint = helpdesk.endpoint_for(team)
+    if not form.is_submitted() and endpoint is not None:
+        form.url.data = endpoint.url
+    return form
+
+
 @bp.route("/")
 @role_required(Role.ADMIN)
 def index():
@@ -73,6 +82,7 @@ def index():
         describe_condition=routing.describe_condition,
         describe_action=routing.describe_action,
         teams=[(t, _team_form(t), loads_by_team[t.id]) for t in teams],
+        helpdesk_teams=[(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams],
         post_form=PostForm(),
     )
 
@@ -313,3 +323,31 @@ def team(team_id: int):
     db.session.commit()
     flash(f"{team.name}: assignment settings saved.", "info")
     return redirect(url_for("routing_admin.index") + "#teams")
+
+
+@bp.post("/teams/<int:team_id>/helpdesk")
+@role_required(Role.ADMIN)
+def team_helpdesk(team_id: int):
+    team = db.session.get(Team, team_id) or abort(404)
+    form = _helpdesk_form(team)
+    back = redirect(url_for("routing_admin.index") + "#helpdesk")
+    if not form.validate_on_submit():
+        first = next(iter(form.errors.values()), ["The form is invalid."])
+        flash(f"{team.name}: {first[0]}", "error")
+        return back
+    try:
+        endpoint = helpdesk.configure_endpoint(
+            team,
+            url=form.url.data or "",
+            secret=form.secret.data or "",
+            actor=current_user,
+            now=utcnow(),
+        )
+    except InboxError as error:
+        db.session.rollback()
+        flash(f"{team.name}: {error.message}", "error")
+        return back
+    db.session.commit()
+    saved = "saved" if endpoint is not None else "removed; routed conversations stay here"
+    flash(f"{team.name}: helpdesk webhook {saved}.", "info")
+    return back
