@@ -1,7 +1,7 @@
 """helpdesk hand-off: team webhook endpoints, case deliveries with their attempts, case status
 
-Revision ID: 0011_helpdesk
-Revises: 0006_reports
+Revision ID: 0010_helpdesk
+Revises: 0009_report_indexes
 Create Date: 2026-12-01 08:20:00.000000
 
 """
@@ -12,8 +12,8 @@ from alembic import op
 import inbox.models.base  # noqa: F401  (UTCDateTime column type)
 
 # revision identifiers, used by Alembic.
-revision = "0011_helpdesk"
-down_revision = "0006_reports"
+revision = "0010_helpdesk"
+down_revision = "0009_report_indexes"
 branch_labels = None
 depends_on = None
 
