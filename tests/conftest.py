@@ -265,6 +265,15 @@ def artifacts_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def fake_platforms():
+    """The local fake of the platforms' APIs (tests/fake_platforms.py), for one test."""
+    from tests.fake_platforms import running_fake
+
+    with running_fake() as fake:
+        yield fake
+
+
 # --- Jobs and webhooks -------------------------------------------------------------------------
 
 WEBHOOK_FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"

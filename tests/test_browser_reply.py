@@ -14,18 +14,10 @@ from inbox.extensions import db
 from inbox.models import DeliveryStatus, Direction, Message, Role, SlaPolicy
 from inbox.timeutil import utcnow
 from tests.conftest import wait_for
-from tests.fake_platforms import FakePlatforms
 from tests.test_browser_inbox import open_inbox
 from tests.test_inbox_sla_replies import fresh_conversation
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def fake_platforms():
-    server = FakePlatforms().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from inbox.models import (
 from inbox.services.channels import set_access_token
 from inbox.services.events import enqueue_processing, reset_for_replay
 from tests.conftest import WEBHOOK_SETTINGS, run_jobs, signed_post
-from tests.fake_platforms import FakePlatforms, server_error
+from tests.fake_platforms import server_error
 from tests.test_webhooks import count
 
 FIXTURE = "meta_instagram_mention.json"
@@ -30,15 +30,8 @@ TEXT = "@brightwave still no signal in Pontcanna since Monday 😤"
 
 
 @pytest.fixture
-def fake():
-    server = FakePlatforms().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mention_app(make_app, fake, brand_accounts):
-    app = make_app(**WEBHOOK_SETTINGS, **fake.config())
+def mention_app(make_app, fake_platforms, brand_accounts):
+    app = make_app(**WEBHOOK_SETTINGS, **fake_platforms.config())
     with app.app_context():
         # This app context has its own session: load the account in it.
         account = db.session.get(ChannelAccount, brand_accounts["instagram"].id)
@@ -55,8 +48,8 @@ def deliver(app) -> InboundEvent:
     return db.session.scalars(select(InboundEvent).order_by(InboundEvent.id.desc())).first()
 
 
-def register(fake) -> None:
-    fake.add_mention(
+def register(fake_platforms) -> None:
+    fake_platforms.add_mention(
         COMMENT,
         text=TEXT,
         username="gareth.p",
@@ -65,8 +58,8 @@ def register(fake) -> None:
     )
 
 
-def test_mention_is_fetched_and_lands_in_the_queue_once(mention_app, fake):
-    register(fake)
+def test_mention_is_fetched_and_lands_in_the_queue_once(mention_app, fake_platforms):
+    register(fake_platforms)
     event = deliver(mention_app)
     assert event.state is EventState.PROCESSED, event.error
     assert count(EventIssue) == 0, db.session.scalar(select(EventIssue.reason))
@@ -76,31 +69,31 @@ def test_mention_is_fetched_and_lands_in_the_queue_once(mention_app, fake):
     assert (conversation.kind, conversation.is_public) == (Kind.MENTION, True)
     assert stored.author_identity.handle == "gareth.p"
     assert stored.author_identity.external_user_id == "17850009998887776"
-    assert fake.calls[0].token == "ig-page-token"
+    assert fake_platforms.calls[0].token == "ig-page-token"
     deliver(mention_app)  # the platform redelivers
     assert count(Message) == 1 and count(Conversation) == 1
-    assert len(fake.calls) == 1  # already stored: the platform is not asked again
+    assert len(fake_platforms.calls) == 1  # already stored: the platform is not asked again
 
 
 def test_without_an_access_token_the_mention_is_listed_with_how_to_fix_it(
-    make_app, fake, brand_accounts
+    make_app, fake_platforms, brand_accounts
 ):
-    app = make_app(**WEBHOOK_SETTINGS, **fake.config())
+    app = make_app(**WEBHOOK_SETTINGS, **fake_platforms.config())
     with app.app_context():
         deliver(app)
         issue = db.session.scalar(select(EventIssue))
         assert issue.kind == "needs_fetch" and "--access-token" in issue.reason
-        assert count(Message) == 0 and fake.calls == []
+        assert count(Message) == 0 and fake_platforms.calls == []
 
 
 def test_a_refusal_is_listed_with_metas_words_and_a_replay_after_the_fix_lands_it(
-    mention_app, fake
+    mention_app, fake_platforms
 ):
     event = deliver(mention_app)  # the fake does not know the comment: Meta's error 100
     issue = db.session.scalar(select(EventIssue))
     assert issue.kind == "fetch_failed" and "Object does not exist" in issue.reason
     assert event.state is EventState.PROCESSED and count(Message) == 0
-    register(fake)
+    register(fake_platforms)
     reset_for_replay(event)  # what Admin → Webhook deliveries → Replay does
     enqueue_processing(event)
     db.session.commit()
@@ -110,9 +103,9 @@ def test_a_refusal_is_listed_with_metas_words_and_a_replay_after_the_fix_lands_i
     assert db.session.scalar(select(Message.text).where(Message.external_id == COMMENT)) == TEXT
 
 
-def test_an_outage_leaves_the_event_pending_and_the_retry_lands_it(mention_app, fake):
-    register(fake)
-    fake.fail(server_error())
+def test_an_outage_leaves_the_event_pending_and_the_retry_lands_it(mention_app, fake_platforms):
+    register(fake_platforms)
+    fake_platforms.fail(server_error())
     event = deliver(mention_app)  # the job failed; RQ retries it later (scheduled)
     assert event.state is EventState.PENDING and event.attempts == 1
     assert count(Message) == 0 and count(EventIssue) == 0

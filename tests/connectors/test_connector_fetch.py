@@ -18,19 +18,12 @@ from inbox.connectors import (
     get_connector,
 )
 from tests.connectors.test_connector_send import endpoint
-from tests.fake_platforms import FakePlatforms, graph_error, server_error
+from tests.fake_platforms import graph_error, server_error
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 IG_ACCOUNT = "17841460123456789"
 COMMENT = "17866011223344556"
 TOKEN = "ig-token-not-logged"
-
-
-@pytest.fixture
-def fake():
-    server = FakePlatforms().start()
-    yield server
-    server.stop()
 
 
 def mention(**changes):
@@ -42,21 +35,21 @@ def mention(**changes):
     return parsed
 
 
-def fetch(fake, message):
+def fetch(fake_platforms, message):
     return connector_for_platform("instagram").fetch(
-        message, endpoint(fake, "instagram"), access_token=TOKEN
+        message, endpoint(fake_platforms, "instagram"), access_token=TOKEN
     )
 
 
-def test_comment_mention_is_read_through_the_account_with_its_author_and_time(fake):
-    fake.add_mention(
+def test_comment_mention_is_read_through_the_account_with_its_author_and_time(fake_platforms):
+    fake_platforms.add_mention(
         COMMENT,
         text="@brightwave my router is blinking red again 😩",
         username="ellie.makes",
         timestamp="2025-03-18T07:45:50+0000",
         **{"from": {"id": "17850001112223334", "username": "ellie.makes"}},
     )
-    done = fetch(fake, mention())
+    done = fetch(fake_platforms, mention())
     assert done.needs_fetch is False
     assert done.text == "@brightwave my router is blinking red again 😩"
     assert (done.author_id, done.author_handle) == ("17850001112223334", "ellie.makes")
@@ -67,44 +60,46 @@ def test_comment_mention_is_read_through_the_account_with_its_author_and_time(fa
         "17918273645012987",
         "mention",
     )
-    [call] = fake.calls
+    [call] = fake_platforms.calls
     url = urlsplit(call.path)
     assert call.method == "GET" and url.path.endswith(f"/{IG_ACCOUNT}")
     assert parse_qs(url.query)["fields"][0].startswith(f"mentioned_comment.comment_id({COMMENT})")
     assert call.token == TOKEN and TOKEN not in call.path
 
 
-def test_caption_mention_reads_the_mentioned_media(fake):
-    fake.add_mention("17918273645012987", caption="Loving my new @brightwave plan", username="kai")
-    done = fetch(fake, mention(comment_id=None))
+def test_caption_mention_reads_the_mentioned_media(fake_platforms):
+    fake_platforms.add_mention(
+        "17918273645012987", caption="Loving my new @brightwave plan", username="kai"
+    )
+    done = fetch(fake_platforms, mention(comment_id=None))
     assert (done.text, done.author_id, done.author_handle) == (
         "Loving my new @brightwave plan",
         "kai",  # no IGSID in a media answer: the username identifies the author
         "kai",
     )
-    fields = parse_qs(urlsplit(fake.calls[0].path).query)["fields"][0]
+    fields = parse_qs(urlsplit(fake_platforms.calls[0].path).query)["fields"][0]
     assert fields.startswith("mentioned_media.media_id(17918273645012987)")
 
 
-def test_a_refusal_is_permanent_with_metas_words(fake):
+def test_a_refusal_is_permanent_with_metas_words(fake_platforms):
     # No mention registered: the fake answers as Meta does for a comment it cannot load.
     with pytest.raises(PermanentSendError) as refused:
-        fetch(fake, mention())
+        fetch(fake_platforms, mention())
     assert refused.value.code == "100"
     assert "Object does not exist" in refused.value.message
 
 
-def test_an_outage_or_rate_limit_is_worth_retrying(fake):
-    fake.fail(server_error())
+def test_an_outage_or_rate_limit_is_worth_retrying(fake_platforms):
+    fake_platforms.fail(server_error())
     with pytest.raises(TransientSendError):
-        fetch(fake, mention())
-    fake.fail(graph_error(4, "(#4) Application request limit reached"))
+        fetch(fake_platforms, mention())
+    fake_platforms.fail(graph_error(4, "(#4) Application request limit reached"))
     with pytest.raises(TransientSendError):
-        fetch(fake, mention())
+        fetch(fake_platforms, mention())
 
 
-def test_other_messages_cannot_be_fetched(fake):
+def test_other_messages_cannot_be_fetched(fake_platforms):
     dm = dataclasses.replace(mention(), kind="dm")
     with pytest.raises(PermanentSendError):
-        fetch(fake, dm)
-    assert fake.calls == []
+        fetch(fake_platforms, dm)
+    assert fake_platforms.calls == []

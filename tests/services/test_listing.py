@@ -8,12 +8,12 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import event
 
 from inbox.extensions import db
 from inbox.models import NO_DEADLINE, Role, Status
 from inbox.services import assignment, listing
 from tests import factories
+from tests.support.statements import captured_statements
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -59,20 +59,6 @@ def test_newest_first_pages_backwards_through_activity(app, make_user):
             break
         cursor = page.next_cursor
     assert seen == expected
-
-
-def _captured(run) -> list[tuple[str, object]]:
-    statements: list[tuple[str, object]] = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        statements.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", keep)
-    try:
-        run()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", keep)
-    return statements
 
 
 def _plan(statement: str, parameters, index: str) -> str:
@@ -133,7 +119,7 @@ def test_queue_views_read_their_partial_index_in_order(app, make_user):
             pending=("ix_conversations_open_sla",),
         )
     for view, indexes in views.items():
-        statements = _captured(lambda v=view: listing.list_conversations(agent, view=v))
+        statements = captured_statements(lambda v=view: listing.list_conversations(agent, view=v))
         statement, parameters = _queue_statement(statements)
         plan = _plan(statement, parameters, indexes[0])
         assert any(index in plan for index in indexes), (view, plan)
@@ -144,7 +130,7 @@ def test_queue_views_read_their_partial_index_in_order(app, make_user):
 def test_get_next_reads_the_claim_index_in_order(app, make_user):
     agent = make_user(Role.AGENT)
     factories.conversation(team="Social care")
-    statements = _captured(lambda: assignment.claim_next(agent, now=NOW))
+    statements = captured_statements(lambda: assignment.claim_next(agent, now=NOW))
     db.session.rollback()
     statement, parameters = _queue_statement(statements)
     plan = _plan(statement, parameters, "ix_conversations_claim")
