@@ -60,7 +60,7 @@ INSERT INTO conversations (id, channel_account_id, contact_id, thread_key, kind,
          (ARRAY['low','normal','high','urgent'])[1 + i % 4], 1 + (i / 7) % 4, false,
          t, t + reply, t, t + reply, CASE WHEN i % 10 = 0 THEN NULL ELSE t + resolve END,
          2, 1, 'ok', 1, now(), now()
-  FROM (SELECT i, :now - make_interval(secs => (i::bigint * 7919) % (:days * 86400)) AS t,
+  FROM (SELECT i, :now - make_interval(secs => (:n - i)::bigint * (:days * 86400) / :n) AS t,
                make_interval(secs => (i % 97) * 60) AS reply,
                make_interval(secs => (i % 601) * 60) AS resolve
         FROM generate_series(1, :n) i) g;

@@ -15,7 +15,8 @@ Rules (docs/reports.md has the long form):
   zone whose offset is a multiple of 15 minutes (all of them today). New conversations and
   backlog are sums per local day.
 * Cost: the in-range ledger is joined to conversations once per report, into a temporary table
-  that every ledger figure aggregates (`_materialised_cycles`).
+  that every ledger figure aggregates (`_materialised_cycles`). On PostgreSQL the volume
+  statements, which need no such table, run meanwhile on a second connection (`_alongside`).
 * Scope: admins see every conversation; anyone else only their teams' (the viewer is passed in).
   Spam is never counted.
 
@@ -25,14 +26,16 @@ Imports: models, extensions.db, services.listing, services.sla (labels), timeuti
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Integer, Table, and_, case, cast, false, func, literal, or_, select
+from flask import current_app
+from sqlalchemy import Integer, Table, and_, case, cast, false, func, literal, or_, select, tuple_
 from sqlalchemy.schema import CreateTableAs, DropTable
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -56,6 +59,8 @@ from inbox.models import (
 )
 from inbox.services.listing import Filters, cycle_clauses, duration_seconds
 from inbox.services.sla import METRIC_LABELS
+
+T = TypeVar("T")
 
 METRICS = (SlaMetric.FIRST_RESPONSE, SlaMetric.NEXT_RESPONSE, SlaMetric.RESOLUTION)
 BASES = ("business", "calendar")
@@ -465,16 +470,47 @@ def _labels(name: str, keys: list[Any]) -> dict[Any, str]:
     return dict(db.session.execute(select(model.id, model.name).where(model.id.in_(ids))).all())
 
 
-def _breakdown(
-    cycles: Table, name: str, groups: dict[Any, dict[SlaMetric, Attainment]]
-) -> list[BreakdownRow]:
+def _breakdown_medians(cycles: Table) -> dict[str, dict[Any, float | None]]:
+    """Per dimension and key: the median first response (business seconds) of measured cycles.
+
+    PostgreSQL computes every dimension in one statement (`GROUPING SETS`, one set per
+    dimension; `grouping(key) = 0` tells which set a row belongs to, since a key may itself be
+    NULL: no team, unassigned); SQLite, which has no grouping sets, one `percentiles` per
+    dimension."""
     c = cycles.c
-    medians = percentiles(
-        select(c[name], c.business).where(
-            c.measured.is_(True), c.metric == SlaMetric.FIRST_RESPONSE
-        ),
-        (0.5,),
-    )
+    first_responses = (c.measured.is_(True), c.metric == SlaMetric.FIRST_RESPONSE)
+    if db.session.get_bind().dialect.name != "postgresql":
+        return {
+            name: {
+                key: values[0]
+                for key, values in percentiles(
+                    select(c[name], c.business).where(*first_responses), (0.5,)
+                ).items()
+            }
+            for name in DIMENSIONS
+        }
+    keys = [c[name] for name in DIMENSIONS]
+    rows = db.session.execute(
+        select(
+            *(func.grouping(key) for key in keys),
+            *keys,
+            func.percentile_cont(0.5).within_group(c.business.asc()),
+        )
+        .where(*first_responses)
+        .group_by(func.grouping_sets(*(tuple_(key) for key in keys)))
+    ).all()
+    medians: dict[str, dict[Any, float | None]] = {name: {} for name in DIMENSIONS}
+    width = len(keys)
+    for row in rows:
+        i = list(row[:width]).index(0)
+        median = row[2 * width]
+        medians[list(DIMENSIONS)[i]][row[width + i]] = None if median is None else float(median)
+    return medians
+
+
+def _breakdown(
+    name: str, groups: dict[Any, dict[SlaMetric, Attainment]], medians: dict[Any, float | None]
+) -> list[BreakdownRow]:
     labels = _labels(name, list(groups))
     none_label = {"team": "No team", "agent": "Unassigned", "policy": "No policy"}.get(name, "—")
     result = [
@@ -482,7 +518,7 @@ def _breakdown(
             key="" if key is None else str(key),
             label=labels.get(key, none_label) if key is not None else none_label,
             attainment=attainment,
-            median_first_response=medians.get(key, [None])[0],
+            median_first_response=medians.get(key),
         )
         for key, attainment in groups.items()
     ]
@@ -515,7 +551,11 @@ def _quarter_hour(column) -> ColumnElement[int]:
     return cast(func.strftime("%s", column), Integer) / QUARTER_HOUR
 
 
-def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[list[int]]]:
+def _volume(
+    query: ReportQuery, where: list[ColumnElement[bool]]
+) -> tuple[list[DayVolume], list[list[int]]]:
+    """Inbound messages per local day and in the weekday × hour heatmap, new conversations and
+    the backlog per local day, over the conversations `where` selects."""
     zone = query.zone
     inbound_bucket = _quarter_hour(Message.sent_at)
     inbound = db.session.execute(
@@ -525,7 +565,7 @@ def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[lis
             Message.direction == Direction.INBOUND,
             Message.sent_at >= query.start,
             Message.sent_at < query.end,
-            *_conversations(query, viewer),
+            *where,
         )
         .group_by(inbound_bucket)
     ).all()
@@ -559,7 +599,7 @@ def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[lis
         select(*new_columns, *backlog_columns).where(
             fi < query.end,
             or_(fi >= query.start, resolved.is_(None), resolved >= ends[0]),
-            *_conversations(query, viewer),
+            *where,
         )
     ).one()
     new, backlog = counts[: len(days)], counts[len(days) :]
@@ -572,13 +612,43 @@ def _volume(query: ReportQuery, viewer: User) -> tuple[list[DayVolume], list[lis
     )
 
 
+@contextmanager
+def _alongside(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
+    """Run `fn` while the block runs, on PostgreSQL on a second connection; the block gets a
+    callable that returns `fn`'s result (or raises its error).
+
+    The ledger figures aggregate a temporary table, which only the report's own connection sees
+    and PostgreSQL scans with a single process, so a second core sits idle meanwhile; `fn`
+    (statements that need no such table) uses it, in a thread with its own app context, hence
+    its own session, connection and transaction. Under READ COMMITTED each statement reads its
+    own snapshot anyway, so this is no less consistent than running them in turn (and, like
+    them, it sees only committed rows). SQLite runs `fn` when its result is asked for: one
+    writer at a time, and a test's in-memory database is a single connection."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        yield fn
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> T:
+        with app.app_context():  # its teardown closes the thread's session
+            return fn()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(run).result
+
+
 def sla_report(query: ReportQuery, *, viewer: User) -> SlaReport:
     """The whole report for `query` as `viewer` may see it."""
-    with _materialised_cycles(query, viewer) as cycles:
+    where = _conversations(query, viewer)  # the scope reads the viewer's teams, in this session
+    with (
+        _materialised_cycles(query, viewer) as cycles,
+        _alongside(lambda: _volume(query, where)) as volume,
+    ):
         totals, groups = _attainment_counts(cycles)
         distributions = _distributions(cycles)
-        breakdowns = {name: _breakdown(cycles, name, groups[name]) for name in DIMENSIONS}
-    days, heatmap = _volume(query, viewer)
+        medians = _breakdown_medians(cycles)
+        breakdowns = {name: _breakdown(name, groups[name], medians[name]) for name in DIMENSIONS}
+    days, heatmap = volume()
     return SlaReport(
         query=query,
         attainment=[totals[m] for m in METRICS],

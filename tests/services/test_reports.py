@@ -450,6 +450,46 @@ TWCS = SHARED_DATA / "twcs_sample.csv"
 
 
 @pytest.mark.skipif(not TWCS.exists(), reason="../shared/data/twcs_sample.csv is not present")
+def test_every_breakdown_row_carries_the_median_first_response_of_its_own_conversations(
+    admin, generated, always_on
+):
+    """Each dimension's medians come from one grouped statement on PostgreSQL; a row must get
+    its own group's median, including the groups whose key is NULL (no agent assigned)."""
+    report = reports.sla_report(
+        q(preset="custom", **{"from": "2026-01-12", "to": "2026-01-21"}), viewer=admin
+    )
+
+    def median_of(specs) -> float | None:
+        measured = [d for s in specs if (d := s.fr_measured()) is not None]
+        return statistics.median(measured) if measured else None
+
+    expected = {
+        "team": {
+            row: median_of([s for s in generated if s.team == row])
+            for row in ("Social care", "Billing")
+        },
+        "platform": {
+            str(p): median_of([s for s in generated if s.platform is p])
+            for p in (Platform.X, Platform.MESSENGER)
+        },
+        "priority": {
+            str(p): median_of([s for s in generated if s.priority is p])
+            for p in (Priority.NORMAL, Priority.HIGH)
+        },
+        "agent": {"Unassigned": median_of(generated)},
+        "policy": {always_on.name: median_of(generated)},
+    }
+    for name, want in expected.items():
+        rows = report.breakdowns[name]
+        got = {
+            (
+                row.label if name in ("team", "agent", "policy") else row.key
+            ): row.median_first_response
+            for row in rows
+        }
+        assert got == {k: pytest.approx(v) for k, v in want.items()}, name
+
+
 def test_twcs_per_brand_median_first_response_equals_the_csv(app, admin, always_on):
     text = TWCS.read_text(encoding="utf-8")
     run_import_clocks(import_twcs(read_twcs(io.StringIO(text))), now=NOW)
