@@ -66,13 +66,21 @@ event.listen(
     Base.metadata, "before_create", DDL(TRIGRAM_EXTENSION).execute_if(dialect="postgresql")
 )
 
+# New entries wait in the index's pending list, which every search reads through, until it
+# outgrows this limit (kB) and is merged: the default 4 MB made a search tens of ms slower.
+TRIGRAM_INDEX_STORAGE = {"gin_pending_list_limit": 512}
+
 
 def trigram_index(name: str, column: str) -> Index:
     """A pg_trgm GIN index on a text column: PostgreSQL answers `ILIKE '%…%'` from it (the
     trigrams of the pattern), instead of reading every row. PostgreSQL only: SQLite has no
     such index, and keeps scanning."""
     return Index(
-        name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"}
+        name,
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+        postgresql_with=TRIGRAM_INDEX_STORAGE,
     ).ddl_if(dialect="postgresql")
 
 

@@ -54,6 +54,8 @@ def upgrade():
             unique=False,
             postgresql_using="gin",
             postgresql_ops={column: "gin_trgm_ops"},
+            # A short pending list of new entries, which every search reads (see the model).
+            postgresql_with={"gin_pending_list_limit": 512},
         )
 
 
