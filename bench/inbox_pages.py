@@ -4,7 +4,8 @@ Seeds N conversations and 5×N messages straight in SQL (generate_series) into a
 PostgreSQL cluster, then times, through the real Flask app (test client, signed-in agent):
 the first page of each queue view (/inbox/rows), filter combinations, the view counts
 (/inbox/counts), and opening a 200-message conversation: the pane a click loads (X-Fragment)
-and the whole page (queue and pane; its script then fetches the counts). Server time = the request inside the process (no network).
+and the whole page (queue and pane; its script then fetches the counts). Server time = the
+request inside the process (no network).
 
     .venv/bin/python bench/inbox_pages.py [--conversations 1000000] [--repeat 20]
 

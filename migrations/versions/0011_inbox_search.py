@@ -6,8 +6,8 @@ Revises: 0010_helpdesk
 Create Date: 2026-12-01 10:40:00.000000
 
 SQLite gets no trigram index (it has none) and keeps scanning. On PostgreSQL, building the
-messages index reads the whole table and blocks writes to it meanwhile (a few minutes for
-millions of messages); the extension is left in place on downgrade (other objects may use it).
+messages index reads the whole table and blocks writes to it meanwhile (about a minute per
+5M messages on the project's VM); the extension stays on downgrade (other objects may use it).
 """
 
 import sqlalchemy as sa
