@@ -38,7 +38,10 @@ def test_agent_signs_in_and_sees_the_shell_with_counts(
     sign_in(page, live_server, agent.email)
     expect(page).to_have_url(re.compile(r"/inbox$"))
     expect(page.locator(".me-name")).to_contain_text("Alice Agent")
-    open_count = int(page.locator('[data-count="open"]').inner_text())
+    # The counts arrive after the page, from the page's own request for them.
+    count = page.locator('[data-count="open"]')
+    expect(count).to_have_text(re.compile(r"^\d+$"))
+    open_count = int(count.inner_text())
     assert open_count > 0
     assert page.locator(".rows .row").count() == min(open_count, 50)
     # An agent's navigation has no supervisor or admin pages.

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from inbox import create_app
 from inbox.extensions import db
+from inbox.models.base import include_object_for
 from tests.conftest import ROOT, app_overrides
 
 
@@ -29,7 +30,13 @@ def test_upgrade_on_an_empty_database_equals_the_models(fresh_database_url, redi
         engine = create_engine(fresh_database_url)
         try:
             with engine.connect() as conn:
-                context = MigrationContext.configure(conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "include_object": include_object_for(conn.dialect.name),
+                    },
+                )
                 diff = compare_metadata(context, db.metadata)
         finally:
             engine.dispose()

@@ -9,12 +9,14 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from inbox.extensions import Base
-from inbox.models.base import TimestampMixin, enum_column
+from inbox.models.base import TimestampMixin, enum_column, trigram_index
 from inbox.models.channels import Platform
 
 
 class Contact(TimestampMixin, Base):
     __tablename__ = "contacts"
+    # The queue's search by customer name (services.listing).
+    __table_args__ = (trigram_index("ix_contacts_display_name_trgm", "display_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     display_name: Mapped[str] = mapped_column(String(255), default="")
@@ -34,7 +36,12 @@ class Contact(TimestampMixin, Base):
 class ContactIdentity(TimestampMixin, Base):
     __tablename__ = "contact_identities"
     # The same platform user always resolves to the same contact: ingestion upserts on this.
-    __table_args__ = (UniqueConstraint("platform", "external_user_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "external_user_id"),
+        # The queue's search by handle or name on a platform (services.listing).
+        trigram_index("ix_contact_identities_handle_trgm", "handle"),
+        trigram_index("ix_contact_identities_display_name_trgm", "display_name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)

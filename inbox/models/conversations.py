@@ -36,7 +36,7 @@ from sqlalchemy.sql import ColumnElement, false
 
 from inbox.extensions import Base
 from inbox.models.accounts import Team, User
-from inbox.models.base import TimestampMixin, UTCDateTime, enum_column
+from inbox.models.base import TimestampMixin, UTCDateTime, enum_column, trigram_index
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.timeutil import utcnow
@@ -237,6 +237,19 @@ class Conversation(TimestampMixin, Base):
             "id",
             **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
         ),
+        # Filtered open views (services.listing.Filters): the visibility rule's team branch, or
+        # a team filter, reads only the rows matching every one of these columns' filters, so
+        # a combination matching few rows (a team's mentions, a channel's urgent items …)
+        # is found without reading all that team's rows.
+        Index(
+            "ix_conversations_open_filters",
+            "team_id",
+            "kind",
+            "priority",
+            "is_public",
+            "channel_account_id",
+            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+        ),
         # Get next (services.assignment.NEXT_ORDER) over the claimable items: the first
         # eligible row in this order is the answer, found without sorting.
         Index(
@@ -328,6 +341,8 @@ class Message(TimestampMixin, Base):
         # many times the platform delivers it. NULL (notes, unsent replies) is not constrained.
         UniqueConstraint("channel_account_id", "external_id"),
         Index("ix_messages_conversation_sent", "conversation_id", "sent_at"),
+        # The queue's search over what was said (services.listing).
+        trigram_index("ix_messages_text_trgm", "text"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

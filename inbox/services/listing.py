@@ -13,9 +13,22 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, tuple_
-from sqlalchemy.orm import selectinload
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.sql import ColumnElement
 
 from inbox.errors import InboxError
@@ -293,13 +306,13 @@ class Filters:
                 )
             )
         if self.channel_account_id:
-            result.append(c.channel_account_id == self.channel_account_id)
+            result.append(c.channel_account_id == _fixed(self.channel_account_id))
         if self.kind:
-            result.append(c.kind == self.kind)
+            result.append(c.kind == _fixed(self.kind.value))
         if self.is_public is not None:
             result.append(c.is_public.is_(self.is_public))
         if self.priority:
-            result.append(c.priority == self.priority)
+            result.append(c.priority == _fixed(self.priority.value))
         if self.tag:
             result.append(
                 c.id.in_(
@@ -309,7 +322,7 @@ class Filters:
                 )
             )
         if self.team_id:
-            result.append(c.team_id == self.team_id)
+            result.append(c.team_id == _fixed(self.team_id))
         if self.assignee == "none":
             result.append(c.assignee_id.is_(None))
         elif self.assignee:
@@ -348,6 +361,13 @@ class Filters:
 
     def active(self) -> bool:
         return bool(self.clauses())
+
+
+def _fixed(value: object) -> ColumnElement[Any]:
+    """A filter's value written into the SQL: the planner then sees which team, kind … a
+    prepared statement's generic plan asks for, and whether the combination matches few rows
+    (to look them up in the filters index) or many (to walk a queue index in order)."""
+    return literal(value, literal_execute=True)
 
 
 SLA_OUTCOMES = ("met", "breached", "open", "measured", "at_risk", "overdue")
@@ -421,24 +441,36 @@ def cycle_clauses(
     return clauses
 
 
+def _contains(column: ColumnElement[str], q: str) -> ColumnElement[bool]:
+    """`column` contains `q`, in any case, `%` and `_` in `q` being plain characters. The
+    pattern is written into the SQL (psycopg prepares a statement run often, and a prepared
+    statement's generic plan, not seeing the pattern, would expect many matches and walk a
+    queue index instead of joining the few candidates)."""
+    escaped = q.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return column.ilike(literal(f"%{escaped}%", String(), literal_execute=True), escape="/")
+
+
 def _search_clause(q: str) -> ColumnElement[bool]:
-    """Message text, or the contact's name or any of its handles, contains `q` (any case)."""
+    """Message text, or the contact's name or any of its handles, contains `q` (any case).
+    One `IN` over the union of the matching conversations, so that PostgreSQL finds the
+    candidates from the trigram indexes and joins them (an OR of three subqueries can only
+    be checked row by row while walking a queue index)."""
     handle = q.lstrip("@") or q
-    return or_(
-        Conversation.id.in_(
-            select(Message.conversation_id).where(Message.text.icontains(q, autoescape=True))
-        ),
-        Conversation.contact_id.in_(
-            select(Contact.id).where(Contact.display_name.icontains(q, autoescape=True))
-        ),
-        Conversation.contact_id.in_(
-            select(ContactIdentity.contact_id).where(
-                or_(
-                    ContactIdentity.handle.icontains(handle, autoescape=True),
-                    ContactIdentity.display_name.icontains(q, autoescape=True),
-                )
+    contacts = union_all(
+        select(Contact.id).where(_contains(Contact.display_name, q)),
+        select(ContactIdentity.contact_id).where(
+            or_(
+                _contains(ContactIdentity.handle, handle),
+                _contains(ContactIdentity.display_name, q),
             )
         ),
+    )
+    by_contact = aliased(Conversation)
+    return Conversation.id.in_(
+        union_all(
+            select(Message.conversation_id).where(_contains(Message.text, q)),
+            select(by_contact.id).where(by_contact.contact_id.in_(contacts)),
+        )
     )
 
 

@@ -566,6 +566,9 @@
       else { location.reload(); }
     });
     window.addEventListener("pagehide", leaveCurrent);
+    // The page comes without the view counts (counting is the slow part of a page): they
+    // arrive with this request, and again after every change.
+    refreshCounts();
     startLive();
   }
 

@@ -8,9 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from sqlalchemy import text
 
 from inbox.extensions import db
-from inbox.models import NO_DEADLINE, Role, Status
+from inbox.models import NO_DEADLINE, Kind, Priority, Role, Status
 from inbox.services import assignment, listing
 from tests import factories
 from tests.support.statements import captured_statements
@@ -61,9 +62,10 @@ def test_newest_first_pages_backwards_through_activity(app, make_user):
     assert seen == expected
 
 
-def _plan(statement: str, parameters, index: str) -> str:
+def _plan(statement: str, parameters, index: str, *, sorts: bool = False) -> str:
     """The plan of `statement` when `index` is preferred: tiny test tables would otherwise be
-    scanned and sorted whatever the indexes. PostgreSQL: a sort or a scan is the last resort,
+    scanned and sorted whatever the indexes. PostgreSQL: a scan, and unless `sorts` a sort, is
+    the last resort,
     and the plan is the generic one of a prepared statement, which sees no parameter values
     (psycopg prepares a statement run often); SQLite: INDEXED BY `index` (an error if the
     index cannot answer the query)."""
@@ -74,7 +76,8 @@ def _plan(statement: str, parameters, index: str) -> str:
         conn.exec_driver_sql(f"PREPARE queue_query AS {numbered}")
         for setting in ("plan_cache_mode = force_generic_plan", "enable_seqscan = off"):
             conn.exec_driver_sql(f"SET LOCAL {setting}")
-        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        if not sorts:
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
         arguments = ", ".join(f"%({name})s" for name in names)
         # EXECUTE's arguments are written into the SQL (a utility statement takes no parameters).
         explain = psycopg.ClientCursor(conn.connection.dbapi_connection).mogrify(
@@ -137,3 +140,77 @@ def test_get_next_reads_the_claim_index_in_order(app, make_user):
     assert "ix_conversations_claim" in plan, plan
     if db.engine.dialect.name == "postgresql":  # SQLite's index puts a NULL first_inbound_at first
         assert not _sorts_everything(plan), plan
+
+
+def test_search_takes_wildcards_quotes_and_the_escape_character_literally(app, make_user):
+    agent = make_user(Role.AGENT)
+    texts = ["order 50% off", "order 50x off", "a_b here", "axb here", "O'Brien writes", "a/b"]
+    made = {t: factories.conversation(team="Social care", text=t).id for t in texts}
+    found = lambda q: {  # noqa: E731
+        c.id for c in listing.list_conversations(agent, filters=listing.Filters(q=q)).items
+    }
+    assert found("50%") == {made["order 50% off"]}
+    assert found("a_b") == {made["a_b here"]}
+    assert found("o'brien") == {made["O'Brien writes"]}
+    assert found("a/b") == {made["a/b"]}
+    assert found("/%") == set()
+
+
+def test_text_search_reads_the_trigram_indexes(app, make_user):
+    """PostgreSQL finds the candidates of a search from its trigram indexes and joins them (no
+    scan of the messages); SQLite has no such index (nor a useless plain one on the text)."""
+    agent = make_user(Role.AGENT)
+    factories.conversation(team="Social care", text="order 4242 is late")
+    statements = captured_statements(
+        lambda: listing.list_conversations(agent, view="open", filters=listing.Filters(q="4242"))
+    )
+    if db.engine.dialect.name != "postgresql":
+        names = db.session.connection().exec_driver_sql("SELECT name FROM sqlite_master")
+        assert not [n for (n,) in names if n.endswith("_trgm")]
+        return
+    statement, parameters = _queue_statement(statements)
+    plan = _plan(statement, parameters, "")
+    for index in (
+        "ix_messages_text_trgm",
+        "ix_contacts_display_name_trgm",
+        "ix_contact_identities_handle_trgm",
+        "ix_contact_identities_display_name_trgm",
+    ):
+        assert index in plan, plan
+    assert "Seq Scan on messages" not in plan, plan
+
+
+def test_filters_of_open_views_are_narrowed_in_the_filters_index(app, make_user):
+    """A filter combination matching no row of a team with many open DMs is looked up in the
+    filters index (team, kind, priority, visibility and channel together), not by reading all
+    the team's open rows nor by walking a queue index through them."""
+    agent = make_user(Role.AGENT)
+    first = factories.conversation(team="Social care")
+    if db.engine.dialect.name == "postgresql":
+        # Enough of the team's DMs for the planner to weigh its indexes by their statistics.
+        db.session.execute(
+            text(
+                "INSERT INTO conversations (channel_account_id, contact_id, thread_key, kind,"
+                " is_public, status, priority, team_id, is_spam, message_count, sla_state,"
+                " sla_policy_pinned, version, created_at, updated_at)"
+                " SELECT channel_account_id, contact_id, thread_key || '-' || g, kind, is_public,"
+                " status, priority, team_id, is_spam, 0, sla_state, sla_policy_pinned, 1,"
+                " created_at, updated_at FROM conversations, generate_series(1, 5000) g"
+                " WHERE id = :id"
+            ),
+            {"id": first.id},
+        )
+        db.session.execute(text("ANALYZE conversations"))
+    filters = listing.Filters(
+        team_id=first.team_id, kind=Kind.MENTION, priority=Priority.URGENT, is_public=True
+    )
+    statements = captured_statements(
+        lambda: listing.list_conversations(agent, view="open", filters=filters)
+    )
+    statement, parameters = _queue_statement(statements)
+    # Sorting the few rows looked up is the plan wanted here.
+    plan = _plan(statement, parameters, "ix_conversations_open_filters", sorts=True)
+    assert "ix_conversations_open_filters" in plan, plan
+    if db.engine.dialect.name == "postgresql":
+        conditions = re.findall(r"Index Cond: (.*)", plan.split("ix_conversations_open_filters")[1])
+        assert "kind" in conditions[0] and "priority" in conditions[0], plan
