@@ -2,8 +2,8 @@
 
 1. Sweep: N open conversations, each with a running first-response clock, 5% of them past due
    (and as many past their warning instant), seeded in SQL; times `sla.sweep(now=…)` (which
-   marks each warning/breach once and runs the escalations, here an in-app notification), and a
-   second sweep that must find nothing.
+   marks each warning/breach once and runs the escalations: the breach notifies the assignee,
+   one of 20 agents, so 5% of N notifications), and a second sweep that must find nothing.
 2. Cost per ingested message: M single-message webhook deliveries processed with the SLA
    clocks running (a policy with business hours), alternating with the same with the SLA
    hooks disabled; the difference of the medians is what computing due times adds.
@@ -30,8 +30,9 @@ from bench.ingest import BRAND, delivery  # noqa: E402
 from bench.output import publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
-from inbox.models import BusinessCalendar, InboundEvent, Platform, SlaPolicy  # noqa: E402
+from inbox.models import BusinessCalendar, InboundEvent, Platform, Role, SlaPolicy  # noqa: E402
 from inbox.services import sla  # noqa: E402
+from inbox.services.accounts import create_user  # noqa: E402
 from inbox.services.channels import add_channel  # noqa: E402
 from inbox.services.events import process_event  # noqa: E402
 from inbox.timeutil import utcnow  # noqa: E402
@@ -42,10 +43,11 @@ INSERT INTO contacts (display_name, is_vip, notes, created_at, updated_at)
 SELECT 'C' || g, false, '', now(), now() FROM generate_series(1, :n) g;
 INSERT INTO conversations (channel_account_id, contact_id, thread_key, kind, is_public, status,
   priority, is_spam, message_count, sla_policy_id, sla_state, sla_due_at, version, created_at,
-  updated_at, first_inbound_at, last_inbound_at, last_message_at)
+  updated_at, first_inbound_at, last_inbound_at, last_message_at, assignee_id)
 SELECT 1, g, 'dm:' || g, 'dm', false, 'open', 'normal', false, 1, 1, 'ok',
   now() + ((CASE WHEN g % 20 = 0 THEN -10 ELSE 60 + g % 500 END) || ' minutes')::interval, 1,
-  now(), now(), now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour'
+  now(), now(), now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour',
+  :first_agent + g % 20
 FROM generate_series(1, :n) g;
 INSERT INTO sla_clocks (conversation_id, policy_id, metric, cycle, started_at, target_seconds,
   due_at, warn_at, pauses, paused_seconds)
@@ -100,9 +102,16 @@ def main() -> None:
                 )
             )
             add_channel(Platform.X, BRAND, name="@bench")
+            agents = [
+                create_user(
+                    f"agent{n}@bench", name=f"Agent {n}", role=Role.AGENT, password="x" * 12
+                )
+                for n in range(20)
+            ]
             db.session.commit()
+            seed = {"n": args.conversations, "first_agent": agents[0].id}
             for statement in filter(str.strip, SEED.split(";")):
-                db.session.execute(text(statement), {"n": args.conversations})
+                db.session.execute(text(statement), seed)
             db.session.commit()
             db.session.execute(text("ANALYZE"))
             began = time.perf_counter()
@@ -113,6 +122,7 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - began, 3),
                 "breached": len(first.breached),
                 "warned": len(first.warned),
+                "escalations": first.actions,
             }
             began = time.perf_counter()
             again = sla.sweep(now=utcnow())

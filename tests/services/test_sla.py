@@ -522,6 +522,60 @@ def test_two_sweeps_at_once_record_each_mark_once(app, default_policy, convo):
     assert counts[ClockEventKind.BREACH] == 20
 
 
+def test_two_sweeps_at_once_notify_each_recipient_once_per_mark(
+    app, default_policy, convo, make_user
+):
+    # The notify escalation runs from the marked rows (no objects): the assignee, and the
+    # team's active supervisors (every active supervisor when the item has no team), each
+    # get one notification per warn/breach mark, however many sweeps run at once.
+    social = get_or_create_team("Social care")
+    ours_supervisor = make_user(Role.SUPERVISOR, team="Social care")
+    other_supervisor = make_user(Role.SUPERVISOR, team="Billing support")
+    retired = make_user(Role.SUPERVISOR, team="Social care")
+    retired.active = False
+    assignee = make_user(Role.AGENT, team="Social care")
+    default_policy.warning_actions = [{"type": "notify", "to": ["assignee"]}]
+    default_policy.breach_actions = [{"type": "notify", "to": ["assignee", "supervisors"]}]
+    with_team, without_team = [convo() for _ in range(4)], [convo() for _ in range(4)]
+    for c in with_team + without_team:
+        c.assignee_id = assignee.id
+        c.team = social if c in with_team else None
+        customer(c, mon(9))
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    results: list[sla.SweepResult] = []
+
+    def run():
+        with app.app_context():
+            barrier.wait()
+            results.append(sla.sweep(now=mon(11, 15)))
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    got = sorted(
+        (n.conversation_id, n.kind, n.user_id) for n in db.session.scalars(select(Notification))
+    )
+    expected = []
+    for c in with_team + without_team:
+        breach_to = [ours_supervisor] if c in with_team else [ours_supervisor, other_supervisor]
+        expected.append((c.id, "sla.warn", assignee.id))
+        expected += [(c.id, "sla.breach", u.id) for u in [assignee, *breach_to]]
+    assert got == sorted(expected)
+    assert sum(r.actions for r in results) == len(expected)
+    note = db.session.scalar(
+        select(Notification).filter_by(conversation_id=with_team[0].id, kind="sla.breach")
+    )
+    assert note.text == (
+        f"SLA breached: first response on conversation #{with_team[0].id} was due at "
+        "2026-01-12 11:00 UTC"
+    )
+
+
 def test_sweep_passes_over_a_conversation_being_changed_instead_of_deadlocking(
     app, default_policy, convo, postgres
 ):
