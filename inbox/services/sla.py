@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -39,8 +40,10 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    event,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -48,7 +51,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
 from inbox import webhook_client
@@ -65,6 +68,7 @@ from inbox.models import (
     Role,
     SlaClock,
     SlaClockEvent,
+    SlaConfigVersion,
     SlaMetric,
     SlaPolicy,
     SlaState,
@@ -155,21 +159,88 @@ def select_policy(conversation: Conversation) -> SlaPolicy | None:
         pinned = _load_policy(conversation.sla_policy_id)
         if pinned is not None:
             return pinned
-    policies = db.session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.active.is_(True))
-        .order_by(SlaPolicy.position, SlaPolicy.id)
-        .options(joinedload(SlaPolicy.calendar))
-    )
-    return next((p for p in policies if policy_matches(p, conversation)), None)
+    chosen = next((p for p in _active_policies() if policy_matches(p, conversation)), None)
+    return _attached(chosen)
 
 
 def _load_policy(policy_id: int | None) -> SlaPolicy | None:
-    # With its calendar in the same query when it is not in the session yet: the clocks need
-    # both, and a job's fresh session loads them for every hook.
     if policy_id is None:
         return None
+    cached = next((p for p in _active_policies() if p.id == policy_id), None)
+    if cached is not None:
+        return _attached(cached)
+    # An inactive policy (still in force on older conversations), with its calendar in the
+    # same query when it is not in the session yet: the clocks need both.
     return db.session.get(SlaPolicy, policy_id, options=[joinedload(SlaPolicy.calendar)])
+
+
+# --- the per-process policy cache -----------------------------------------------------------
+#
+# Every hook needs the active policies with their calendars; reading them is a query and a
+# few ORM objects per message. Each process keeps detached copies, read under the version
+# token of `SlaConfigVersion`, which every write to a policy or calendar replaces in its own
+# transaction (the flush listener below): reading the token is one small query, and another
+# process's edit is seen by the first hook after its commit. The token is random, not a
+# counter, so databases that were dropped and recreated (tests) never share one. Writes that
+# bypass the ORM (raw SQL) do not change it.
+
+
+@dataclass(frozen=True)
+class _PolicyCache:
+    token: str | None = None
+    policies: tuple[SlaPolicy, ...] = ()  # active, in order, detached, calendars loaded
+
+
+_policy_cache = _PolicyCache()
+_CONFIG_MODELS = (SlaPolicy, BusinessCalendar)
+_CONFIG_CHANGED = "inbox.sla_config_changed"
+_ACTIVE_POLICIES = (
+    select(SlaPolicy)
+    .where(SlaPolicy.active.is_(True))
+    .order_by(SlaPolicy.position, SlaPolicy.id)
+    .options(joinedload(SlaPolicy.calendar))
+)
+
+
+def _active_policies() -> Sequence[SlaPolicy]:
+    """The active policies in order with their calendars: the process's cached copies, or
+    the session's own objects when this transaction changed a policy or calendar (its
+    uncommitted state is no one else's)."""
+    global _policy_cache
+    # The query's autoflush writes pending policy/calendar changes, which replaces the token.
+    token = db.session.scalar(select(SlaConfigVersion.token))
+    if token is None or db.session.info.get(_CONFIG_CHANGED) is db.session().get_transaction():
+        return db.session.scalars(_ACTIVE_POLICIES).unique().all()
+    cache = _policy_cache
+    if cache.token != token:
+        # A session of its own on this transaction's connection: the copies must not be the
+        # objects of the caller's session.
+        with Session(bind=db.session.connection()) as reader:
+            cache = _PolicyCache(token, tuple(reader.scalars(_ACTIVE_POLICIES).unique()))
+        _policy_cache = cache
+    return cache.policies
+
+
+def _attached(policy: SlaPolicy | None) -> SlaPolicy | None:
+    """`policy` in this session: a cached copy is merged in (with its calendar) without a
+    query; the session's own object is returned as it is."""
+    if policy is None or not inspect(policy).detached:
+        return policy
+    return db.session.merge(policy, load=False)
+
+
+@event.listens_for(Session, "before_flush")
+def _replace_config_token(session: Session, flush_context: Any, instances: Any) -> None:
+    changed = any(isinstance(o, _CONFIG_MODELS) for o in (*session.new, *session.deleted)) or any(
+        isinstance(o, _CONFIG_MODELS) and session.is_modified(o) for o in session.dirty
+    )
+    if not changed:
+        return
+    session.info[_CONFIG_CHANGED] = session.get_transaction()
+    token = uuid4().hex
+    table = SlaConfigVersion.__table__
+    if not session.connection().execute(update(table).values(token=token)).rowcount:
+        session.add(SlaConfigVersion(id=1, token=token))
 
 
 def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:

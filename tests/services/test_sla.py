@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from inbox.extensions import db
 from inbox.live import listen
@@ -41,6 +41,7 @@ from inbox.services.accounts import get_or_create_team
 from inbox.services.channels import add_channel
 from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from inbox.services.sla_config import save_policy
 from inbox.timeutil import utcnow
 from tests.conftest import ROOT, SHARED_DATA, wait_for
 
@@ -382,6 +383,42 @@ def test_first_matching_policy_wins_in_order(office, convo):
     assert sla.select_policy(c) is anyone
     anyone.active = False
     assert sla.select_policy(c) is None
+
+
+def test_policy_edited_in_another_app_instance_reaches_the_cached_policies(
+    make_app, app, default_policy, convo, admin
+):
+    # Each process caches the active policies behind a version token that every policy or
+    # calendar write replaces: the hooks here stop reading the policies, and an edit made
+    # through another app instance (its own session and transaction) is seen after its commit.
+    db.session.commit()
+    customer(convo(), mon(9))  # reads the policies once, under the current token
+    db.session.commit()
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        before = convo()
+        customer(before, mon(9))
+        db.session.commit()
+        assert not [s for s in statements if "FROM sla_policies" in s]
+        assert clock(before, FR).due_at == mon(11)  # the 2h target
+        other = make_app()
+        with other.app_context():
+            policy = db.session.get(SlaPolicy, default_policy.id)
+            save_policy(
+                policy, {"first_response_seconds": 3600}, actor=db.session.merge(admin), now=mon(8)
+            )
+            db.session.commit()
+            db.session.remove()
+        after = convo()
+        customer(after, mon(9))
+        assert clock(after, FR).due_at == mon(10)  # the edited 1h target
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
 
 
 # --- out of order --------------------------------------------------------------------------
