@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -725,8 +725,18 @@ def sweep(*, now: datetime) -> SweepResult:
     )
     if not marks:
         return result
-    event_ids = _record_marks(marks, now)
-    result.actions = _escalate(marks, event_ids, now)
+    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
+    policies = {
+        p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
+    }
+    # Only webhooks and the per-object path name the event: otherwise its id is not read back.
+    wanted = any(
+        a.get("type") in ("webhook", *_OBJECT_ACTIONS)
+        for p in policies.values()
+        for a in (*p.warning_actions, *p.breach_actions)
+    )
+    event_ids = _record_marks(marks, now, return_ids=wanted)
+    result.actions = _escalate(marks, policies, event_ids, now)
     touched = list(dict.fromkeys(m.conversation_id for m, _ in marks))
     publish_many_after_commit(db.session, "conversation.sla", _refresh_sla_columns(touched))
     return result
@@ -808,10 +818,11 @@ _MARK_EVENTS = (
 
 
 def _record_marks(
-    marks: list[tuple[Row, ClockEventKind]], now: datetime
+    marks: list[tuple[Row, ClockEventKind]], now: datetime, *, return_ids: bool
 ) -> dict[tuple[int, ClockEventKind], int]:
     """Record the warn/breach event of every mark in one INSERT … SELECT from the marked
-    clocks (the database builds the rows); the events' ids by (clock id, kind)."""
+    clocks (the database builds the rows); with `return_ids`, the events' ids by (clock id,
+    kind)."""
     parts = []
     for kind, at, reason in _MARK_EVENTS:
         ids = [m.id for m, k in marks if k is kind]
@@ -827,19 +838,20 @@ def _record_marks(
                 ).where(SlaClock.id.in_(_ids(ids)))
             )
     events = SlaClockEvent.__table__
-    statement = (
-        insert(events)
-        .from_select(
-            ["clock_id", "kind", "at", "reason", "detail", "recorded_at"],
-            parts[0] if len(parts) == 1 else union_all(*parts),
-        )
-        .returning(events.c.id, events.c.clock_id, events.c.kind)
+    statement = insert(events).from_select(
+        ["clock_id", "kind", "at", "reason", "detail", "recorded_at"],
+        parts[0] if len(parts) == 1 else union_all(*parts),
     )
-    return {(e.clock_id, ClockEventKind(e.kind)): e.id for e in db.session.execute(statement)}
+    if not return_ids:
+        db.session.execute(statement)
+        return {}
+    rows = db.session.execute(statement.returning(events.c.id, events.c.clock_id, events.c.kind))
+    return {(e.clock_id, ClockEventKind(e.kind)): e.id for e in rows}
 
 
 def _escalate(
     marks: list[tuple[Row, ClockEventKind]],
+    policies: dict[int, SlaPolicy],
     event_ids: dict[tuple[int, ClockEventKind], int],
     now: datetime,
 ) -> int:
@@ -850,10 +862,6 @@ def _escalate(
     changes what its other marked clocks escalate to, so every mark of a conversation with
     such an action takes the per-clock path, in mark order (the policy read at action time).
     """
-    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
-    policies = {
-        p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
-    }
     changing = {
         m.conversation_id
         for m, kind in marks
@@ -1043,9 +1051,9 @@ def _webhook(action: dict[str, Any], event_id: int) -> int:
     return 1
 
 
-@dataclass(frozen=True)
-class _Notice:
-    """One `notify` action for one warn/breach mark, in plain values."""
+class _Notice(NamedTuple):
+    """One `notify` action for one warn/breach mark, in plain values (a tuple: a sweep makes
+    thousands)."""
 
     to: tuple[str, ...]
     kind: ClockEventKind
