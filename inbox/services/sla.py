@@ -27,10 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    JSON,
     BindParameter,
     ColumnElement,
     Row,
@@ -38,13 +40,19 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    event,
     func,
     insert,
+    inspect,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.sql.functions import FunctionElement
 
 from inbox import webhook_client
 from inbox.extensions import db
@@ -55,10 +63,12 @@ from inbox.models import (
     Conversation,
     Direction,
     Message,
+    Notification,
     Priority,
     Role,
     SlaClock,
     SlaClockEvent,
+    SlaConfigVersion,
     SlaMetric,
     SlaPolicy,
     SlaState,
@@ -69,11 +79,11 @@ from inbox.models import (
     Visibility,
     WarnMode,
 )
+from inbox.models.base import UTCDateTime
 from inbox.queue import enqueue_after_commit
 from inbox.services.audit import record_audit
 from inbox.services.calendar import CalendarSpec, add_business_time, business_time_between
 from inbox.services.calendar import open_intervals as calendar_open_intervals
-from inbox.services.notifications import notify
 from inbox.timeutil import as_utc, format_duration
 
 PAUSING_STATUSES = (Status.PENDING, Status.SNOOZED)
@@ -149,21 +159,88 @@ def select_policy(conversation: Conversation) -> SlaPolicy | None:
         pinned = _load_policy(conversation.sla_policy_id)
         if pinned is not None:
             return pinned
-    policies = db.session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.active.is_(True))
-        .order_by(SlaPolicy.position, SlaPolicy.id)
-        .options(joinedload(SlaPolicy.calendar))
-    )
-    return next((p for p in policies if policy_matches(p, conversation)), None)
+    chosen = next((p for p in _active_policies() if policy_matches(p, conversation)), None)
+    return _attached(chosen)
 
 
 def _load_policy(policy_id: int | None) -> SlaPolicy | None:
-    # With its calendar in the same query when it is not in the session yet: the clocks need
-    # both, and a job's fresh session loads them for every hook.
     if policy_id is None:
         return None
+    cached = next((p for p in _active_policies() if p.id == policy_id), None)
+    if cached is not None:
+        return _attached(cached)
+    # An inactive policy (still in force on older conversations), with its calendar in the
+    # same query when it is not in the session yet: the clocks need both.
     return db.session.get(SlaPolicy, policy_id, options=[joinedload(SlaPolicy.calendar)])
+
+
+# --- the per-process policy cache -----------------------------------------------------------
+#
+# Every hook needs the active policies with their calendars; reading them is a query and a
+# few ORM objects per message. Each process keeps detached copies, read under the version
+# token of `SlaConfigVersion`, which every write to a policy or calendar replaces in its own
+# transaction (the flush listener below): reading the token is one small query, and another
+# process's edit is seen by the first hook after its commit. The token is random, not a
+# counter, so databases that were dropped and recreated (tests) never share one. Writes that
+# bypass the ORM (raw SQL) do not change it.
+
+
+@dataclass(frozen=True)
+class _PolicyCache:
+    token: str | None = None
+    policies: tuple[SlaPolicy, ...] = ()  # active, in order, detached, calendars loaded
+
+
+_policy_cache = _PolicyCache()
+_CONFIG_MODELS = (SlaPolicy, BusinessCalendar)
+_CONFIG_CHANGED = "inbox.sla_config_changed"
+_ACTIVE_POLICIES = (
+    select(SlaPolicy)
+    .where(SlaPolicy.active.is_(True))
+    .order_by(SlaPolicy.position, SlaPolicy.id)
+    .options(joinedload(SlaPolicy.calendar))
+)
+
+
+def _active_policies() -> Sequence[SlaPolicy]:
+    """The active policies in order with their calendars: the process's cached copies, or
+    the session's own objects when this transaction changed a policy or calendar (its
+    uncommitted state is no one else's)."""
+    global _policy_cache
+    # The query's autoflush writes pending policy/calendar changes, which replaces the token.
+    token = db.session.scalar(select(SlaConfigVersion.token))
+    if token is None or db.session.info.get(_CONFIG_CHANGED) is db.session().get_transaction():
+        return db.session.scalars(_ACTIVE_POLICIES).unique().all()
+    cache = _policy_cache
+    if cache.token != token:
+        # A session of its own on this transaction's connection: the copies must not be the
+        # objects of the caller's session.
+        with Session(bind=db.session.connection()) as reader:
+            cache = _PolicyCache(token, tuple(reader.scalars(_ACTIVE_POLICIES).unique()))
+        _policy_cache = cache
+    return cache.policies
+
+
+def _attached(policy: SlaPolicy | None) -> SlaPolicy | None:
+    """`policy` in this session: a cached copy is merged in (with its calendar) without a
+    query; the session's own object is returned as it is."""
+    if policy is None or not inspect(policy).detached:
+        return policy
+    return db.session.merge(policy, load=False)
+
+
+@event.listens_for(Session, "before_flush")
+def _replace_config_token(session: Session, flush_context: Any, instances: Any) -> None:
+    changed = any(isinstance(o, _CONFIG_MODELS) for o in (*session.new, *session.deleted)) or any(
+        isinstance(o, _CONFIG_MODELS) and session.is_modified(o) for o in session.dirty
+    )
+    if not changed:
+        return
+    session.info[_CONFIG_CHANGED] = session.get_transaction()
+    token = uuid4().hex
+    table = SlaConfigVersion.__table__
+    if not session.connection().execute(update(table).values(token=token)).rowcount:
+        session.add(SlaConfigVersion(id=1, token=token))
 
 
 def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:
@@ -635,24 +712,31 @@ def sweep(*, now: datetime) -> SweepResult:
     back; only that one records the event and runs the escalation actions.
 
     The rest is set-based too, because a sweep after a quiet night marks thousands of clocks:
-    one batched INSERT of the events, one UPDATE of the conversations' SLA columns. Only
-    the conversations with a mark their policy escalates are loaded as objects, for the
-    actions.
+    one INSERT … SELECT of the events, one INSERT of the notifications, one UPDATE … RETURNING
+    of the conversations' SLA columns. Only conversations whose escalation raises the
+    priority or reassigns (which re-selects the policy) are loaded as objects.
     """
     now = as_utc(now)
-    warned = _mark(SlaClock.warned_at, SlaClock.warn_at, now)
-    breached = _mark(SlaClock.breached_at, SlaClock.due_at, now)
-    result = SweepResult(warned=[m.id for m in warned], breached=[m.id for m in breached])
-    marks = [(m, ClockEventKind.WARN) for m in warned] + [
-        (m, ClockEventKind.BREACH) for m in breached
-    ]
+    marks = [(m, ClockEventKind.WARN) for m in _mark(SlaClock.warned_at, SlaClock.warn_at, now)]
+    marks += [(m, ClockEventKind.BREACH) for m in _mark(SlaClock.breached_at, SlaClock.due_at, now)]
+    result = SweepResult(
+        warned=[m.id for m, kind in marks if kind is ClockEventKind.WARN],
+        breached=[m.id for m, kind in marks if kind is ClockEventKind.BREACH],
+    )
     if not marks:
         return result
-    # Core, not the ORM's bulk insert: its per-row bookkeeping doubled the cost.
-    db.session.execute(
-        insert(SlaClockEvent.__table__), [_mark_event(m, kind, now) for m, kind in marks]
+    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
+    policies = {
+        p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
+    }
+    # Only webhooks and the per-object path name the event: otherwise its id is not read back.
+    wanted = any(
+        a.get("type") in ("webhook", *_OBJECT_ACTIONS)
+        for p in policies.values()
+        for a in (*p.warning_actions, *p.breach_actions)
     )
-    result.actions = _escalate(marks, now)
+    event_ids = _record_marks(marks, now, return_ids=wanted)
+    result.actions = _escalate(marks, policies, event_ids, now)
     touched = list(dict.fromkeys(m.conversation_id for m, _ in marks))
     publish_many_after_commit(db.session, "conversation.sla", _refresh_sla_columns(touched))
     return result
@@ -660,7 +744,8 @@ def sweep(*, now: datetime) -> SweepResult:
 
 def _mark(mark, instant, now: datetime) -> list[Row]:
     """Set `mark` to `instant` on the running clocks whose instant has passed; the rows this
-    call marked (id, conversation_id, policy_id, due_at, at), by id."""
+    call marked, by id, with what the events and escalations need (metric, due, the
+    conversation's assignee and team)."""
     # The conversation is locked with its clock, skipping both when either is taken: a
     # request changing a conversation locks its row and then its clocks, and the sweep, which
     # updates conversations too, would otherwise hold a clock while waiting for that row (a
@@ -672,6 +757,11 @@ def _mark(mark, instant, now: datetime) -> list[Row]:
         .order_by(SlaClock.id)
         .with_for_update(skip_locked=True, of=(SlaClock, Conversation))
     )
+
+    def of_conversation(column):
+        # Locked above, so as the escalations will see it.
+        return select(column).where(Conversation.id == SlaClock.conversation_id).scalar_subquery()
+
     statement = (
         update(SlaClock)
         .where(SlaClock.id.in_(candidates), mark.is_(None), SlaClock.stopped_at.is_(None))
@@ -680,8 +770,10 @@ def _mark(mark, instant, now: datetime) -> list[Row]:
             SlaClock.id,
             SlaClock.conversation_id,
             SlaClock.policy_id,
+            SlaClock.metric,
             SlaClock.due_at,
-            mark.label("at"),
+            of_conversation(Conversation.assignee_id).label("assignee_id"),
+            of_conversation(Conversation.team_id).label("team_id"),
         )
         # Clocks already in the session (a hook ran earlier in this transaction) get the mark.
         .execution_options(synchronize_session="fetch")
@@ -689,63 +781,139 @@ def _mark(mark, instant, now: datetime) -> list[Row]:
     return sorted(db.session.execute(statement).all(), key=lambda m: m.id)
 
 
-def _mark_event(mark: Row, kind: ClockEventKind, now: datetime) -> dict[str, Any]:
-    return {
-        "clock_id": mark.id,
-        "kind": kind,
-        "at": mark.at,
-        "reason": "warning threshold reached" if kind is ClockEventKind.WARN else "due passed",
-        # As `_event` writes it (json.dumps with default=str), without the round trip.
-        "detail": {"due_at": None if mark.due_at is None else str(mark.due_at)},
-        "recorded_at": now,
-    }
+class _due_detail(FunctionElement[dict[str, Any]]):  # noqa: N801 (an SQL function)
+    """A warn/breach event's detail, `{"due_at": str(due_at)}` as `_event` writes it
+    (json.dumps with default=str), built by the database from a clock's due instant."""
+
+    type = JSON()
+    name = "due_detail"
+    inherit_cache = True
 
 
-def _escalate(marks: list[tuple[Row, ClockEventKind]], now: datetime) -> int:
-    """Run the policies' escalation actions for the marks, in mark order; how many ran.
+@compiles(_due_detail, "postgresql")
+def _due_detail_postgresql(element: _due_detail, compiler: Any, **kw: Any) -> str:
+    due = compiler.process(element.clauses, **kw)
+    utc = f"({due} AT TIME ZONE 'UTC')"
+    return (
+        f"json_build_object('due_at', to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') || CASE WHEN "
+        f"date_trunc('second', {due}) = {due} THEN '' ELSE to_char({utc}, '.US') END "
+        "|| '+00:00')"
+    )
 
-    An action may re-select the conversation's policy, which changes what its other marked
-    clocks escalate to, so every mark of a conversation with any escalating mark takes the
-    per-clock path (the policy read at action time); other conversations need nothing.
+
+@compiles(_due_detail, "sqlite")
+def _due_detail_sqlite(element: _due_detail, compiler: Any, **kw: Any) -> str:
+    # UTCDateTime's stored form is naive UTC, always with six digits of microseconds.
+    due = compiler.process(element.clauses, **kw)
+    return (
+        f"json_object('due_at', CASE WHEN substr({due}, 21) = '000000' THEN substr({due}, 1, 19)"
+        f" ELSE {due} END || '+00:00')"
+    )
+
+
+_MARK_EVENTS = (
+    (ClockEventKind.WARN, SlaClock.warned_at, "warning threshold reached"),
+    (ClockEventKind.BREACH, SlaClock.breached_at, "due passed"),
+)
+
+
+def _record_marks(
+    marks: list[tuple[Row, ClockEventKind]], now: datetime, *, return_ids: bool
+) -> dict[tuple[int, ClockEventKind], int]:
+    """Record the warn/breach event of every mark in one INSERT … SELECT from the marked
+    clocks (the database builds the rows); with `return_ids`, the events' ids by (clock id,
+    kind)."""
+    parts = []
+    for kind, at, reason in _MARK_EVENTS:
+        ids = [m.id for m, k in marks if k is kind]
+        if ids:
+            parts.append(
+                select(
+                    SlaClock.id,
+                    literal(kind.value),
+                    at,
+                    literal(reason),
+                    _due_detail(SlaClock.due_at),
+                    literal(now, UTCDateTime()),
+                ).where(SlaClock.id.in_(_ids(ids)))
+            )
+    events = SlaClockEvent.__table__
+    statement = insert(events).from_select(
+        ["clock_id", "kind", "at", "reason", "detail", "recorded_at"],
+        parts[0] if len(parts) == 1 else union_all(*parts),
+    )
+    if not return_ids:
+        db.session.execute(statement)
+        return {}
+    rows = db.session.execute(statement.returning(events.c.id, events.c.clock_id, events.c.kind))
+    return {(e.clock_id, ClockEventKind(e.kind)): e.id for e in rows}
+
+
+def _escalate(
+    marks: list[tuple[Row, ClockEventKind]],
+    policies: dict[int, SlaPolicy],
+    event_ids: dict[tuple[int, ClockEventKind], int],
+    now: datetime,
+) -> int:
+    """Run the policies' escalation actions for the marks; how many ran.
+
+    `notify` and `webhook` need nothing but the marked rows: their notifications are one
+    insert. Raising the priority or reassigning re-selects the conversation's policy, which
+    changes what its other marked clocks escalate to, so every mark of a conversation with
+    such an action takes the per-clock path, in mark order (the policy read at action time).
     """
-    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
-    policies = {
-        p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
+    changing = {
+        m.conversation_id
+        for m, kind in marks
+        if any(
+            a.get("type") in _OBJECT_ACTIONS for a in _escalations(policies.get(m.policy_id), kind)
+        )
     }
-    escalating = {
-        m.conversation_id for m, kind in marks if _escalations(policies.get(m.policy_id), kind)
-    }
-    chosen = [(m, kind) for m, kind in marks if m.conversation_id in escalating]
-    if not chosen:
+    actions = _escalate_objects(
+        [(m, kind) for m, kind in marks if m.conversation_id in changing], event_ids, now
+    )
+    notices: list[_Notice] = []
+    for m, kind in marks:
+        if m.conversation_id in changing:
+            continue
+        for action in _escalations(policies.get(m.policy_id), kind):
+            if action.get("type") == "notify":
+                notices.append(
+                    _Notice.of(
+                        action,
+                        kind,
+                        m.metric,
+                        m.conversation_id,
+                        m.assignee_id,
+                        m.team_id,
+                        m.due_at,
+                    )
+                )
+            elif action.get("type") == "webhook":
+                actions += _webhook(action, event_ids[m.id, kind])
+    return actions + _notify(notices, now)
+
+
+def _escalate_objects(
+    marks: list[tuple[Row, ClockEventKind]],
+    event_ids: dict[tuple[int, ClockEventKind], int],
+    now: datetime,
+) -> int:
+    if not marks:
         return 0
-    clock_ids = _ids([m.id for m, _ in chosen])
     clocks = {
         c.id: c
         for c in db.session.scalars(
             select(SlaClock)
-            .where(SlaClock.id.in_(clock_ids))
-            .options(joinedload(SlaClock.conversation).selectinload(Conversation.assignee))
-        )
-    }
-    # The events were inserted without RETURNING (costly per row), so read back the ids of
-    # the ones recorded now; the last of a clock and kind is this sweep's.
-    event_ids = {
-        (e.clock_id, e.kind): e.id
-        for e in db.session.execute(
-            select(SlaClockEvent.id, SlaClockEvent.clock_id, SlaClockEvent.kind)
-            .where(
-                SlaClockEvent.clock_id.in_(clock_ids),
-                SlaClockEvent.kind.in_((ClockEventKind.WARN, ClockEventKind.BREACH)),
-                SlaClockEvent.recorded_at == now,
-            )
-            .order_by(SlaClockEvent.id)
+            .where(SlaClock.id.in_(_ids([m.id for m, _ in marks])))
+            .options(joinedload(SlaClock.conversation))
         )
     }
     actions = 0
-    for m, kind in chosen:
-        clock, event_id = clocks[m.id], event_ids[m.id, kind]
+    for m, kind in marks:
+        clock = clocks[m.id]
         for action in _escalations(_policy_of(clock), kind):
-            actions += _run_action(action, clock, kind, event_id, now)
+            actions += _run_action(action, clock, kind, event_ids[m.id, kind], now)
     return actions
 
 
@@ -783,7 +951,8 @@ def _refresh_sla_columns(conversation_ids: list[int]) -> list[dict[str, Any]]:
         .group_by(SlaClock.conversation_id)
         .subquery()
     )
-    db.session.execute(
+    columns = (Conversation.id, Conversation.sla_state, Conversation.sla_due_at)
+    rows = db.session.execute(
         update(Conversation)
         .where(
             Conversation.id.in_(ids),
@@ -794,14 +963,16 @@ def _refresh_sla_columns(conversation_ids: list[int]) -> list[dict[str, Any]]:
             ),
         )
         .values(sla_state=wanted.c.state, sla_due_at=wanted.c.due_at)
+        .returning(*columns)
         # Conversations in the session (those escalated) take the new values.
         .execution_options(synchronize_session="fetch")
-    )
-    rows = db.session.execute(
-        select(Conversation.id, Conversation.sla_state, Conversation.sla_due_at).where(
-            Conversation.id.in_(ids)
-        )
-    )
+    ).all()
+    # The few whose columns were right already (another clock had the same effect) are read.
+    unchanged = set(conversation_ids).difference(r.id for r in rows)
+    if unchanged:
+        rows += db.session.execute(
+            select(*columns).where(Conversation.id.in_(_ids(list(unchanged))))
+        ).all()
     return [
         {"conversation_id": r.id, "sla_state": str(r.sla_state), "sla_due_at": r.sla_due_at}
         for r in rows
@@ -817,6 +988,10 @@ def _ids(ids: list[int]) -> BindParameter[list[int]]:
 # --- escalation actions -------------------------------------------------------------------
 
 
+# Actions that change the conversation and re-select its policy: they need it as an object.
+_OBJECT_ACTIONS = ("raise_priority", "reassign")
+
+
 def _run_action(
     action: dict[str, Any], clock: SlaClock, kind: ClockEventKind, event_id: int, now
 ) -> int:
@@ -824,7 +999,16 @@ def _run_action(
     conversation = clock.conversation
     what = action.get("type")
     if what == "notify":
-        return _notify(action.get("to", []), clock, kind, now)
+        notice = _Notice.of(
+            action,
+            kind,
+            clock.metric,
+            conversation.id,
+            conversation.assignee_id,
+            conversation.team_id,
+            clock.due_at,
+        )
+        return _notify([notice], now)
     if what == "raise_priority":
         index = _PRIORITY_ORDER.index(conversation.priority)
         if index + 1 >= len(_PRIORITY_ORDER):
@@ -844,12 +1028,8 @@ def _run_action(
         conversation.team = team
         _escalated(conversation, before, {"team_id": team.id, "assignee_id": None}, now)
         return 1
-    if what == "webhook" and action.get("url"):
-        # Never inside this transaction: the call happens in a job after the commit.
-        enqueue_after_commit(
-            db.session, "inbox.jobs.sla_webhook", event_id, action["url"], queue="outbound"
-        )
-        return 1
+    if what == "webhook":
+        return _webhook(action, event_id)
     return 0
 
 
@@ -861,29 +1041,85 @@ def _escalated(conversation: Conversation, before, after, now) -> None:
     on_attributes_change(conversation, actor=None, now=now)
 
 
-def _notify(to: list[str], clock: SlaClock, kind: ClockEventKind, now) -> int:
-    conversation = clock.conversation
-    recipients: dict[int, User] = {}
-    if "assignee" in to and conversation.assignee is not None:
-        recipients[conversation.assignee.id] = conversation.assignee
-    if "supervisors" in to:
-        query = select(User).where(User.role == Role.SUPERVISOR, User.active.is_(True))
-        if conversation.team_id is not None:
-            query = query.where(User.teams.any(Team.id == conversation.team_id))
-        recipients.update((u.id, u) for u in db.session.scalars(query))
-    what = METRIC_LABELS[clock.metric].lower()
-    if kind is ClockEventKind.WARN:
-        text = (
-            f"SLA warning: {what} on conversation #{conversation.id} is due in "
-            + format_duration((clock.due_at - now).total_seconds())
+def _webhook(action: dict[str, Any], event_id: int) -> int:
+    if not action.get("url"):
+        return 0
+    # Never inside this transaction: the call happens in a job after the commit.
+    enqueue_after_commit(
+        db.session, "inbox.jobs.sla_webhook", event_id, action["url"], queue="outbound"
+    )
+    return 1
+
+
+class _Notice(NamedTuple):
+    """One `notify` action for one warn/breach mark, in plain values (a tuple: a sweep makes
+    thousands)."""
+
+    to: tuple[str, ...]
+    kind: ClockEventKind
+    metric: SlaMetric
+    conversation_id: int
+    assignee_id: int | None
+    team_id: int | None
+    due_at: datetime
+
+    @classmethod
+    def of(cls, action: dict[str, Any], *args: Any) -> _Notice:
+        return cls(tuple(action.get("to", [])), *args)
+
+    def text(self, now: datetime) -> str:
+        what = METRIC_LABELS[self.metric].lower()
+        if self.kind is ClockEventKind.WARN:
+            return (
+                f"SLA warning: {what} on conversation #{self.conversation_id} is due in "
+                + format_duration((self.due_at - now).total_seconds())
+            )
+        return f"SLA breached: {what} on conversation #{self.conversation_id} was due at " + (
+            self.due_at.strftime("%Y-%m-%d %H:%M UTC")
         )
-    else:
-        text = f"SLA breached: {what} on conversation #{conversation.id} was due at " + (
-            clock.due_at.strftime("%Y-%m-%d %H:%M UTC")
-        )
-    for user in recipients.values():
-        notify(user, f"sla.{kind}", text, conversation=conversation, now=now)
-    return len(recipients)
+
+
+def _notify(notices: list[_Notice], now: datetime) -> int:
+    """In-app notifications for the notices (the assignee and/or the team's active
+    supervisors, each user once per notice) in one insert; how many."""
+    teams = {n.team_id for n in notices if "supervisors" in n.to}
+    supervisors = _supervisors(teams) if teams else {}
+    rows = []
+    for notice in notices:
+        users = [notice.assignee_id] if "assignee" in notice.to and notice.assignee_id else []
+        if "supervisors" in notice.to:
+            users += supervisors.get(notice.team_id, [])
+        text = notice.text(now)
+        rows += [
+            {
+                "user_id": user_id,
+                "kind": f"sla.{notice.kind}",
+                "conversation_id": notice.conversation_id,
+                "text": text,
+                "created_at": now,
+            }
+            for user_id in dict.fromkeys(users)
+        ]
+    if not rows:
+        return 0
+    db.session.execute(insert(Notification.__table__), rows)
+    users = dict.fromkeys(r["user_id"] for r in rows)
+    publish_many_after_commit(db.session, "notification", [{"user_id": u} for u in users])
+    return len(rows)
+
+
+def _supervisors(team_ids: set[int | None]) -> dict[int | None, list[int]]:
+    """The active supervisors' ids by team (key None: every active supervisor, for
+    conversations without a team)."""
+    active = and_(User.role == Role.SUPERVISOR, User.active.is_(True))
+    result: dict[int | None, list[int]] = {}
+    for user_id, team_id in db.session.execute(
+        select(User.id, Team.id).join(User.teams).where(active, Team.id.in_(team_ids - {None}))
+    ):
+        result.setdefault(team_id, []).append(user_id)
+    if None in team_ids:
+        result[None] = list(db.session.scalars(select(User.id).where(active)))
+    return result
 
 
 def deliver_webhook(event: SlaClockEvent, url: str, *, timeout: float = 10.0) -> int:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from inbox.extensions import db
 from inbox.live import listen
@@ -41,6 +41,7 @@ from inbox.services.accounts import get_or_create_team
 from inbox.services.channels import add_channel
 from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from inbox.services.sla_config import save_policy
 from inbox.timeutil import utcnow
 from tests.conftest import ROOT, SHARED_DATA, wait_for
 
@@ -384,6 +385,42 @@ def test_first_matching_policy_wins_in_order(office, convo):
     assert sla.select_policy(c) is None
 
 
+def test_policy_edited_in_another_app_instance_reaches_the_cached_policies(
+    make_app, app, default_policy, convo, admin
+):
+    # Each process caches the active policies behind a version token that every policy or
+    # calendar write replaces: the hooks here stop reading the policies, and an edit made
+    # through another app instance (its own session and transaction) is seen after its commit.
+    db.session.commit()
+    customer(convo(), mon(9))  # reads the policies once, under the current token
+    db.session.commit()
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        before = convo()
+        customer(before, mon(9))
+        db.session.commit()
+        assert not [s for s in statements if "FROM sla_policies" in s]
+        assert clock(before, FR).due_at == mon(11)  # the 2h target
+        other = make_app()
+        with other.app_context():
+            policy = db.session.get(SlaPolicy, default_policy.id)
+            save_policy(
+                policy, {"first_response_seconds": 3600}, actor=db.session.merge(admin), now=mon(8)
+            )
+            db.session.commit()
+            db.session.remove()
+        after = convo()
+        customer(after, mon(9))
+        assert clock(after, FR).due_at == mon(10)  # the edited 1h target
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+
+
 # --- out of order --------------------------------------------------------------------------
 
 
@@ -520,6 +557,60 @@ def test_two_sweeps_at_once_record_each_mark_once(app, default_policy, convo):
     # breached; resolution warns at 75% of 8h (Mon 16:00), not yet.
     assert counts[ClockEventKind.WARN] == 20
     assert counts[ClockEventKind.BREACH] == 20
+
+
+def test_two_sweeps_at_once_notify_each_recipient_once_per_mark(
+    app, default_policy, convo, make_user
+):
+    # The notify escalation runs from the marked rows (no objects): the assignee, and the
+    # team's active supervisors (every active supervisor when the item has no team), each
+    # get one notification per warn/breach mark, however many sweeps run at once.
+    social = get_or_create_team("Social care")
+    ours_supervisor = make_user(Role.SUPERVISOR, team="Social care")
+    other_supervisor = make_user(Role.SUPERVISOR, team="Billing support")
+    retired = make_user(Role.SUPERVISOR, team="Social care")
+    retired.active = False
+    assignee = make_user(Role.AGENT, team="Social care")
+    default_policy.warning_actions = [{"type": "notify", "to": ["assignee"]}]
+    default_policy.breach_actions = [{"type": "notify", "to": ["assignee", "supervisors"]}]
+    with_team, without_team = [convo() for _ in range(4)], [convo() for _ in range(4)]
+    for c in with_team + without_team:
+        c.assignee_id = assignee.id
+        c.team = social if c in with_team else None
+        customer(c, mon(9))
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    results: list[sla.SweepResult] = []
+
+    def run():
+        with app.app_context():
+            barrier.wait()
+            results.append(sla.sweep(now=mon(11, 15)))
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    got = sorted(
+        (n.conversation_id, n.kind, n.user_id) for n in db.session.scalars(select(Notification))
+    )
+    expected = []
+    for c in with_team + without_team:
+        breach_to = [ours_supervisor] if c in with_team else [ours_supervisor, other_supervisor]
+        expected.append((c.id, "sla.warn", assignee.id))
+        expected += [(c.id, "sla.breach", u.id) for u in [assignee, *breach_to]]
+    assert got == sorted(expected)
+    assert sum(r.actions for r in results) == len(expected)
+    note = db.session.scalar(
+        select(Notification).filter_by(conversation_id=with_team[0].id, kind="sla.breach")
+    )
+    assert note.text == (
+        f"SLA breached: first response on conversation #{with_team[0].id} was due at "
+        "2026-01-12 11:00 UTC"
+    )
 
 
 def test_sweep_passes_over_a_conversation_being_changed_instead_of_deadlocking(

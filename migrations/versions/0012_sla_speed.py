@@ -1,0 +1,40 @@
+"""SLA speed: the SLA configuration's version token (the per-process policy cache), and room
+on the pages of conversations and sla_clocks for HOT updates by the sweep
+
+Revision ID: 0012_sla_speed
+Revises: 0010_helpdesk
+Create Date: 2026-12-01 11:00:00.000000
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = "0012_sla_speed"
+down_revision = "0010_helpdesk"
+branch_labels = None
+depends_on = None
+
+# Only pages written from now on keep the room; existing ones get it as rows move (or at a
+# VACUUM FULL / CLUSTER, which this migration does not run: it would lock the tables).
+FILLFACTOR_TABLES = ("conversations", "sla_clocks")
+
+
+def upgrade():
+    op.create_table(
+        "sla_config_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        for table in FILLFACTOR_TABLES:
+            op.execute(f"ALTER TABLE {table} SET (fillfactor = 85)")
+
+
+def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        for table in FILLFACTOR_TABLES:
+            op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    op.drop_table("sla_config_version")
