@@ -2,7 +2,7 @@
 on the pages of conversations and sla_clocks for HOT updates by the sweep
 
 Revision ID: 0012_sla_speed
-Revises: 0010_helpdesk
+Revises: 0011_inbox_search
 Create Date: 2026-12-01 11:00:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0012_sla_speed"
-down_revision = "0010_helpdesk"
+down_revision = "0011_inbox_search"
 branch_labels = None
 depends_on = None
 
