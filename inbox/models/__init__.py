@@ -15,6 +15,7 @@ from inbox.models.accounts import (
 from inbox.models.audit import AuditEvent
 from inbox.models.canned import CannedResponse
 from inbox.models.channels import ChannelAccount, Platform
+from inbox.models.config import ConfigVersion
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.models.conversations import (
     CLAIMABLE_STATUSES,
@@ -53,7 +54,6 @@ from inbox.models.sla import (
     ClockEventKind,
     SlaClock,
     SlaClockEvent,
-    SlaConfigVersion,
     SlaMetric,
     SlaPolicy,
     StopReason,
@@ -62,6 +62,7 @@ from inbox.models.sla import (
 )
 
 __all__ = [
+    "ConfigVersion",
     "CLAIMABLE_STATUSES",
     "DONE_STATUSES",
     "NO_DEADLINE",
@@ -99,7 +100,6 @@ __all__ = [
     "RoutingRule",
     "SlaClock",
     "SlaClockEvent",
-    "SlaConfigVersion",
     "SlaMetric",
     "SlaPolicy",
     "SlaState",

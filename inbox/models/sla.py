@@ -123,17 +123,6 @@ class SlaPolicy(TimestampMixin, Base):
         }[metric]
 
 
-class SlaConfigVersion(Base):
-    """One row whose token changes, in the same transaction, with every write to an SLA
-    policy or a business calendar (`services.sla`): a process's cached copy of the active
-    policies is current exactly while the token it was read under is the stored one."""
-
-    __tablename__ = "sla_config_version"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token: Mapped[str] = mapped_column(String(32))
-
-
 class SlaClock(Base):
     """One metric cycle of one conversation: first response (cycle 1), each next-response
     cycle (1, 2, …) and resolution (cycle 1, paused and resumed in place)."""

@@ -16,8 +16,8 @@ Owns the SLA ledger (`SlaClock`, `SlaClockEvent`) and the conversation's denorma
 
 Hooks other code calls: `on_message`, `on_status_change`, `on_attributes_change`; the worker
 calls `sweep`; the conversation page calls `explain`.
-Imports: models, extensions.db, services.calendar, services.audit, queue, live, timeutil,
-webhook_client.
+Imports: models, extensions.db, services.calendar, services.config_versions, services.audit,
+queue, live, timeutil, webhook_client.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -40,7 +39,6 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    event,
     func,
     insert,
     inspect,
@@ -68,7 +66,6 @@ from inbox.models import (
     Role,
     SlaClock,
     SlaClockEvent,
-    SlaConfigVersion,
     SlaMetric,
     SlaPolicy,
     SlaState,
@@ -81,6 +78,7 @@ from inbox.models import (
 )
 from inbox.models.base import UTCDateTime
 from inbox.queue import enqueue_after_commit
+from inbox.services import config_versions
 from inbox.services.audit import record_audit
 from inbox.services.calendar import CalendarSpec, add_business_time, business_time_between
 from inbox.services.calendar import open_intervals as calendar_open_intervals
@@ -177,12 +175,9 @@ def _load_policy(policy_id: int | None) -> SlaPolicy | None:
 # --- the per-process policy cache -----------------------------------------------------------
 #
 # Every hook needs the active policies with their calendars; reading them is a query and a
-# few ORM objects per message. Each process keeps detached copies, read under the version
-# token of `SlaConfigVersion`, which every write to a policy or calendar replaces in its own
-# transaction (the flush listener below): reading the token is one small query, and another
-# process's edit is seen by the first hook after its commit. The token is random, not a
-# counter, so databases that were dropped and recreated (tests) never share one. Writes that
-# bypass the ORM (raw SQL) do not change it.
+# few ORM objects per message. Each process keeps detached copies, read under the "sla"
+# configuration's version token (services.config_versions), which every write to a policy
+# or calendar replaces in its own transaction.
 
 
 @dataclass(frozen=True)
@@ -192,8 +187,7 @@ class _PolicyCache:
 
 
 _policy_cache = _PolicyCache()
-_CONFIG_MODELS = (SlaPolicy, BusinessCalendar)
-_CONFIG_CHANGED = "inbox.sla_config_changed"
+config_versions.watch("sla", SlaPolicy, BusinessCalendar)
 _ACTIVE_POLICIES = (
     select(SlaPolicy)
     .where(SlaPolicy.active.is_(True))
@@ -208,8 +202,8 @@ def _active_policies() -> Sequence[SlaPolicy]:
     uncommitted state is no one else's)."""
     global _policy_cache
     # The query's autoflush writes pending policy/calendar changes, which replaces the token.
-    token = db.session.scalar(select(SlaConfigVersion.token))
-    if token is None or db.session.info.get(_CONFIG_CHANGED) is db.session().get_transaction():
+    token = config_versions.token("sla")
+    if token is None or config_versions.changed_here("sla"):
         return db.session.scalars(_ACTIVE_POLICIES).unique().all()
     cache = _policy_cache
     if cache.token != token:
@@ -227,20 +221,6 @@ def _attached(policy: SlaPolicy | None) -> SlaPolicy | None:
     if policy is None or not inspect(policy).detached:
         return policy
     return db.session.merge(policy, load=False)
-
-
-@event.listens_for(Session, "before_flush")
-def _replace_config_token(session: Session, flush_context: Any, instances: Any) -> None:
-    changed = any(isinstance(o, _CONFIG_MODELS) for o in (*session.new, *session.deleted)) or any(
-        isinstance(o, _CONFIG_MODELS) and session.is_modified(o) for o in session.dirty
-    )
-    if not changed:
-        return
-    session.info[_CONFIG_CHANGED] = session.get_transaction()
-    token = uuid4().hex
-    table = SlaConfigVersion.__table__
-    if not session.connection().execute(update(table).values(token=token)).rowcount:
-        session.add(SlaConfigVersion(id=1, token=token))
 
 
 def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:

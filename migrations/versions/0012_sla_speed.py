@@ -1,4 +1,4 @@
-"""SLA speed: the SLA configuration's version token (the per-process policy cache), and room
+"""SLA speed: version tokens of cached configuration (the per-process policy cache), and room
 on the pages of conversations and sla_clocks for HOT updates by the sweep
 
 Revision ID: 0012_sla_speed
@@ -23,10 +23,10 @@ FILLFACTOR_TABLES = ("conversations", "sla_clocks")
 
 def upgrade():
     op.create_table(
-        "sla_config_version",
-        sa.Column("id", sa.Integer(), nullable=False),
+        "config_versions",
+        sa.Column("name", sa.String(length=40), nullable=False),
         sa.Column("token", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("name"),
     )
     if op.get_bind().dialect.name == "postgresql":
         for table in FILLFACTOR_TABLES:
@@ -37,4 +37,4 @@ def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         for table in FILLFACTOR_TABLES:
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
-    op.drop_table("sla_config_version")
+    op.drop_table("config_versions")
