@@ -47,7 +47,7 @@ from inbox.models.helpdesk import (
 )
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
-from inbox.models.routing import RoutingRule
+from inbox.models.routing import RoutingRule, RoutingRulesVersion
 from inbox.models.sla import (
     BusinessCalendar,
     ClockEventKind,
@@ -96,6 +96,7 @@ __all__ = [
     "ReportSubscription",
     "Role",
     "RoutingRule",
+    "RoutingRulesVersion",
     "SlaClock",
     "SlaClockEvent",
     "SlaMetric",
