@@ -92,6 +92,9 @@ class _NoDeadline(ColumnElement[datetime]):
     """NO_DEADLINE as a constant in the SQL."""
 
     type = UTCDateTime()
+    # Stateless, so every instance has the same cache key; without one SQLAlchemy would
+    # compile every statement holding it (each queue and get-next query) on every execution.
+    _traverse_internals: list[Any] = []
     inherit_cache = True
 
 

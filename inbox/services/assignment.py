@@ -2,11 +2,12 @@
 or least loaded, online agents under their capacity), and returning items to the queue when
 their agent is gone or does not act.
 
-Claiming is atomic on both databases: the candidate is picked (on PostgreSQL with
-`SELECT … FOR UPDATE SKIP LOCKED`, so concurrent agents skip each other's rows) and taken with a
-conditional `UPDATE … WHERE id = :id AND assignee_id IS NULL`; a zero rowcount (SQLite: someone
-else took it between the two statements) means try the next one. The bookkeeping after the
-claim (audit, status, live update) is `conversations.record_assignment`, shared with `assign`.
+Claiming is atomic on both databases: one conditional `UPDATE … WHERE id = (the most urgent
+eligible row) AND assignee_id IS NULL` picks and takes the conversation together with an
+assignment's bookkeeping (on PostgreSQL the pick is `SELECT … FOR UPDATE SKIP LOCKED`, so
+concurrent agents skip each other's rows, and the audit row is written by the same statement;
+SQLite runs one writer at a time and writes the audit row next). The statements are built
+once per process and take every value as a parameter.
 Nothing here commits.
 Imports: models, extensions.db, errors, services.conversations, services.audit,
 services.calendar, services.sla (calendar specs), timeutil.
@@ -14,11 +15,31 @@ services.calendar, services.sla (calendar specs), timeutil.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement, FromClause, Insert, Select, Update
+from sqlalchemy.sql.functions import FunctionElement
 
 from inbox.errors import InboxError
 from inbox.extensions import db
@@ -32,6 +53,7 @@ from inbox.models import (
     Conversation,
     Direction,
     Message,
+    Status,
     Team,
     User,
     sla_order_key,
@@ -42,8 +64,6 @@ from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
 from inbox.timeutil import format_duration
-
-CLAIM_ATTEMPTS = 20
 
 # Most urgent first: the nearest SLA deadline (none last), then priority, then who waited longest.
 # These are the columns of the claim index (models.conversations), so the first eligible row is
@@ -65,46 +85,158 @@ def _unowned() -> ColumnElement[bool]:
     )
 
 
-def _take(conversation_id: int, user: User, *, now: datetime) -> Conversation | None:
-    """Assign conversation `conversation_id` to `user` if it is still unassigned; None if
-    someone was faster. The conditional UPDATE is the atomic step on every database."""
-    # RETURNING loads the updated row (over any copy already in the session): one statement
-    # instead of the update, a load and a refresh.
-    return db.session.scalars(
+class _json_object(FunctionElement[Any]):
+    """`json_object(key, value, …)` as SQLite spells it; PostgreSQL's is json_build_object."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(_json_object)
+def _json_object_sqlite(element: _json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_json_object, "postgresql")
+def _json_object_postgresql(element: _json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+_NOW = bindparam("now", type_=Conversation.__table__.c.assigned_at.type)
+
+
+def _take(conversation_id: Any) -> Update:
+    """Give conversation `conversation_id` (a bind parameter, or the pick subquery) to
+    :user_id if it is still unassigned, with an assignment's bookkeeping in the same statement
+    (what `conversations.record_assignment` does for an ORM object): assignment time,
+    new → open, version, updated_at. The conditional WHERE is the atomic step everywhere."""
+    return (
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
-        .values(assignee_id=user.id, version=Conversation.version + 1)
-        .returning(Conversation)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .values(
+            assignee_id=bindparam("user_id"),
+            assigned_at=_NOW,
+            status=case(
+                (Conversation.status == Status.NEW.value, Status.OPEN.value),
+                else_=Conversation.status,
+            ),
+            version=Conversation.version + 1,
+            updated_at=_NOW,
+        )
+    )
+
+
+def _assign_audit(taken: FromClause) -> Insert:
+    """The `conversation.assign` audit rows of the conversations in `taken` (id, team_id,
+    assignee_id after the take), as `record_assignment` writes them; actor and reason are the
+    :actor_id and :reason parameters."""
+    return insert(AuditEvent.__table__).from_select(
+        ["actor_id", "action", "target_type", "target_id", "before", "after", "created_at"],
+        select(
+            bindparam("actor_id", type_=Integer()),
+            literal("conversation.assign"),
+            literal(Conversation.__tablename__),
+            taken.c.id,
+            _json_object(literal("assignee_id"), null(), literal("team_id"), taken.c.team_id),
+            _json_object(
+                literal("assignee_id"),
+                taken.c.assignee_id,
+                literal("team_id"),
+                taken.c.team_id,
+                literal("reason"),
+                bindparam("reason", type_=String()),
+            ),
+            _NOW,
+        ).select_from(taken),
+    )
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The statements of one way of claiming; `take` returns the taken conversation. With
+    `audit` None (PostgreSQL) the take wrote the audit row itself, in a data-modifying CTE;
+    SQLite, which has no such CTEs, runs `audit` after it (with :conversation_id)."""
+
+    take: Select | Update
+    audit: Insert | None
+
+
+@functools.cache
+def _claim_statements(dialect: str, target: str) -> _Claim:
+    """Built once per process (then compiled once by SQLAlchemy and prepared by psycopg):
+    `target` is "everything" (get next for a manager), "agent" (get next for an agent, whose
+    teams the statement looks up) or "given" (auto-assignment: :conversation_id)."""
+    if target == "given":
+        conversation_id: Any = bindparam("conversation_id", type_=Integer())
+    else:
+        visible = (
+            true()
+            if target == "everything"
+            else conversations.agent_visibility_clause(bindparam("user_id"))
+        )
+        # Correlated to nothing: the subquery reads conversations itself, inside the UPDATE of
+        # conversations. SKIP LOCKED (PostgreSQL) skips candidates other agents are claiming.
+        conversation_id = (
+            select(Conversation.id)
+            .where(_unowned(), visible)
+            .order_by(*NEXT_ORDER)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Conversation)
+            .correlate(None)
+            .scalar_subquery()
+        )
+    take = _take(conversation_id)
+    if dialect != "postgresql":
+        taken = (
+            select(Conversation.id, Conversation.team_id, Conversation.assignee_id)
+            .where(Conversation.id == bindparam("conversation_id", type_=Integer()))
+            .subquery()
+        )
+        return _Claim(take.returning(Conversation), _assign_audit(taken))
+    took = take.returning(*Conversation.__table__.c).cte("took")
+    one_statement = select(aliased(Conversation, took)).add_cte(_assign_audit(took).cte("audit"))
+    return _Claim(one_statement, None)
+
+
+def _claim(
+    target: str,
+    assignee: User,
+    *,
+    actor: User | None,
+    reason: str,
+    now: datetime,
+    conversation_id: int | None = None,
+) -> Conversation | None:
+    """Assign a conversation (the most urgent visible one, or `conversation_id`) to `assignee`
+    if it is unassigned, with its bookkeeping, audit entry and live update; None if there is
+    none or someone was faster. One statement on PostgreSQL."""
+    claim = _claim_statements(db.engine.dialect.name, target)
+    params = {
+        "user_id": assignee.id,
+        "actor_id": actor.id if actor is not None else None,
+        "reason": reason,
+        "now": now,
+        "conversation_id": conversation_id,
+    }
+    # The row as the statement left it, over any copy already in the session.
+    conversation = db.session.scalars(
+        claim.take, params, execution_options={"populate_existing": True}
     ).one_or_none()
-
-
-def _candidate(query) -> int | None:
-    if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Conversation)
-    return db.session.scalar(query.limit(1))
+    if conversation is None:
+        return None
+    if claim.audit is not None:
+        db.session.execute(claim.audit, {**params, "conversation_id": conversation.id})
+    conversations.announce(conversation, "assign", actor=actor)
+    return conversation
 
 
 def claim_next(user: User, *, now: datetime) -> Conversation | None:
     """Claim for `user` the most urgent conversation they may see that is open, unassigned
-    and not spam; None when there is none. Two agents never get the same conversation."""
-    query = (
-        select(Conversation.id)
-        .where(_unowned(), conversations.visibility_clause(user))
-        .order_by(*NEXT_ORDER)
-    )
-    for _ in range(CLAIM_ATTEMPTS):
-        conversation_id = _candidate(query)
-        if conversation_id is None:
-            return None
-        conversation = _take(conversation_id, user, now=now)
-        if conversation is not None:
-            before = {"assignee_id": None, "team_id": conversation.team_id}
-            conversations.record_assignment(
-                conversation, before=before, actor=user, now=now, reason="get next"
-            )
-            return conversation
-    return None  # lost the race every time: the caller may simply ask again
+    and not spam; None when there is none. Two agents never get the same conversation: the
+    pick and the take are one statement (on PostgreSQL the pick skips rows other claims have
+    locked; SQLite runs one writer at a time)."""
+    target = "everything" if conversations.sees_everything(user) else "agent"
+    return _claim(target, user, actor=user, reason="get next", now=now)
 
 
 # --- auto-assignment ------------------------------------------------------------------------
@@ -163,16 +295,16 @@ def assign_backlog(team: Team, *, now: datetime) -> int:
         agent = _pick(team, agents, loads)
         if agent is None:
             break
-        conversation = _take(conversation_id, agent, now=now)
-        if conversation is None:
-            continue
-        conversations.record_assignment(
-            conversation,
-            before={"assignee_id": None, "team_id": team.id},
+        taken = _claim(
+            "given",
+            agent,
             actor=None,
-            now=now,
             reason=str(team.assignment_mode),
+            now=now,
+            conversation_id=conversation_id,
         )
+        if taken is None:
+            continue
         loads[agent.id] += 1
         team.last_assigned_user_id = agent.id
         assigned += 1

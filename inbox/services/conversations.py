@@ -37,6 +37,7 @@ from inbox.models import (
     Tag,
     Team,
     User,
+    team_members,
 )
 from inbox.queue import enqueue_after_commit
 from inbox.services import helpdesk, replies, sla
@@ -65,9 +66,21 @@ def visibility_clause(user: User) -> ColumnElement[bool]:
     if sees_everything(user):
         return true()
     team_ids = [t.id for t in user.teams]
+    return _agent_sees(Conversation.team_id.in_(team_ids) if team_ids else false(), user.id)
+
+
+def agent_visibility_clause(user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """`visibility_clause` of an agent whose teams the statement itself looks up: with
+    `user_id` a bind parameter, one statement (built and compiled once) serves every agent and
+    the caller needs no query for the user's teams."""
+    members = select(team_members.c.team_id).where(team_members.c.user_id == user_id)
+    return _agent_sees(Conversation.team_id.in_(members), user_id)
+
+
+def _agent_sees(in_their_teams: ColumnElement[bool], user_id: Any) -> ColumnElement[bool]:
     return or_(
-        Conversation.team_id.in_(team_ids) if team_ids else false(),
-        Conversation.assignee_id == user.id,
+        in_their_teams,
+        Conversation.assignee_id == user_id,
         and_(Conversation.team_id.is_(None), Conversation.assignee_id.is_(None)),
     )
 
@@ -127,6 +140,11 @@ def _done(
     )
     conversation.updated_at = now
     db.session.flush()
+    announce(conversation, action, actor=actor)
+
+
+def announce(conversation: Conversation, action: str, *, actor: User | None) -> None:
+    """The live update of an action on `conversation`, published after the commit."""
     publish_after_commit(
         db.session,
         "conversation.updated",
@@ -175,8 +193,9 @@ def record_assignment(
     now: datetime,
     reason: str | None = None,
 ) -> None:
-    """The bookkeeping of an assignee change already made to `conversation` (by `assign`, or
-    by `services.assignment`'s atomic claim): assignment time, status, audit, live update."""
+    """The bookkeeping of an assignee change already made to `conversation` by `assign`:
+    assignment time, status, audit, live update. (`services.assignment`'s claims do the same
+    inside their claiming statement.)"""
     db.session.flush()  # the relationship sets assignee_id only at flush
     conversation.assigned_at = now if conversation.assignee_id is not None else None
     if conversation.assignee_id is not None and conversation.status is Status.NEW:

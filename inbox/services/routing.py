@@ -10,6 +10,10 @@ action is also audited as `routing.action` with the rule's name. Actions that wo
 nothing are skipped, so a rule re-run on every message is quiet: the auto-reply goes once per
 conversation, and "assign" only fills an empty assignee (a rule never takes an item from an
 agent who has it).
+Each process compiles the active rules once (conditions into functions with their values
+prepared, regexes compiled) and checks per message, with one small query, the version token
+every rule change updates (models.RoutingRulesVersion), so an edit made anywhere applies to the
+next message everywhere.
 Nothing here commits.
 Imports: models, extensions.db, errors, services.conversations, services.assignment,
 services.replies, services.sla, services.calendar, services.listing, services.audit,
@@ -18,20 +22,24 @@ services.helpdesk, timeutil.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import (
     BusinessCalendar,
     ChannelAccount,
+    ContactIdentity,
     Conversation,
     Direction,
     Kind,
@@ -39,6 +47,7 @@ from inbox.models import (
     Platform,
     Priority,
     RoutingRule,
+    RoutingRulesVersion,
     SlaPolicy,
     Team,
     User,
@@ -332,73 +341,160 @@ def describe_action(a: dict[str, Any]) -> str:
 # --- evaluation --------------------------------------------------------------------------------
 
 
-@dataclass
 class Facts:
-    """What conditions look at: the conversation and the customer message being routed."""
+    """What conditions look at: the conversation and the customer message being routed. What
+    no action can change (the text, the platform, the author's reach, business hours on a
+    calendar) is worked out once per message, on first use, however many rules ask."""
 
-    conversation: Conversation
-    message: Message | None
-    now: datetime
+    def __init__(self, conversation: Conversation, message: Message | None, now: datetime):
+        self.conversation = conversation
+        self.message = message
+        self.now = now
+        self._business_hours: dict[int | None, bool] = {}
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         return (self.message.text if self.message is not None else "")[:MAX_MATCHED_TEXT]
 
-    def identities(self):
+    @functools.cached_property
+    def folded_text(self) -> str:
+        return self.text.casefold()
+
+    @functools.cached_property
+    def platform(self) -> str:
+        return str(self.conversation.platform)
+
+    @functools.cached_property
+    def language(self) -> str:
+        return (self.conversation.language or "").lower()
+
+    @functools.cached_property
+    def identities(self) -> list[ContactIdentity]:
         author = self.message.author_identity if self.message is not None else None
         return [author] if author is not None else list(self.conversation.contact.identities)
 
+    @functools.cached_property
+    def followers(self) -> int:
+        return max((i.follower_count or 0 for i in self.identities), default=0)
 
-def _in_business_hours(cond: dict[str, Any], facts: Facts) -> bool:
-    calendar_id = cond.get("calendar_id")
-    if calendar_id is None and facts.conversation.team is not None:
-        calendar_id = facts.conversation.team.calendar_id
-    calendar = db.session.get(BusinessCalendar, calendar_id or 0)
-    spec = sla.calendar_spec(calendar)  # no calendar: always open
-    # When the customer wrote (an away message answers messages sent after hours).
-    at = facts.message.sent_at if facts.message is not None else facts.now
-    return business_time_between(at, at + timedelta(seconds=1), spec) > timedelta(0)
+    @functools.cached_property
+    def verified(self) -> bool:
+        return any(i.verified for i in self.identities)
+
+    def in_business_hours(self, calendar_id: int | None) -> bool:
+        """Whether the customer wrote within business hours on `calendar_id` (None: the
+        conversation's team's calendar, as it is now: an earlier rule may have set the team)."""
+        if calendar_id is None and self.conversation.team is not None:
+            calendar_id = self.conversation.team.calendar_id
+        if calendar_id not in self._business_hours:
+            calendar = db.session.get(BusinessCalendar, calendar_id or 0)
+            spec = sla.calendar_spec(calendar)  # no calendar: always open
+            # When the customer wrote (an away message answers messages sent after hours).
+            at = self.message.sent_at if self.message is not None else self.now
+            inside = business_time_between(at, at + timedelta(seconds=1), spec) > timedelta(0)
+            self._business_hours[calendar_id] = inside
+        return self._business_hours[calendar_id]
 
 
-def condition_holds(cond: dict[str, Any], facts: Facts) -> bool:
-    c = facts.conversation
-    kind = cond["type"]
-    if kind == "platform":
-        return str(c.platform) in cond["values"]
-    if kind == "channel":
-        return c.channel_account_id in cond["values"]
-    if kind == "kind":
-        return str(c.kind) in cond["values"]
-    if kind == "visibility":
-        return c.is_public == (cond["value"] == "public")
-    if kind == "text_contains":
-        text = facts.text.casefold()
-        return any(word.casefold() in text for word in cond["values"])
-    if kind == "text_regex":
-        try:
-            return check_pattern(cond["pattern"]).search(facts.text) is not None
-        except RuleInvalid:  # stored before the guard existed or edited by hand: never matches
-            return False
-    if kind == "language":
-        return (c.language or "").lower() in cond["values"]
-    if kind == "sentiment":
-        return sentiment_label(c.sentiment) == cond["value"]
-    if kind == "vip":
-        return bool(c.contact.is_vip) == cond["value"]
-    if kind == "followers_at_least":
-        return max((i.follower_count or 0 for i in facts.identities()), default=0) >= cond["value"]
-    if kind == "verified":
-        return any(i.verified for i in facts.identities()) == cond["value"]
-    if kind == "business_hours":
-        return _in_business_hours(cond, facts) == cond["value"]
-    if kind == "tags":
-        wanted = {t.casefold() for t in cond["values"]}
-        return any(t.name.casefold() in wanted for t in c.tags)
+Test = Callable[[Facts], bool]
+
+
+def _never(facts: Facts) -> bool:
     return False
 
 
-def rule_matches(rule: RoutingRule, facts: Facts) -> bool:
-    return all(condition_holds(cond, facts) for cond in rule.conditions)
+def compile_condition(cond: dict[str, Any]) -> Test:
+    """The condition as a function of the facts, with its values prepared (sets, case-folded
+    words, the compiled regex) so that evaluating it does no parsing."""
+    kind = cond["type"]
+    if kind == "platform":
+        platforms = frozenset(cond["values"])
+        return lambda f: f.platform in platforms
+    if kind == "channel":
+        channels = frozenset(cond["values"])
+        return lambda f: f.conversation.channel_account_id in channels
+    if kind == "kind":
+        kinds = frozenset(cond["values"])
+        return lambda f: str(f.conversation.kind) in kinds
+    if kind == "visibility":
+        public = cond["value"] == "public"
+        return lambda f: f.conversation.is_public == public
+    if kind == "text_contains":
+        words = tuple(word.casefold() for word in cond["values"])
+        return lambda f: any(word in f.folded_text for word in words)
+    if kind == "text_regex":
+        try:
+            pattern = check_pattern(cond["pattern"])
+        except RuleInvalid:  # stored before the guard existed or edited by hand: never matches
+            return _never
+        return lambda f: pattern.search(f.text) is not None
+    if kind == "language":
+        languages = frozenset(cond["values"])
+        return lambda f: f.language in languages
+    if kind == "sentiment":
+        label = cond["value"]
+        return lambda f: sentiment_label(f.conversation.sentiment) == label
+    if kind == "vip":
+        vip = cond["value"]
+        return lambda f: bool(f.conversation.contact.is_vip) == vip
+    if kind == "followers_at_least":
+        least = cond["value"]
+        return lambda f: f.followers >= least
+    if kind == "verified":
+        verified = cond["value"]
+        return lambda f: f.verified == verified
+    if kind == "business_hours":
+        inside, calendar_id = cond["value"], cond.get("calendar_id")
+        return lambda f: f.in_business_hours(calendar_id) == inside
+    if kind == "tags":
+        wanted = frozenset(t.casefold() for t in cond["values"])
+        # Read each time: an earlier rule's "add tags" counts for the later ones.
+        return lambda f: any(t.name.casefold() in wanted for t in f.conversation.tags)
+    return _never
+
+
+def compile_conditions(conditions: list[dict[str, Any]]) -> Test:
+    """All of `conditions` must hold (none: always)."""
+    tests = tuple(compile_condition(cond) for cond in conditions)
+    return lambda facts: all(test(facts) for test in tests)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """An active rule ready to run: what `apply_rules` needs of it, and no database row."""
+
+    id: int
+    name: str
+    stop: bool
+    actions: tuple[dict[str, Any], ...]
+    matches: Test
+
+
+def compile_rule(rule: RoutingRule) -> CompiledRule:
+    return CompiledRule(
+        rule.id, rule.name, rule.stop, tuple(rule.actions), compile_conditions(rule.conditions)
+    )
+
+
+# Per engine (one per app, i.e. per database): (version token, the compiled active rules).
+_compiled: weakref.WeakKeyDictionary[Engine, tuple[str | None, tuple[CompiledRule, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def active_rules() -> tuple[CompiledRule, ...]:
+    """The active rules in order, compiled once per process and rebuilt when the rules'
+    version token (changed by every edit, in any process) differs from the one they were
+    built under: one small query per call."""
+    # The token first, then the rules: rules newer than their token only cause one rebuild
+    # more, while rules older than it would be kept until the next edit.
+    token = db.session.scalar(select(RoutingRulesVersion.token))
+    cached = _compiled.get(db.engine)
+    if cached is not None and token is not None and cached[0] == token:
+        return cached[1]
+    rules = tuple(compile_rule(rule) for rule in ordered_rules())
+    _compiled[db.engine] = (token, rules)
+    return rules
 
 
 # --- actions -------------------------------------------------------------------------------------
@@ -484,8 +580,8 @@ def apply_rules(
     returns the (rule name, action type) pairs applied."""
     applied: list[tuple[str, str]] = []
     facts = Facts(conversation, message, now)
-    for rule in ordered_rules():
-        if not rule_matches(rule, facts):
+    for rule in active_rules():
+        if not rule.matches(facts):
             continue
         for action in rule.actions:
             try:
@@ -536,6 +632,7 @@ def matching_conversations(rule: RoutingRule, *, limit: int, now: datetime) -> l
         .order_by(Conversation.last_inbound_at.desc(), Conversation.id.desc())
         .limit(limit)
     ).all()
+    matches = compile_conditions(rule.conditions)
     matched = []
     for conversation in recent:
         latest = db.session.scalar(
@@ -547,6 +644,6 @@ def matching_conversations(rule: RoutingRule, *, limit: int, now: datetime) -> l
             .order_by(Message.sent_at.desc(), Message.id.desc())
             .limit(1)
         )
-        if rule_matches(rule, Facts(conversation, latest, now)):
+        if matches(Facts(conversation, latest, now)):
             matched.append(conversation)
     return matched

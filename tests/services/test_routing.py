@@ -347,6 +347,36 @@ def test_inactive_rules_do_not_run(account, admin):
     assert tags_of(inbound().conversation) == set()
 
 
+def test_rule_edits_made_in_one_app_instance_are_applied_by_another(account, admin, make_app):
+    """Each process compiles the rules once; another process (here a second app: its own
+    engine and compiled rules) must still see an edit, and a deletion, at once."""
+    worker = make_app()
+    words = {"type": "text_contains", "values": ["refund"]}
+    r = rule(admin, "Refunds", conditions=[words], actions=TAG)
+
+    def tagged_by_worker(text: str) -> bool:
+        with worker.app_context():
+            return tags_of(inbound(text).conversation) == {"hit"}
+
+    assert tagged_by_worker("a refund please")  # the worker has compiled the rules now
+    routing.save_rule(
+        r,
+        name=r.name,
+        active=True,
+        stop=False,
+        conditions=[{**words, "values": ["chargeback"]}],
+        actions_=TAG,
+        actor=admin,
+        now=utcnow(),
+    )
+    db.session.commit()
+    assert not tagged_by_worker("a refund please")
+    assert tagged_by_worker("a chargeback")
+    routing.delete_rule(r, actor=admin, now=utcnow())
+    db.session.commit()
+    assert not tagged_by_worker("a chargeback")
+
+
 # --- validation and the regex guard --------------------------------------------------------------
 
 
