@@ -48,7 +48,7 @@ from inbox.models.helpdesk import (
 )
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
-from inbox.models.routing import RoutingRule, RoutingRulesVersion
+from inbox.models.routing import RoutingRule
 from inbox.models.sla import (
     BusinessCalendar,
     ClockEventKind,
@@ -98,7 +98,6 @@ __all__ = [
     "ReportSubscription",
     "Role",
     "RoutingRule",
-    "RoutingRulesVersion",
     "SlaClock",
     "SlaClockEvent",
     "SlaMetric",

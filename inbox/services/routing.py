@@ -12,12 +12,12 @@ conversation, and "assign" only fills an empty assignee (a rule never takes an i
 agent who has it).
 Each process compiles the active rules once (conditions into functions with their values
 prepared, regexes compiled) and checks per message, with one small query, the version token
-every rule change updates (models.RoutingRulesVersion), so an edit made anywhere applies to the
-next message everywhere.
+of the "routing" configuration, which every rule change replaces (services.config_versions),
+so an edit made anywhere applies to the next message everywhere.
 Nothing here commits.
 Imports: models, extensions.db, errors, services.conversations, services.assignment,
-services.replies, services.sla, services.calendar, services.listing, services.audit,
-services.helpdesk, timeutil.
+services.replies, services.sla, services.calendar, services.config_versions, services.listing,
+services.audit, services.helpdesk, timeutil.
 """
 
 from __future__ import annotations
@@ -47,12 +47,11 @@ from inbox.models import (
     Platform,
     Priority,
     RoutingRule,
-    RoutingRulesVersion,
     SlaPolicy,
     Team,
     User,
 )
-from inbox.services import assignment, helpdesk, replies, sla
+from inbox.services import assignment, config_versions, helpdesk, replies, sla
 from inbox.services import conversations as actions
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
@@ -476,6 +475,7 @@ def compile_rule(rule: RoutingRule) -> CompiledRule:
     )
 
 
+config_versions.watch("routing", RoutingRule)
 # Per engine (one per app, i.e. per database): (version token, the compiled active rules).
 _compiled: weakref.WeakKeyDictionary[Engine, tuple[str | None, tuple[CompiledRule, ...]]] = (
     weakref.WeakKeyDictionary()
@@ -488,7 +488,7 @@ def active_rules() -> tuple[CompiledRule, ...]:
     built under: one small query per call."""
     # The token first, then the rules: rules newer than their token only cause one rebuild
     # more, while rules older than it would be kept until the next edit.
-    token = db.session.scalar(select(RoutingRulesVersion.token))
+    token = config_versions.token("routing")
     cached = _compiled.get(db.engine)
     if cached is not None and token is not None and cached[0] == token:
         return cached[1]
