@@ -350,9 +350,7 @@ def test_search_over_text_names_and_handles_escapes_wildcards(client, agent):
     assert b"No conversations match these filters" in client.get("/inbox/open?q=zzz").data
 
 
-def test_a_filtered_list_is_titled_filtered_instead_of_showing_the_whole_views_count(
-    client, agent
-):
+def test_a_filtered_list_is_titled_filtered_instead_of_showing_the_whole_views_count(client, agent):
     factories.conversation(team="Social care", text="My router blinks red")
     whole = client.get("/inbox/open").data.decode()
     assert 'data-count-title="open"' in whole
