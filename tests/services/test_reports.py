@@ -305,6 +305,38 @@ def test_volume_and_backlog_per_local_day(admin, generated):
     assert report.heatmap == heat
 
 
+def test_backlog_counts_conversations_from_before_the_range_until_they_are_resolved(
+    app, admin, always_on
+):
+    """Arrivals before the first day and resolutions after the last one: each day's backlog
+    is what was open at its end, computed here directly from the conversations."""
+    jan = lambda day, hour=12: datetime(2026, 1, day, hour, tzinfo=UTC)  # noqa: E731
+    cases = [  # (first customer message, resolved)
+        (jan(2), None),  # long before, still open
+        (jan(3), jan(14)),  # before, resolved on the third day
+        (jan(4), jan(5)),  # before, resolved before the range: counts nowhere
+        (jan(12, 1), jan(13, 23)),  # first day, resolved the next evening
+        (jan(13), jan(30)),  # second day, resolved after the range
+        (jan(16, 23), None),  # last day, still open
+    ]
+    for inbound, resolve in cases:
+        conv = factories.conversation(sent_at=inbound, commit=False)
+        if resolve is not None:
+            set_status(conv, Status.RESOLVED, actor=None, now=resolve)
+        db.session.flush()
+    db.session.commit()
+    report = reports.sla_report(
+        q(preset="custom", **{"from": "2026-01-12", "to": "2026-01-16"}), viewer=admin
+    )
+    assert [d.day for d in report.days] == [date(2026, 1, n) for n in range(12, 17)]
+    for day in report.days:
+        start = datetime.combine(day.day, datetime.min.time(), tzinfo=UTC)
+        end = start + timedelta(days=1)
+        assert day.new_conversations == sum(1 for i, _ in cases if start <= i < end), day.day
+        want = sum(1 for i, r in cases if i < end and (r is None or r >= end))
+        assert day.backlog == want, day.day
+
+
 def test_range_boundaries_follow_the_viewers_time_zone(app, admin, always_on):
     # 23:30 UTC on Monday 12 Jan is Tuesday 08:30 in Tokyo and Monday 18:30 in New York.
     conv = factories.conversation(sent_at=datetime(2026, 1, 12, 23, 30, tzinfo=UTC))
