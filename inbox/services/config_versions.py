@@ -37,7 +37,8 @@ def token(name: str) -> str | None:
 def changed_here(name: str) -> bool:
     """Whether the session's current transaction wrote `name`'s configuration: its
     uncommitted state is no one else's, so it must not go into a process-wide cache."""
-    return db.session.info.get(_CHANGED, {}).get(name) is db.session().get_transaction()
+    writer = db.session.info.get(_CHANGED, {}).get(name)
+    return writer is not None and writer is db.session().get_transaction()
 
 
 def _replace_token(session: Session, name: str) -> None:
