@@ -2,8 +2,6 @@
 
 import threading
 
-import pytest
-
 from inbox.extensions import db
 from inbox.models import RoutingRule, SlaPolicy
 from inbox.services import config_versions
