@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from inbox import create_app
 from inbox.extensions import db
@@ -139,8 +141,34 @@ def make_app(database_url, redis_url, tmp_path):
     if apps:
         with apps[0].app_context():
             db.session.remove()
-            db.drop_all()
+            _drop_tables()
             db.engine.dispose()
+
+
+def _drop_tables() -> None:
+    """Drop the test's tables. On PostgreSQL a page a browser test left open may still be
+    posting (presence heartbeats) to its server thread, and that request's transaction can
+    deadlock with the DROPs; so the database's other sessions are ended first, and a drop
+    that still lost a deadlock is retried."""
+    if db.engine.dialect.name != "postgresql":
+        db.drop_all()
+        return
+    for attempt in range(3):
+        with db.engine.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            conn.commit()
+        try:
+            db.drop_all()
+            return
+        except OperationalError:
+            db.session.remove()
+            if attempt == 2:
+                raise
 
 
 @pytest.fixture
