@@ -499,12 +499,12 @@ def _breakdown_medians(cycles: Table) -> dict[str, dict[Any, float | None]]:
         .where(*first_responses)
         .group_by(func.grouping_sets(*(tuple_(key) for key in keys)))
     ).all()
-    medians: dict[str, dict[Any, float | None]] = {name: {} for name in DIMENSIONS}
-    width = len(keys)
+    names = list(DIMENSIONS)
+    medians: dict[str, dict[Any, float | None]] = {name: {} for name in names}
     for row in rows:
-        i = list(row[:width]).index(0)
-        median = row[2 * width]
-        medians[list(DIMENSIONS)[i]][row[width + i]] = None if median is None else float(median)
+        grouped, values, median = row[: len(names)], row[len(names) : -1], row[-1]
+        i = grouped.index(0)  # the one dimension this row's set groups by
+        medians[names[i]][values[i]] = None if median is None else float(median)
     return medians
 
 
