@@ -63,7 +63,15 @@ def enqueue_after_commit(
 ) -> None:
     """Send a job to `queue` only after `session` commits. Jobs carry ids/JSON only and are
     referenced by dotted path, so services never import the jobs module."""
-    after_commit(session, lambda: get_queue(queue).enqueue(func_path, *args, **options))
+    after_commit(session, lambda: _enqueue(get_queue(queue), func_path, args, options))
+
+
+def _enqueue(queue: Queue, func_path: str, args: tuple[Any, ...], options: dict[str, Any]) -> None:
+    # On a pipeline of our own, RQ's writes for one job (queue set, job hash, push) go to Redis
+    # in one round trip instead of two: this runs before a webhook's answer.
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue(func_path, *args, pipeline=pipe, **options)
+        pipe.execute()
 
 
 def retry_policy(intervals: Sequence[int]) -> Retry:

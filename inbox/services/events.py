@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from rq import Retry
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 
 from inbox.connectors import ParseError, get_connector
 from inbox.extensions import db
@@ -34,30 +34,36 @@ KEPT_HEADERS = (
 )
 
 
-def _store(platform: str, body: bytes, headers: Mapping[str, str], now: datetime) -> InboundEvent:
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
-    event = InboundEvent(platform=platform, body=body, headers=kept, received_at=now)
-    db.session.add(event)
-    db.session.flush()
-    return event
+def _kept(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
 
 
 def record_inbound_event(
     platform: str, body: bytes, headers: Mapping[str, str], *, now: datetime
-) -> InboundEvent:
-    """Store a verified delivery as received and enqueue its processing after commit."""
-    event = _store(platform, body, headers, now)
-    enqueue_processing(event)
-    return event
+) -> int:
+    """Store a verified delivery as received, enqueue its processing after commit, and return
+    its id. A plain INSERT, not an ORM object: this runs before the platform gets its answer,
+    and nothing else in that request reads the row."""
+    event_id = db.session.execute(
+        insert(InboundEvent.__table__)
+        .values(platform=platform, body=body, headers=_kept(headers), received_at=now)
+        .returning(InboundEvent.id)
+    ).scalar_one()
+    _enqueue(event_id)
+    return event_id
 
 
 def enqueue_processing(event: InboundEvent) -> None:
+    _enqueue(event.id)
+
+
+def _enqueue(event_id: int) -> None:
     # Backoff covers a concurrent worker creating the same contact or thread (unique
     # violation, fine on retry) and short database hiccups.
     enqueue_after_commit(
         db.session,
         PROCESS_JOB,
-        event.id,
+        event_id,
         queue="ingest",
         retry=Retry(max=4, interval=[1, 5, 15, 60]),
     )
@@ -67,10 +73,16 @@ def record_malformed_event(
     platform: str, body: bytes, headers: Mapping[str, str], error: str, *, now: datetime
 ) -> InboundEvent:
     """Keep a correctly signed but unreadable delivery as a failed event admins can inspect."""
-    event = _store(platform, body, headers, now)
-    event.state = EventState.FAILED
-    event.error = error
-    event.processed_at = now
+    event = InboundEvent(
+        platform=platform,
+        body=body,
+        headers=_kept(headers),
+        received_at=now,
+        state=EventState.FAILED,
+        error=error,
+        processed_at=now,
+    )
+    db.session.add(event)
     return event
 
 
