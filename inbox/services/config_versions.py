@@ -1,8 +1,9 @@
 """Version tokens of the configuration each process caches (SLA policies with their
 calendars, routing rules): which models make up which configuration, the flush hook that
 replaces a configuration's token in the transaction writing one of its models, and reading
-a token. Reading one is a single-row query, so another process's edit is seen by the first
-read after its commit. Writes that bypass the ORM (raw SQL) do not replace a token.
+a token. Reading one is a single-row query, made once per transaction: another process's
+edit is seen by the first transaction that starts after its commit. Writes that bypass the
+ORM (raw SQL) do not replace a token.
 
 Imports: extensions.db, models.
 """
@@ -21,6 +22,7 @@ from inbox.models.config import ConfigVersion
 
 _WATCHED: dict[str, tuple[type, ...]] = {}
 _CHANGED = "inbox.config_changed"  # Session.info: {name: the transaction that wrote it}
+_READ = "inbox.config_tokens"  # Session.info: (the transaction, {name: token read in it})
 
 
 def watch(name: str, *models: type) -> None:
@@ -30,8 +32,18 @@ def watch(name: str, *models: type) -> None:
 
 
 def token(name: str) -> str | None:
-    """`name`'s current token; None until its configuration is first written."""
-    return db.session.scalar(select(ConfigVersion.token).where(ConfigVersion.name == name))
+    """`name`'s token as this transaction first read it; None until its configuration is
+    first written. Read once per transaction: a bulk import asks for it per conversation."""
+    transaction = db.session().get_transaction()
+    read_in, tokens = db.session.info.get(_READ, (None, {}))
+    if transaction is None or read_in is not transaction:
+        tokens = {}
+    if name not in tokens:
+        tokens[name] = db.session.scalar(
+            select(ConfigVersion.token).where(ConfigVersion.name == name)
+        )
+        db.session.info[_READ] = (db.session().get_transaction(), tokens)
+    return tokens[name]
 
 
 def changed_here(name: str) -> bool:
@@ -50,6 +62,7 @@ def _replace_token(session: Session, name: str) -> None:
         new.on_conflict_do_update(index_elements=[table.c.name], set_={"token": new.excluded.token})
     )
     session.info.setdefault(_CHANGED, {})[name] = session.get_transaction()
+    session.info.pop(_READ, None)
 
 
 def _touches(session: Session, models: tuple[type, ...]) -> bool:

@@ -279,7 +279,9 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
         for conversation_id, (account, thread) in zip(conversation_ids, fresh, strict=True)
         for t in thread
     ]
-    db.session.execute(insert(Message), messages)
+    # The table, not the ORM entity: an ORM bulk insert splits the rows into runs by which
+    # values are None (an outbound tweet has no author), which here is a statement per row.
+    db.session.execute(insert(Message.__table__), messages)
     result.conversations_created += len(conversation_ids)
     result.messages_created += len(messages)
     for conversation_id, (_, thread) in zip(conversation_ids, fresh, strict=True):
@@ -292,23 +294,30 @@ def run_import_clocks(
     *,
     now: datetime,
     progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 200,
+    batch_size: int = 500,
 ) -> None:
     """Second phase of an import: run the SLA clocks over the new conversations from their
     message timestamps (committing per batch). A thread where the brand spoke last is taken as
-    resolved at that reply, which stops its clocks there."""
+    resolved at that reply, which stops its clocks there.
+
+    Each batch's messages and clocks are read at once and its ledger written in one flush:
+    the same hooks as live ingestion, without two queries and a flush per conversation."""
     work = result.clocks_pending
     for start in range(0, len(work), batch_size):
         batch = dict(work[start : start + batch_size])
-        for conversation in db.session.scalars(
-            select(Conversation).where(Conversation.id.in_(batch))
-        ):
-            sla.recompute(conversation, now=now)
-            resolved_at = batch[conversation.id]
-            if resolved_at is not None:
-                conversation.status = Status.RESOLVED
-                conversation.resolved_at = resolved_at
-                sla.on_status_change(conversation, Status.OPEN, actor=None, now=resolved_at)
+        preloaded = sla.preload(list(batch))
+        with db.session.no_autoflush:
+            for conversation in db.session.scalars(
+                select(Conversation).where(Conversation.id.in_(batch))
+            ):
+                sla.recompute(conversation, now=now, preloaded=preloaded)
+                resolved_at = batch[conversation.id]
+                if resolved_at is not None:
+                    conversation.status = Status.RESOLVED
+                    conversation.resolved_at = resolved_at
+                    sla.on_status_change(
+                        conversation, Status.OPEN, actor=None, now=resolved_at, preloaded=preloaded
+                    )
         db.session.commit()
         if progress:
             progress(min(start + batch_size, len(work)), len(work))

@@ -490,7 +490,8 @@ def active_rules() -> tuple[CompiledRule, ...]:
     # more, while rules older than it would be kept until the next edit.
     token = config_versions.token("routing")
     cached = _compiled.get(db.engine)
-    if cached is not None and token is not None and cached[0] == token:
+    # A None token (no rule ever written) is cached too: the first write creates a token.
+    if cached is not None and cached[0] == token:
         return cached[1]
     rules = tuple(compile_rule(rule) for rule in ordered_rules())
     _compiled[db.engine] = (token, rules)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Row,
+    Select,
     and_,
     bindparam,
     case,
@@ -186,7 +187,7 @@ class _PolicyCache:
     policies: tuple[SlaPolicy, ...] = ()  # active, in order, detached, calendars loaded
 
 
-_policy_cache = _PolicyCache()
+_policy_cache: _PolicyCache | None = None  # None: not read yet in this process
 config_versions.watch("sla", SlaPolicy, BusinessCalendar)
 _ACTIVE_POLICIES = (
     select(SlaPolicy)
@@ -203,10 +204,11 @@ def _active_policies() -> Sequence[SlaPolicy]:
     global _policy_cache
     # The query's autoflush writes pending policy/calendar changes, which replaces the token.
     token = config_versions.token("sla")
-    if token is None or config_versions.changed_here("sla"):
+    if config_versions.changed_here("sla"):
         return db.session.scalars(_ACTIVE_POLICIES).unique().all()
     cache = _policy_cache
-    if cache.token != token:
+    # A None token (never configured) is cached too: the first write creates a token.
+    if cache is None or cache.token != token:
         # A session of its own on this transaction's connection: the copies must not be the
         # objects of the caller's session.
         with Session(bind=db.session.connection()) as reader:
@@ -254,20 +256,61 @@ def discard_ledger(conversation: Conversation) -> None:
     db.session.execute(delete(SlaClock).where(SlaClock.conversation_id == conversation.id))
 
 
-def recompute(conversation: Conversation, *, now: datetime) -> None:
+@dataclass(frozen=True)
+class Preloaded:
+    """The ledgers of many conversations read at once, for the hooks to run over a CSV
+    import's batch without a query or a flush per conversation: each conversation's message
+    rows (which must not change meanwhile) and clocks (which the hooks extend). The caller
+    flushes at the end."""
+
+    rows: dict[int, list[Row]]
+    clocks: dict[int, list[SlaClock]]
+
+
+def preload(conversation_ids: Sequence[int]) -> Preloaded:
+    """Read the messages and clocks of these conversations in two queries."""
+    rows: dict[int, list[Row]] = {i: [] for i in conversation_ids}
+    for row in db.session.execute(
+        _ledger_rows(Message.conversation_id.in_(conversation_ids)).order_by(
+            Message.conversation_id, Message.sent_at, Message.id
+        )
+    ):
+        rows[row.conversation_id].append(row)
+    clocks: dict[int, list[SlaClock]] = {i: [] for i in conversation_ids}
+    for clock in db.session.scalars(
+        select(SlaClock).where(SlaClock.conversation_id.in_(conversation_ids))
+    ):
+        clocks[clock.conversation_id].append(clock)
+    return Preloaded(rows, clocks)
+
+
+def recompute(
+    conversation: Conversation, *, now: datetime, preloaded: Preloaded | None = None
+) -> None:
     """Run the clocks over a conversation whose messages were written in bulk (CSV import)."""
-    _sync(conversation, now=now)
+    _sync(conversation, now=now, preloaded=preloaded)
 
 
 def on_status_change(
-    conversation: Conversation, old_status: Status, *, actor: User | None, now: datetime
+    conversation: Conversation,
+    old_status: Status,
+    *,
+    actor: User | None,
+    now: datetime,
+    preloaded: Preloaded | None = None,
 ) -> None:
     """Pause, resume, stop or reopen the resolution clock for the status change that has just
     been applied to `conversation` (from `old_status`); resolving also stops response clocks."""
     new_status = conversation.status
     if new_status == old_status:
         return
-    clock = _clock(conversation, SlaMetric.RESOLUTION, 1)
+    if preloaded is None:
+        clock = _clock(conversation, SlaMetric.RESOLUTION, 1)
+    else:
+        clock = next(
+            (c for c in preloaded.clocks[conversation.id] if c.metric is SlaMetric.RESOLUTION),
+            None,
+        )
     detail = {"from": str(old_status), "to": str(new_status), "actor_id": _id(actor)}
     if clock is not None:
         at = max(as_utc(now), clock.started_at)
@@ -280,7 +323,7 @@ def on_status_change(
             _resume(clock, at, f"status changed to {new_status}", now, detail)
         if new_status in PAUSING_STATUSES and clock.running and not clock.paused:
             _pause(clock, at, str(new_status), now, detail)
-    _sync(conversation, now=now)
+    _sync(conversation, now=now, preloaded=preloaded)
 
 
 def on_attributes_change(conversation: Conversation, *, actor: User | None, now: datetime) -> None:
@@ -313,26 +356,43 @@ class _Cycle:
     reason: StopReason | None = None
 
 
-def _sync(conversation: Conversation, *, now: datetime, actor: User | None = None) -> None:
+def _ledger_rows(where: ColumnElement[bool]) -> Select[Any]:
+    """The message columns the clocks are computed from (notes never count)."""
+    return select(
+        Message.id,
+        Message.conversation_id,
+        Message.direction,
+        Message.sent_at,
+        Message.author_user_id,
+        Message.is_auto_reply,
+    ).where(where, Message.direction != Direction.NOTE)
+
+
+def _sync(
+    conversation: Conversation,
+    *,
+    now: datetime,
+    actor: User | None = None,
+    preloaded: Preloaded | None = None,
+) -> None:
     now = as_utc(now)
-    clocks = list(
-        db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
-    )
-    stored = list(clocks)  # the clocks opened below join `clocks` only
-    rows = db.session.execute(
-        select(
-            Message.id,
-            Message.direction,
-            Message.sent_at,
-            Message.author_user_id,
-            Message.is_auto_reply,
+    if preloaded is None:
+        clocks = list(
+            db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
         )
-        .where(Message.conversation_id == conversation.id, Message.direction != Direction.NOTE)
-        .order_by(Message.sent_at, Message.id)
-    ).all()
+        rows: Sequence[Row] = db.session.execute(
+            _ledger_rows(Message.conversation_id == conversation.id).order_by(
+                Message.sent_at, Message.id
+            )
+        ).all()
+    else:
+        clocks = preloaded.clocks[conversation.id]  # extended in place with new clocks
+        rows = preloaded.rows[conversation.id]
+    stored = list(clocks)  # the clocks opened below join `clocks` only
+    flush = preloaded is None
     first_inbound = next((r.sent_at for r in rows if r.direction is Direction.INBOUND), None)
     if first_inbound is None:
-        _refresh_conversation(conversation, clocks, now)
+        _refresh_conversation(conversation, clocks, now, flush=flush)
         return
     if conversation.sla_policy_id is None and not clocks:
         policy = select_policy(conversation)
@@ -399,7 +459,7 @@ def _sync(conversation: Conversation, *, now: datetime, actor: User | None = Non
     for clock in stored:
         if clock.running:
             _apply_policy(clock, policy, now, actor)
-    _refresh_conversation(conversation, clocks, now)
+    _refresh_conversation(conversation, clocks, now, flush=flush)
 
 
 def _response_cycles(rows: Sequence[Any], resolved: list[datetime], policy) -> list[_Cycle]:
@@ -652,7 +712,9 @@ def _event(clock, kind, at, reason, now, detail) -> SlaClockEvent:
     return event
 
 
-def _refresh_conversation(conversation: Conversation, clocks: Iterable[SlaClock], now) -> None:
+def _refresh_conversation(
+    conversation: Conversation, clocks: Iterable[SlaClock], now, *, flush: bool = True
+) -> None:
     # The sweep applies the same rule in SQL to many conversations (`_refresh_sla_columns`).
     running = [c for c in clocks if c.running and c.target_seconds is not None]
     dues = [c.due_at for c in running if c.due_at is not None]
@@ -663,7 +725,8 @@ def _refresh_conversation(conversation: Conversation, clocks: Iterable[SlaClock]
         conversation.sla_state = SlaState.WARNING
     else:
         conversation.sla_state = SlaState.OK if running else SlaState.NONE
-    db.session.flush()
+    if flush:
+        db.session.flush()
 
 
 def _dt(value: str) -> datetime:

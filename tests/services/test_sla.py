@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select, update
 
 from inbox.extensions import db
 from inbox.live import listen
 from inbox.models import (
     BusinessCalendar,
     ClockEventKind,
+    Conversation,
     Direction,
     Kind,
     Message,
@@ -35,6 +36,7 @@ from inbox.models import (
     SlaState,
     Status,
     StopReason,
+    WarnMode,
 )
 from inbox.services import sla
 from inbox.services.accounts import get_or_create_team
@@ -783,3 +785,79 @@ def test_twcs_import_gets_first_response_times_from_the_tweets(app, path):
         # Threads where the brand spoke last were resolved then: nothing is left running.
         if fr.conversation.status is Status.RESOLVED:
             assert not clock(fr.conversation, RES).running
+
+
+def _ledger_snapshot() -> dict[str, list[tuple]]:
+    ledger: dict[str, list[tuple]] = {}
+    for c in db.session.scalars(select(SlaClock).order_by(SlaClock.id)):
+        ledger.setdefault(c.conversation.thread_key, []).append(
+            (
+                c.metric,
+                c.cycle,
+                c.policy_id,
+                c.started_at,
+                c.due_at,
+                c.warn_at,
+                c.stopped_at,
+                c.stop_reason,
+                c.counted_seconds,
+                c.paused_seconds,
+                c.breached_at,
+                tuple(
+                    (e.kind, e.at, e.reason, json.dumps(e.detail, sort_keys=True))
+                    for e in sorted(c.events, key=lambda e: e.id)
+                ),
+            )
+        )
+    for c in db.session.scalars(select(Conversation)):
+        ledger.setdefault(c.thread_key, []).append(
+            (c.status, c.resolved_at, c.sla_policy_id, c.sla_due_at, c.sla_state)
+        )
+    return ledger
+
+
+def test_batched_import_clocks_equal_the_clocks_built_one_conversation_at_a_time(app, office):
+    # The import's clock phase reads each batch's ledger at once and flushes once; the result
+    # must be the very ledger the per-conversation hooks build (business hours, a warning
+    # threshold and resolutions give every kind of event).
+    db.session.add(
+        SlaPolicy(
+            position=1,
+            name="office",
+            first_response_seconds=2 * 3600,
+            next_response_seconds=3600,
+            resolution_seconds=8 * 3600,
+            business_hours=True,
+            calendar=office,
+            warn_mode=WarnMode.PERCENT,
+            warn_value=75,
+        )
+    )
+    db.session.flush()
+    text = TWCS_FILES[0].read_text(encoding="utf-8")
+    result = import_twcs(read_twcs(io.StringIO(text)))
+    pending = list(result.clocks_pending)
+    assert any(at is None for _, at in pending)
+    assert any(at is not None for _, at in pending)
+    now = utcnow()
+    run_import_clocks(result, now=now, batch_size=2)  # two batches, the second partly filled
+    batched = _ledger_snapshot()
+
+    db.session.execute(delete(SlaClockEvent))
+    db.session.execute(delete(SlaClock))
+    db.session.execute(
+        update(Conversation).values(
+            status=Status.OPEN, resolved_at=None, sla_policy_id=None, sla_due_at=None
+        )
+    )
+    db.session.commit()
+    db.session.expunge_all()
+    for conversation_id, resolved_at in pending:
+        conversation = db.session.get(Conversation, conversation_id)
+        sla.recompute(conversation, now=now)
+        if resolved_at is not None:
+            conversation.status = Status.RESOLVED
+            conversation.resolved_at = resolved_at
+            sla.on_status_change(conversation, Status.OPEN, actor=None, now=resolved_at)
+    db.session.commit()
+    assert _ledger_snapshot() == batched
