@@ -8,6 +8,7 @@ Imports: inbox.create_app, inbox.queue, inbox.jobs, rq.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from redis import Redis
@@ -55,6 +56,7 @@ def main() -> None:
     # what matters. Failures are still logged (WARNING and above).
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     app = create_app()
+    os.nice(app.config["INBOX_WORKER_NICE"])
     stop = threading.Event()
     with app.app_context():
         worker = build_worker(app)

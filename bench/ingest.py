@@ -4,7 +4,7 @@ throughput, CSV import speed, and peak RSS of web and worker processes.
 Real parts only, loopback only: a throwaway PostgreSQL cluster, redis-server, gunicorn
 (gthread) and `worker.py` processes, signed X webhook deliveries. Bounded in time.
 
-    .venv/bin/python bench/ingest.py [--seconds 15] [--rate 300] [--web 2] [--workers 2]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--rate 300] [--web 2] [--threads 8] [--workers 2]
 
 Prints a markdown table (copy it into docs/benchmarks.md) and writes bench/results/ingest.json.
 """
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rate", type=int, default=300)
     parser.add_argument("--web", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="gthread threads per web process")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=10)
     args = parser.parse_args()
@@ -211,7 +212,7 @@ def main() -> None:
             "-k",
             "gthread",
             "--threads",
-            "8",
+            str(args.threads),
             "-w",
             str(args.web),
             "--no-control-socket",

@@ -86,6 +86,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         ],
         # Run each job in a forked process (RQ's default) instead of in the worker process.
         "INBOX_WORKER_FORK": env_bool(environ, "INBOX_WORKER_FORK", False),
+        # Workers lower their CPU priority by this much (nice): where web and workers share
+        # cores, a webhook's answer goes first and processing catches up (0 turns it off).
+        "INBOX_WORKER_NICE": env_int(environ, "INBOX_WORKER_NICE", 10),
         # The worker's heartbeat job runs this often; /healthz fails after 3 missed beats.
         "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
         # Pending webhook events older than this are re-enqueued (Redis was down, a worker died).
