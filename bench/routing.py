@@ -5,11 +5,11 @@ Real parts only: a throwaway PostgreSQL cluster (or SQLite with --sqlite), redis
 gunicorn serving the app. Conversations are bulk-inserted with SQL so a large table is quick
 to build. Each agent is a client process with its own API token calling
 `POST /api/v1/conversations/next` in a loop, no pause, until it has made its share of the
-claims or --seconds have passed; the latency is the client's (connect, request, the whole
-answer read), after an untimed warm-up.
+claims or --seconds have passed, on one kept-alive connection; the latency is the client's (the
+request and the whole answer), after an untimed warm-up.
 
     .venv/bin/python bench/routing.py [--conversations 1000000] [--agents 8] [--claims 2000]
-        [--web N: gunicorn workers, default one per agent]
+        [--gunicorn "-k gthread --threads 16 -w 4": the web server's options, README's default]
 
 Prints a markdown table (copy it into docs/benchmarks.md).
 """
@@ -149,16 +149,14 @@ def fill(conversations: int) -> None:
     db.session.commit()
 
 
-def _claim_over_http(port: int, token: str) -> tuple[float, int | None]:
-    """One `POST /api/v1/conversations/next` on a new connection (gunicorn's sync workers
-    close each one), timed as the client sees it: connect, send, the whole answer read."""
+def _claim_over_http(conn: http.client.HTTPConnection, token: str) -> tuple[float, int | None]:
+    """One `POST /api/v1/conversations/next`, timed as the client sees it: send, the whole
+    answer read (and a new connection first when the server closed the last one)."""
     began = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("POST", "/api/v1/conversations/next", headers={"Authorization": f"Bearer {token}"})
     response = conn.getresponse()
     body = response.read()
     elapsed = (time.perf_counter() - began) * 1000
-    conn.close()
     if response.status == 204:
         return elapsed, None
     if response.status != 200:
@@ -168,30 +166,31 @@ def _claim_over_http(port: int, token: str) -> tuple[float, int | None]:
 
 def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start, results):
     """One agent (a client process): `warm` claims, then claim in a loop, no pause, until it
-    has made `claims` or `seconds` have passed; report the latencies and every claimed id."""
+    has made `claims` or `seconds` have passed; report the latencies and every claimed id.
+    One connection, kept alive as a browser would."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     claimed: list[int] = []
     for _ in range(warm):
-        claimed.append(_claim_over_http(port, token)[1])
+        claimed.append(_claim_over_http(conn, token)[1])
     start.wait()
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
     while len(latencies) < claims and time.monotonic() < deadline:
-        elapsed, conversation_id = _claim_over_http(port, token)
+        elapsed, conversation_id = _claim_over_http(conn, token)
         latencies.append(elapsed)
         claimed.append(conversation_id)
     results.put((latencies, [c for c in claimed if c is not None]))
 
 
-def _serve(env: dict[str, str], web: int) -> tuple[subprocess.Popen, int]:
-    """gunicorn with `web` sync worker processes on a free loopback port, once it answers."""
+def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
+    """gunicorn with `options` on a free loopback port, once it answers."""
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
-            "-w",
-            str(web),
+            *options,
             "--no-control-socket",
             "--log-level",
             "warning",
@@ -212,7 +211,9 @@ def _serve(env: dict[str, str], web: int) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("gunicorn did not start")
 
 
-def bench_get_next(env: dict[str, str], agents: int, web: int, claims: int, seconds: float):
+def bench_get_next(
+    env: dict[str, str], agents: int, options: list[str], claims: int, seconds: float
+) -> dict:
     """`agents` client processes against gunicorn: every claim is a real HTTP request with
     the agent's API token, timed by the client. Each agent first makes `WARM_CLAIMS` claims
     (not timed) so every web process has imported, connected and prepared its statements."""
@@ -235,7 +236,7 @@ def bench_get_next(env: dict[str, str], agents: int, web: int, claims: int, seco
         db.session.rollback()  # that claim was only to see the plan
     db.session.remove()
     db.engine.dispose()  # no connection may be shared with the forked agents
-    server, port = _serve(env, web)
+    server, port = _serve(env, options)
     try:
         context = multiprocessing.get_context("fork")
         start, results = context.Barrier(agents + 1), context.Queue()
@@ -278,7 +279,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--claims", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60, help="stop claiming after this")
-    parser.add_argument("--web", type=int, help="gunicorn worker processes (default: --agents)")
+    parser.add_argument(
+        "--gunicorn",
+        default="-k gthread --threads 16 -w 4",
+        help="the web server's options (default: README's deployment)",
+    )
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
     redis = RedisServer()
@@ -310,8 +315,8 @@ def main() -> None:
                 "REDIS_URL": redis.url,
                 "INBOX_SECURE_COOKIES": "0",
             }
-            web = args.web or args.agents
-            claims = bench_get_next(env, args.agents, web, args.claims, args.seconds)
+            options = args.gunicorn.split()
+            claims = bench_get_next(env, args.agents, options, args.claims, args.seconds)
             db.session.remove()
     finally:
         redis.close()
@@ -326,7 +331,7 @@ def main() -> None:
     )
     print(
         f"| Get next, {args.conversations:,} conversations (filled in {fill_seconds:.0f} s), "
-        f"{args.agents} agents over HTTP, {web} gunicorn workers, {claims['claims']} claims | "
+        f"{args.agents} agents over HTTP (gunicorn {args.gunicorn}), {claims['claims']} claims | "
         f"median {claims['median_ms']:.1f} ms, "
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
