@@ -226,7 +226,8 @@ def claim_next_conversation():
 
 def _with_relations(conversation_id: int) -> Conversation:
     """The conversation with everything `conversation_json` reads loaded in one query (the
-    collections are a few rows each; one row per tag and identity pair)."""
+    collections are a few rows each; one row per tag and identity pair). The assignee, the
+    caller, is already in the session."""
     return (
         db.session.scalars(
             db.select(Conversation)
@@ -235,7 +236,6 @@ def _with_relations(conversation_id: int) -> Conversation:
                 joinedload(Conversation.contact).joinedload(Contact.identities),
                 joinedload(Conversation.channel_account),
                 joinedload(Conversation.team),
-                joinedload(Conversation.assignee),
                 joinedload(Conversation.tags),
             )
         )
