@@ -1,13 +1,15 @@
 """Routing benchmark (issue #7): rule evaluation cost per inbound message with 100 active rules,
 and "get next" latency with many conversations and 8 concurrent agents.
 
-Real parts only: a throwaway PostgreSQL cluster (or SQLite with --sqlite) and redis-server,
-the app's own services. Conversations are bulk-inserted with SQL so a large table is quick
-to build. Each agent is its own process (own interpreter and database connection, as gunicorn
-workers would be), claiming in a loop until it has made its share of the claims or
---seconds have passed.
+Real parts only: a throwaway PostgreSQL cluster (or SQLite with --sqlite), redis-server and
+gunicorn serving the app. Conversations are bulk-inserted with SQL so a large table is quick
+to build. Each agent is a client process with its own API token calling
+`POST /api/v1/conversations/next` in a loop, no pause, until it has made its share of the
+claims or --seconds have passed, on one kept-alive connection; the latency is the client's (the
+request and the whole answer), after an untimed warm-up.
 
     .venv/bin/python bench/routing.py [--conversations 1000000] [--agents 8] [--claims 2000]
+        [--gunicorn "-k gthread --threads 16 -w 4": the web server's options, README's default]
 
 Prints a markdown table (copy it into docs/benchmarks.md).
 """
@@ -15,8 +17,12 @@ Prints a markdown table (copy it into docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,13 +37,14 @@ from sqlalchemy import insert, text  # noqa: E402
 from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
-from inbox.models import Conversation, Role, RoutingRule, User  # noqa: E402
+from inbox.models import Conversation, Role, RoutingRule  # noqa: E402
 from inbox.services import assignment, routing  # noqa: E402
-from inbox.services.accounts import create_user, get_or_create_team  # noqa: E402
+from inbox.services.accounts import create_api_token, create_user, get_or_create_team  # noqa: E402
 from tests import factories  # noqa: E402
-from tests.support.services import PostgresServer, RedisServer  # noqa: E402
+from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+WARM_CLAIMS = 50  # per agent, untimed: more than psycopg's prepare threshold on every worker
 
 
 def p95(values: list[float]) -> float:
@@ -142,27 +149,74 @@ def fill(conversations: int) -> None:
     db.session.commit()
 
 
-def _agent(config: dict, user_id: int, claims: int, seconds: float, start, results) -> None:
-    """One agent process: claim, commit, repeat; report the latencies and the claimed ids."""
-    app = create_app(config)
-    latencies: list[float] = []
+def _claim_over_http(conn: http.client.HTTPConnection, token: str) -> tuple[float, int | None]:
+    """One `POST /api/v1/conversations/next`, timed as the client sees it: send, the whole
+    answer read (and a new connection first when the server closed the last one)."""
+    began = time.perf_counter()
+    conn.request("POST", "/api/v1/conversations/next", headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    body = response.read()
+    elapsed = (time.perf_counter() - began) * 1000
+    if response.status == 204:
+        return elapsed, None
+    if response.status != 200:
+        raise RuntimeError(f"get next answered {response.status}: {body[:200]!r}")
+    return elapsed, json.loads(body)["id"]
+
+
+def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start, results):
+    """One agent (a client process): `warm` claims, then claim in a loop, no pause, until it
+    has made `claims` or `seconds` have passed; report the latencies and every claimed id.
+    One connection, kept alive as a browser would."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     claimed: list[int] = []
-    with app.app_context():
-        user = db.session.get(User, user_id)
-        start.wait()
-        deadline = time.monotonic() + seconds
-        while len(latencies) < claims and time.monotonic() < deadline:
-            began = time.perf_counter()
-            c = assignment.claim_next(user, now=NOW)
-            db.session.commit()
-            latencies.append((time.perf_counter() - began) * 1000)
-            if c is not None:
-                claimed.append(c.id)
-        db.session.remove()
-    results.put((latencies, claimed))
+    for _ in range(warm):
+        claimed.append(_claim_over_http(conn, token)[1])
+    start.wait()
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    while len(latencies) < claims and time.monotonic() < deadline:
+        elapsed, conversation_id = _claim_over_http(conn, token)
+        latencies.append(elapsed)
+        claimed.append(conversation_id)
+    results.put((latencies, [c for c in claimed if c is not None]))
 
 
-def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> dict:
+def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
+    """gunicorn with `options` on a free loopback port, once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *options,
+            "--no-control-socket",
+            "--log-level",
+            "warning",
+            "-b",
+            f"127.0.0.1:{port}",
+            "inbox:create_app()",
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    for _ in range(300):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/login")
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def bench_get_next(
+    env: dict[str, str], agents: int, options: list[str], claims: int, seconds: float
+) -> dict:
+    """`agents` client processes against gunicorn: every claim is a real HTTP request with
+    the agent's API token, timed by the client. Each agent first makes `WARM_CLAIMS` claims
+    (not timed) so every web process has imported, connected and prepared its statements."""
     users = [
         create_user(
             f"bench{i}@example.com",
@@ -174,38 +228,47 @@ def bench_get_next(config: dict, agents: int, claims: int, seconds: float) -> di
         for i in range(agents)
     ]
     db.session.commit()
-    ids = [u.id for u in users]
+    tokens = [create_api_token(u) for u in users]
+    db.session.commit()
     plan = []
     if db.engine.dialect.name == "postgresql":
         plan = explain_sent(lambda: assignment.claim_next(users[0], now=NOW), "LIMIT")
         db.session.rollback()  # that claim was only to see the plan
     db.session.remove()
     db.engine.dispose()  # no connection may be shared with the forked agents
-    context = multiprocessing.get_context("fork")
-    start, results = context.Barrier(agents + 1), context.Queue()
-    processes = [
-        context.Process(
-            target=_agent, args=(config, uid, claims // agents, seconds, start, results)
-        )
-        for uid in ids
-    ]
-    for p in processes:
-        p.start()
-    start.wait()
-    started = time.perf_counter()
-    outcomes = [results.get(timeout=seconds + 120) for _ in processes]
-    wall = time.perf_counter() - started
-    for p in processes:
-        p.join()
+    server, port = _serve(env, options)
+    try:
+        context = multiprocessing.get_context("fork")
+        start, results = context.Barrier(agents + 1), context.Queue()
+        processes = [
+            context.Process(
+                target=_agent,
+                args=(port, token, WARM_CLAIMS, claims // agents, seconds, start, results),
+            )
+            for token in tokens
+        ]
+        for p in processes:
+            p.start()
+        start.wait()
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        outcomes = [results.get(timeout=seconds + 120) for _ in processes]
+        wall = time.perf_counter() - started
+        load_after = os.getloadavg()
+        for p in processes:
+            p.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     latencies = [ms for samples, _ in outcomes for ms in samples]
     claimed = [cid for _, ids_ in outcomes for cid in ids_]
     return {
         "claims": len(latencies),
-        "distinct": len(set(claimed)),
         "duplicates": len(claimed) - len(set(claimed)),
         "median_ms": statistics.median(latencies),
         "p95_ms": p95(latencies),
         "per_second": len(latencies) / wall,
+        "load": (load_before, load_after),
         "plan": plan,
     }
 
@@ -216,6 +279,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--claims", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60, help="stop claiming after this")
+    parser.add_argument(
+        "--gunicorn",
+        default="-k gthread --threads 16 -w 4",
+        help="the web server's options (default: README's deployment)",
+    )
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
     redis = RedisServer()
@@ -241,7 +309,14 @@ def main() -> None:
             started = time.perf_counter()
             fill(args.conversations)
             fill_seconds = time.perf_counter() - started
-            claims = bench_get_next(config, args.agents, args.claims, args.seconds)
+            env = {
+                "SECRET_KEY": "bench",
+                "DATABASE_URL": url,
+                "REDIS_URL": redis.url,
+                "INBOX_SECURE_COOKIES": "0",
+            }
+            options = args.gunicorn.split()
+            claims = bench_get_next(env, args.agents, options, args.claims, args.seconds)
             db.session.remove()
     finally:
         redis.close()
@@ -256,11 +331,13 @@ def main() -> None:
     )
     print(
         f"| Get next, {args.conversations:,} conversations (filled in {fill_seconds:.0f} s), "
-        f"{args.agents} agent processes, {claims['claims']} claims | "
+        f"{args.agents} agents over HTTP (gunicorn {args.gunicorn}), {claims['claims']} claims | "
         f"median {claims['median_ms']:.1f} ms, "
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
     )
+    before, after = claims["load"]
+    print(f"\nLoad average (1, 5, 15 min) as the timed claims began: {before}, at the end: {after}")
     print("\nThe candidate query (EXPLAIN ANALYZE, before the agents start):\n")
     print("\n".join(claims["plan"]))
 

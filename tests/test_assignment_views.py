@@ -8,9 +8,11 @@ from datetime import timedelta
 from inbox.extensions import db
 from inbox.models import AuditEvent, Availability, Conversation, Role
 from inbox.services.accounts import create_api_token
+from inbox.services.conversations import set_tags
 from inbox.timeutil import utcnow
 from tests import factories
 from tests.conftest import login
+from tests.support.statements import captured_statements
 
 
 def test_api_next_claims_the_most_urgent_and_answers_204_when_nothing_waits(client, make_user):
@@ -27,6 +29,28 @@ def test_api_next_claims_the_most_urgent_and_answers_204_when_nothing_waits(clie
     assert client.post("/api/v1/conversations/next", headers=headers).status_code == 200
     empty = client.post("/api/v1/conversations/next", headers=headers)
     assert empty.status_code == 204 and empty.data == b""
+
+
+def test_api_next_answers_what_it_committed_in_one_transaction(client, make_user):
+    agent = make_user(Role.AGENT)
+    headers = {"Authorization": f"Bearer {create_api_token(agent)}"}
+    conversation = factories.conversation(team="Social care")
+    set_tags(conversation, ["refund", "vip"], actor=agent, now=utcnow())
+    db.session.commit()
+    client.get("/api/v1/me", headers=headers)  # the token's first use is written; now in use
+    answers = []
+    sent = captured_statements(
+        lambda: answers.append(client.post("/api/v1/conversations/next", headers=headers))
+    )
+    # The answer is built before the commit; read again afterwards it is the same.
+    claimed = answers[0].json
+    detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).json
+    del detail["messages"]
+    assert claimed == detail
+    assert claimed["tags"] == ["refund", "vip"] and claimed["assignee"]["id"] == agent.id
+    # Token with its user, the claim (on SQLite and then its audit row), the answer's rows, its
+    # SLA clocks: one transaction, no reloads after a commit.
+    assert len(sent) <= 5
 
 
 def test_api_next_needs_a_token(client):

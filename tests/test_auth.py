@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from inbox.extensions import db
 from inbox.models import ApiToken, AuditEvent, Role
-from inbox.services.accounts import create_api_token, revoke_api_token
+from inbox.services.accounts import create_api_token, revoke_api_token, user_for_token
+from inbox.timeutil import utcnow
 from tests.conftest import PASSWORD, login
 
 
@@ -158,6 +160,20 @@ def test_api_accepts_a_valid_token(client, make_user):
     stored = db.session.query(ApiToken).one()
     assert token not in stored.token_hash  # only a hash is kept
     assert stored.last_used_at is not None
+
+
+def test_token_last_used_is_written_at_most_once_a_minute(app, make_user):
+    # A token in constant use (an integration polling get next) must not cost a write each time.
+    token = create_api_token(make_user())
+    db.session.commit()
+    first = utcnow()
+    assert user_for_token(token, now=first) is not None
+    db.session.commit()
+    user_for_token(token, now=first + timedelta(seconds=59))
+    assert not db.session.dirty
+    user_for_token(token, now=first + timedelta(seconds=60))
+    db.session.commit()
+    assert db.session.query(ApiToken).one().last_used_at == first + timedelta(seconds=60)
 
 
 def test_api_refuses_a_revoked_token(client, make_user):

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from inbox.extensions import db
@@ -18,6 +19,7 @@ from inbox.services.audit import record_audit
 from inbox.timeutil import utcnow
 
 TOKEN_PREFIX = "ibx_"  # noqa: S105 (a prefix that makes leaked tokens recognisable)
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def normalize_email(email: str) -> str:
@@ -99,11 +101,19 @@ def revoke_api_token(token: ApiToken, *, actor: User | None, now: datetime | Non
 
 
 def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
-    """Resolve a bearer token to its active user; revoked tokens and inactive users get None."""
+    """Resolve a bearer token to its active user (one query); revoked tokens and inactive
+    users get None. `last_used_at` is kept to the minute (`LAST_USED_PRECISION`): a token in
+    constant use is written once a minute, not on every request."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    row = db.session.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == _hash_token(token))
+        .options(joinedload(ApiToken.user))
+    )
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    row.last_used_at = now or utcnow()
+    now = now or utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
+        row.last_used_at = now
     return row.user

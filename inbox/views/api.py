@@ -13,13 +13,23 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from inbox.connectors import ParseError
 from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, json_error
 from inbox.extensions import csrf, db
-from inbox.models import Conversation, Message, Priority, Role, SlaClock, Status, Team, User
+from inbox.models import (
+    Contact,
+    Conversation,
+    Message,
+    Priority,
+    Role,
+    SlaClock,
+    Status,
+    Team,
+    User,
+)
 from inbox.permissions import may_see_reports
 from inbox.services import assignment, helpdesk_status, listing, reports, sla
 from inbox.services import conversations as actions
@@ -48,7 +58,10 @@ def authenticate_token():
     if user is None:
         return json_error(401, "unauthorized", "The token is invalid or has been revoked.")
     g.api_user = user
-    db.session.commit()  # records last_used_at
+    if db.session.dirty:
+        # last_used_at moved on (once a minute), kept even if the view writes nothing. Otherwise
+        # no commit: the view goes on in this transaction, with the user as loaded here.
+        db.session.commit()
 
 
 @bp.route("/me")
@@ -202,9 +215,32 @@ def claim_next_conversation():
     if conversation is None:
         db.session.rollback()
         return "", 204
+    # The answer is built before the commit, from what this transaction wrote: after it every
+    # attribute would be expired and read again.
+    body = conversation_json(
+        _with_relations(conversation.id), sla.clocks_for([conversation.id])[conversation.id]
+    )
     db.session.commit()
-    return jsonify(
-        conversation_json(conversation, sla.clocks_for([conversation.id])[conversation.id])
+    return jsonify(body)
+
+
+def _with_relations(conversation_id: int) -> Conversation:
+    """The conversation with everything `conversation_json` reads loaded in one query (the
+    collections are a few rows each; one row per tag and identity pair). The assignee, the
+    caller, is already in the session."""
+    return (
+        db.session.scalars(
+            db.select(Conversation)
+            .where(Conversation.id == conversation_id)
+            .options(
+                joinedload(Conversation.contact).joinedload(Contact.identities),
+                joinedload(Conversation.channel_account),
+                joinedload(Conversation.team),
+                joinedload(Conversation.tags),
+            )
+        )
+        .unique()
+        .one()
     )
 
 
