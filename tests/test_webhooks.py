@@ -5,6 +5,7 @@ and the conversations, contacts and messages that result."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -387,6 +388,23 @@ def test_channel_account_shows_when_it_last_received_something(webhook_app, bran
     account = db.session.scalar(select(ChannelAccount).where(ChannelAccount.platform == "whatsapp"))
     event = db.session.scalar(select(InboundEvent))
     assert account.last_event_at == event.received_at
+
+
+def test_last_received_is_kept_to_the_minute_not_rewritten_by_every_event(
+    webhook_app, brand_accounts
+):
+    # Every event writing the account row would make all workers wait on its lock.
+    deliver(webhook_app, "whatsapp_text_message.json")
+    account = db.session.scalar(select(ChannelAccount).where(ChannelAccount.platform == "whatsapp"))
+    first = account.last_event_at
+    deliver(webhook_app, "whatsapp_text_message.json")  # a redelivery, seconds later
+    assert db.session.scalar(select(func.count(InboundEvent.id))) == 2
+    assert account.last_event_at == first
+    account.last_event_at = first - timedelta(minutes=2)
+    db.session.commit()
+    deliver(webhook_app, "whatsapp_text_message.json")
+    latest = db.session.scalar(select(InboundEvent).order_by(InboundEvent.id.desc()).limit(1))
+    assert account.last_event_at == latest.received_at
 
 
 # --- Duplicates and ordering ---------------------------------------------------------------

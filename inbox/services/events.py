@@ -132,6 +132,11 @@ def _apply_all(event, parsed, accounts: set[tuple[str, str]], now: datetime) -> 
             )
 
 
+# An account's "last event" is kept to the minute (the admin page shows minutes): written on
+# every event, the one row would make every worker's transaction wait for its lock.
+SEEN_PRECISION = timedelta(minutes=1)
+
+
 def _mark_accounts_seen(accounts: set[tuple[str, str]], at: datetime) -> None:
     for platform, account_id in accounts:
         db.session.execute(
@@ -139,7 +144,10 @@ def _mark_accounts_seen(accounts: set[tuple[str, str]], at: datetime) -> None:
             .where(
                 ChannelAccount.platform == platform,
                 ChannelAccount.external_account_id == account_id,
-                or_(ChannelAccount.last_event_at.is_(None), ChannelAccount.last_event_at < at),
+                or_(
+                    ChannelAccount.last_event_at.is_(None),
+                    ChannelAccount.last_event_at <= at - SEEN_PRECISION,
+                ),
             )
             .values(last_event_at=at)
         )

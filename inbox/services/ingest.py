@@ -146,8 +146,10 @@ def add_message(
     reopen: bool = True,
     is_auto_reply: bool = False,
     now: datetime | None = None,
+    id_checked: bool = False,
 ) -> Message | None:
-    """Thread a message into `conversation`; return None if that platform id is already stored.
+    """Thread a message into `conversation`; return None if that platform id is already stored
+    (`id_checked`: the caller has just looked it up, in this transaction).
 
     Keeps the conversation's first/last timestamps right whatever order messages arrive in,
     and reopens a resolved conversation when the customer writes again (unless `reopen` is off,
@@ -155,7 +157,7 @@ def add_message(
     message is processed (defaults to the current time).
     """
     account = conversation.channel_account
-    if external_id is not None and find_message(account, external_id) is not None:
+    if external_id is not None and not id_checked and find_message(account, external_id):
         return None
     message = Message(
         conversation=conversation,
@@ -441,6 +443,7 @@ def apply_inbound_message(msg: InboundMessage) -> Message | None:
             {"type": a.type, "url": a.url, "media_id": a.media_id, "caption": a.caption}
             for a in msg.attachments
         ],
+        id_checked=True,  # above; the echo match only ever stores its id on an older reply
     )
     if message is not None and message.direction is Direction.INBOUND:
         # Imported here: routing acts through services.conversations, which imports this
