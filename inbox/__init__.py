@@ -7,11 +7,13 @@ Imports: any inbox module (it is the wiring).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.orm import configure_mappers
 
 __all__ = ["create_app"]
 
@@ -65,4 +67,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
+    if app.config["INBOX_GC_FREEZE"] and not app.testing:
+        # With the mappers configured first (else the first query builds them, unfrozen).
+        configure_mappers()
+        gc.freeze()
     return app

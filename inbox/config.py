@@ -130,6 +130,11 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         # A live-update stream (SSE) ends after this long and the browser reconnects, so a web
         # thread is never held forever by one tab.
         "INBOX_SSE_SECONDS": env_int(environ, "INBOX_SSE_SECONDS", 300),
+        # Move everything the app holds once built (models, compiled routes, templates' code)
+        # out of the garbage collector's reach: a full collection then walks only what requests
+        # create, instead of pausing one request in a dozen by ≈ 50–250 ms (the conversation
+        # page's slow samples). Off under TESTING, where an app per test is built and dropped.
+        "INBOX_GC_FREEZE": env_bool(environ, "INBOX_GC_FREEZE", True),
         # Agents may open the SLA reports, limited to their own teams' conversations.
         "INBOX_AGENTS_SEE_TEAM_REPORTS": env_bool(environ, "INBOX_AGENTS_SEE_TEAM_REPORTS", False),
         # Outgoing mail for scheduled reports; no host: nothing is sent. Never logged.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -30,6 +31,19 @@ def test_overrides_win_over_environment(monkeypatch):
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite:///override.db"})
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///override.db"
+
+
+def test_a_serving_app_freezes_what_it_built_out_of_the_collectors_reach():
+    gc.unfreeze()  # what an earlier test's app froze
+    try:
+        create_app({"TESTING": True})
+        assert gc.get_freeze_count() == 0
+        create_app({"SECRET_KEY": "x", "INBOX_GC_FREEZE": False})
+        assert gc.get_freeze_count() == 0
+        create_app({"SECRET_KEY": "x"})
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_postgres_urls_are_pinned_to_psycopg3():
