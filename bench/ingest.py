@@ -4,7 +4,8 @@ throughput, CSV import speed, and peak RSS of web and worker processes.
 Real parts only, loopback only: a throwaway PostgreSQL cluster, redis-server, gunicorn
 (gthread) and `worker.py` processes, signed X webhook deliveries. Bounded in time.
 
-    .venv/bin/python bench/ingest.py [--seconds 15] [--rate 300] [--web 2] [--threads 8] [--workers 2]
+    .venv/bin/python bench/ingest.py [--seconds 15] [--rate 300] [--web 2] [--threads 8]
+        [--workers 2]
 
 Prints a markdown table (copy it into docs/benchmarks.md) and writes bench/results/ingest.json.
 """
