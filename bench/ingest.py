@@ -32,7 +32,12 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.output import peak_rss_mb, publish  # noqa: E402
 from inbox.connectors.base import sha256_signature  # noqa: E402
-from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.support.services import (  # noqa: E402
+    PostgresServer,
+    RedisServer,
+    free_port,
+    gunicorn_command,
+)
 
 SECRET = "bench-consumer-secret"
 BRAND = "1522093748110303232"
@@ -206,23 +211,9 @@ def main() -> None:
     port = free_port()
     logs = tempfile.mkdtemp(prefix="inbox-bench-")
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-k",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "-w",
-            str(args.web),
-            "--no-control-socket",
-            "--log-level",
-            "warning",
-            "-b",
-            f"127.0.0.1:{port}",
-            "inbox:create_app()",
-        ],
+        gunicorn_command(
+            port, "-k", "gthread", "--threads", str(args.threads), "-w", str(args.web)
+        ),
         env=env,
         cwd=ROOT,
         stdout=open(f"{logs}/web.log", "w"),

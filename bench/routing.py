@@ -41,7 +41,12 @@ from inbox.models import Conversation, Role, RoutingRule  # noqa: E402
 from inbox.services import assignment, routing  # noqa: E402
 from inbox.services.accounts import create_api_token, create_user, get_or_create_team  # noqa: E402
 from tests import factories  # noqa: E402
-from tests.support.services import PostgresServer, RedisServer, free_port  # noqa: E402
+from tests.support.services import (  # noqa: E402
+    PostgresServer,
+    RedisServer,
+    free_port,
+    gunicorn_command,
+)
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 WARM_CLAIMS = 50  # per agent, untimed: more than psycopg's prepare threshold on every worker
@@ -186,18 +191,7 @@ def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, i
     """gunicorn with `options` on a free loopback port, once it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            *options,
-            "--no-control-socket",
-            "--log-level",
-            "warning",
-            "-b",
-            f"127.0.0.1:{port}",
-            "inbox:create_app()",
-        ],
+        gunicorn_command(port, *options),
         env={**os.environ, **env},
         cwd=ROOT,
     )

@@ -161,7 +161,7 @@ def replay_events_command(ids, failed, inline):
         if inline:
             process_event(event, now=utcnow())
         else:
-            enqueue_processing(event)
+            enqueue_processing(event.id)
     db.session.commit()
     if inline:
         states = ", ".join(f"#{e.id} {e.state}" for e in events)

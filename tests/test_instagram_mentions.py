@@ -95,7 +95,7 @@ def test_a_refusal_is_listed_with_metas_words_and_a_replay_after_the_fix_lands_i
     assert event.state is EventState.PROCESSED and count(Message) == 0
     register(fake_platforms)
     reset_for_replay(event)  # what Admin → Webhook deliveries → Replay does
-    enqueue_processing(event)
+    enqueue_processing(event.id)
     db.session.commit()
     run_jobs(mention_app)
     db.session.expire_all()

@@ -49,15 +49,11 @@ def record_inbound_event(
         .values(platform=platform, body=body, headers=_kept(headers), received_at=now)
         .returning(InboundEvent.id)
     ).scalar_one()
-    _enqueue(event_id)
+    enqueue_processing(event_id)
     return event_id
 
 
-def enqueue_processing(event: InboundEvent) -> None:
-    _enqueue(event.id)
-
-
-def _enqueue(event_id: int) -> None:
+def enqueue_processing(event_id: int) -> None:
     # Backoff covers a concurrent worker creating the same contact or thread (unique
     # violation, fine on retry) and short database hiccups.
     enqueue_after_commit(
@@ -182,7 +178,7 @@ def requeue_stale_events(*, now: datetime, older_than: timedelta, limit: int = 1
     ).all()
     for event in stale:
         event.requeued_at = now
-        enqueue_processing(event)
+        enqueue_processing(event.id)
     return len(stale)
 
 

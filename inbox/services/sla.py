@@ -35,7 +35,6 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Row,
-    Select,
     and_,
     bindparam,
     case,
@@ -270,10 +269,18 @@ class Preloaded:
 def preload(conversation_ids: Sequence[int]) -> Preloaded:
     """Read the messages and clocks of these conversations in two queries."""
     rows: dict[int, list[Row]] = {i: [] for i in conversation_ids}
+    # The message columns the clocks are computed from (notes never count).
     for row in db.session.execute(
-        _ledger_rows(Message.conversation_id.in_(conversation_ids)).order_by(
-            Message.conversation_id, Message.sent_at, Message.id
+        select(
+            Message.id,
+            Message.conversation_id,
+            Message.direction,
+            Message.sent_at,
+            Message.author_user_id,
+            Message.is_auto_reply,
         )
+        .where(Message.conversation_id.in_(conversation_ids), Message.direction != Direction.NOTE)
+        .order_by(Message.conversation_id, Message.sent_at, Message.id)
     ):
         rows[row.conversation_id].append(row)
     clocks: dict[int, list[SlaClock]] = {i: [] for i in conversation_ids}
@@ -356,18 +363,6 @@ class _Cycle:
     reason: StopReason | None = None
 
 
-def _ledger_rows(where: ColumnElement[bool]) -> Select[Any]:
-    """The message columns the clocks are computed from (notes never count)."""
-    return select(
-        Message.id,
-        Message.conversation_id,
-        Message.direction,
-        Message.sent_at,
-        Message.author_user_id,
-        Message.is_auto_reply,
-    ).where(where, Message.direction != Direction.NOTE)
-
-
 def _sync(
     conversation: Conversation,
     *,
@@ -376,20 +371,13 @@ def _sync(
     preloaded: Preloaded | None = None,
 ) -> None:
     now = as_utc(now)
-    if preloaded is None:
-        clocks = list(
-            db.session.scalars(select(SlaClock).where(SlaClock.conversation_id == conversation.id))
-        )
-        rows: Sequence[Row] = db.session.execute(
-            _ledger_rows(Message.conversation_id == conversation.id).order_by(
-                Message.sent_at, Message.id
-            )
-        ).all()
-    else:
-        clocks = preloaded.clocks[conversation.id]  # extended in place with new clocks
-        rows = preloaded.rows[conversation.id]
-    stored = list(clocks)  # the clocks opened below join `clocks` only
+    # Alone, the conversation's ledger is read here and written at the end; within a
+    # preloaded batch the caller flushes once for all.
     flush = preloaded is None
+    ledger = preloaded or preload([conversation.id])
+    clocks = ledger.clocks[conversation.id]  # extended in place with the clocks opened below
+    rows = ledger.rows[conversation.id]
+    stored = list(clocks)  # the clocks opened below join `clocks` only
     first_inbound = next((r.sent_at for r in rows if r.direction is Direction.INBOUND), None)
     if first_inbound is None:
         _refresh_conversation(conversation, clocks, now, flush=flush)

@@ -166,7 +166,7 @@ def replay_event(event_id: int):
     if not form.validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     reset_for_replay(event)
-    enqueue_processing(event)
+    enqueue_processing(event.id)
     record_audit("event.replay", event, actor=current_user)
     db.session.commit()
     flash(f"Event #{event.id} queued for processing again.", "info")

@@ -423,6 +423,27 @@ def test_policy_edited_in_another_app_instance_reaches_the_cached_policies(
         event.remove(db.engine, "before_cursor_execute", capture)
 
 
+def test_a_never_configured_sla_is_cached_too_and_its_token_read_once_per_transaction(convo):
+    # No policy or calendar was ever written (no token): the hooks must not read the policies
+    # again for every message, and the configuration tokens are one query per transaction.
+    customer(convo(), mon(9))  # reads the (empty) policies once
+    db.session.commit()
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        customer(convo(), mon(9))
+        customer(convo(), mon(10))
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert not [s for s in statements if "FROM sla_policies" in s]
+    assert len([s for s in statements if "FROM config_versions" in s]) == 1
+
+
 # --- out of order --------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +25,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def gunicorn_command(port: int, *options: str) -> list[str]:
+    """The app under gunicorn on a loopback port; `options` choose workers and threads."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *options,
+        "--no-control-socket",  # else every instance shares one control socket path
+        "--log-level",
+        "warning",
+        "-b",
+        f"127.0.0.1:{port}",
+        "inbox:create_app()",
+    ]
 
 
 def redis_server_binary() -> str:
