@@ -46,6 +46,7 @@ from inbox.services.ingest import Profile, add_message, get_or_create_conversati
 from inbox.services.sla_config import save_policy
 from inbox.timeutil import utcnow
 from tests.conftest import ROOT, SHARED_DATA, wait_for
+from tests.support.statements import captured_statements
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -428,18 +429,13 @@ def test_a_never_configured_sla_is_cached_too_and_its_token_read_once_per_transa
     # again for every message, and the configuration tokens are one query per transaction.
     customer(convo(), mon(9))  # reads the (empty) policies once
     db.session.commit()
-    statements: list[str] = []
 
-    def capture(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
+    def two_messages():
         customer(convo(), mon(9))
         customer(convo(), mon(10))
         db.session.commit()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+
+    statements = [statement for statement, _ in captured_statements(two_messages)]
     assert not [s for s in statements if "FROM sla_policies" in s]
     assert len([s for s in statements if "FROM config_versions" in s]) == 1
 
