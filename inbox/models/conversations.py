@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DDL,
@@ -40,6 +40,9 @@ from inbox.models.base import TimestampMixin, UTCDateTime, enum_column, trigram_
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.timeutil import utcnow
+
+if TYPE_CHECKING:  # models.sla imports this module
+    from inbox.models.sla import SlaClock
 
 
 class Status(enum.StrEnum):
@@ -318,6 +321,10 @@ class Conversation(TimestampMixin, Base):
     tags: Mapped[list[Tag]] = relationship(secondary=conversation_tags)
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.sent_at, Message.id"
+    )
+    # The SLA ledger (models.sla); the database deletes it with the conversation.
+    sla_clocks: Mapped[list[SlaClock]] = relationship(
+        back_populates="conversation", passive_deletes=True
     )
 
     @property
