@@ -216,10 +216,18 @@ def test_filters_of_open_views_are_narrowed_in_the_filters_index(app, make_user)
         assert "kind" in conditions[0] and "priority" in conditions[0], plan
 
 
-def test_the_apps_postgresql_sessions_never_switch_to_a_generic_plan(app):
+def test_a_listing_is_planned_for_its_values_and_nothing_else_is(app, make_user):
     if db.engine.dialect.name != "postgresql":
         return
-    assert db.session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    agent = make_user(Role.AGENT)
+    db.session.commit()
+    show = text("SHOW plan_cache_mode")
+    listing.list_conversations(agent, view="open")
+    assert db.session.execute(show).scalar() == "force_custom_plan"
+    listing.count_conversations(agent, view="open")
+    assert db.session.execute(show).scalar() == "force_custom_plan"
+    db.session.commit()
+    assert db.session.execute(show).scalar() == "auto"  # the next transaction, e.g. ingestion
 
 
 def test_a_filter_the_agents_teams_never_match_is_expected_to_match_few_rows(app, make_user):
