@@ -580,8 +580,7 @@ def _write_opened(opened: Opened) -> None:
             db.session.add(clock)
         events = [{**e, "clock_id": clock.id} for clock, rows in opened.items() for e in rows]
         if events:
-            # One multi-row VALUES: cheaper than executemany for the few rows of a hook.
-            db.session.execute(insert(SlaClockEvent.__table__).values(events))
+            db.session.execute(insert(SlaClockEvent.__table__), events)
     opened.clear()
 
 
