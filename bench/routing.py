@@ -240,6 +240,9 @@ class _LoopAgent:
         )
         if len(body) < length:
             return False
+        if any(x.lower() == b"connection: close" for x in lines[1:]):
+            # e.g. sync workers: this client does not reconnect (the per-agent one does).
+            raise RuntimeError("--client loop needs a server that keeps connections alive")
         elapsed = (time.perf_counter() - self.began) * 1000
         if status == 200:
             self.claimed.append(json.loads(body)["id"])
@@ -412,7 +415,7 @@ def bench_get_next(
             p.start()
         roots = {"gunicorn": [server.pid], **services}
         apart = {os.getpid(), *(p.pid for p in processes)}
-        start.wait()
+        start.wait(timeout=300)  # broken, not waited on forever, if a client failed warming up
         cpu_before, busy_before = _processes_cpu(roots, apart), _machine_busy_seconds()
         own_before = time.process_time()
         load_before = os.getloadavg()
