@@ -295,9 +295,10 @@ def _loop_client(
 def _processes_cpu(
     roots: dict[str, list[int]], counted_apart: set[int]
 ) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) so far of every process on the machine but
-    `counted_apart`: those of each group (the root pids and all their descendants) under the
-    group's name, any other under its own command name (to say what else ran)."""
+    """CPU seconds so far of every process on the machine but `counted_apart` (user + system,
+    and that of its children that have exited: short-lived processes show up under their
+    parent): those of each group (the root pids and all their descendants) under the group's
+    name, any other under its own command name (to say what else ran)."""
     seen: dict[int, tuple[str, float]] = {pid: ("", 0.0) for pid in counted_apart}
     for group, pids in roots.items():
         for pid in pids:
@@ -311,12 +312,16 @@ def _processes_cpu(
                     times = proc.cpu_times()
                 except psutil.NoSuchProcess:
                     continue
-                seen[proc.pid] = (group, times.user + times.system)
+                seen[proc.pid] = (group, _seconds(times))
     for proc in psutil.process_iter(["name", "cpu_times"]):
         if proc.pid not in seen and proc.info["cpu_times"] is not None:
             times = proc.info["cpu_times"]
-            seen[proc.pid] = (f"other: {proc.info['name']}", times.user + times.system)
+            seen[proc.pid] = (f"other: {proc.info['name']}", _seconds(times))
     return seen
+
+
+def _seconds(times) -> float:
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _machine_busy_seconds() -> tuple[float, float]:
