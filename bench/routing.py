@@ -295,10 +295,12 @@ def _loop_client(
 def _processes_cpu(
     roots: dict[str, list[int]], counted_apart: set[int]
 ) -> dict[int, tuple[str, float]]:
-    """CPU seconds so far of every process on the machine but `counted_apart` (user + system,
-    and that of its children that have exited: short-lived processes show up under their
-    parent): those of each group (the root pids and all their descendants) under the group's
-    name, any other under its own command name (to say what else ran)."""
+    """CPU seconds so far (user + system) of every process on the machine but
+    `counted_apart`: those of each group (the root pids and all their descendants) under the
+    group's name, any other under its own command name (to say what else ran), with the time
+    of its children that have exited (short-lived processes show up under their parent; not
+    for the groups: the PostgreSQL server would be charged the whole life of a backend that
+    ends in the window, e.g. the one that filled the table)."""
     seen: dict[int, tuple[str, float]] = {pid: ("", 0.0) for pid in counted_apart}
     for group, pids in roots.items():
         for pid in pids:
@@ -312,15 +314,15 @@ def _processes_cpu(
                     times = proc.cpu_times()
                 except psutil.NoSuchProcess:
                     continue
-                seen[proc.pid] = (group, _seconds(times))
+                seen[proc.pid] = (group, times.user + times.system)
     for proc in psutil.process_iter(["name", "cpu_times"]):
         if proc.pid not in seen and proc.info["cpu_times"] is not None:
             times = proc.info["cpu_times"]
-            seen[proc.pid] = (f"other: {proc.info['name']}", _seconds(times))
+            seen[proc.pid] = (f"other: {proc.info['name']}", _with_children(times))
     return seen
 
 
-def _seconds(times) -> float:
+def _with_children(times) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
