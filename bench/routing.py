@@ -6,10 +6,15 @@ gunicorn serving the app. Conversations are bulk-inserted with SQL so a large ta
 to build. Each agent is a client process with its own API token calling
 `POST /api/v1/conversations/next` in a loop, no pause, until it has made its share of the
 claims or --seconds have passed, on one kept-alive connection; the latency is the client's (the
-request and the whole answer), after an untimed warm-up.
+request and the whole answer), after an untimed warm-up. `--client loop` drives the same agents
+(a connection and a token each, closed loop, no pause) from one client process with
+non-blocking sockets instead, so the load generator takes less of the 2 cores it shares with the
+system under test. Either way the script reports where the CPU went during the timed claims, per
+process type (clients, gunicorn, PostgreSQL, Redis, anything else on the machine), per claim.
 
     .venv/bin/python bench/routing.py [--conversations 1000000] [--agents 8] [--claims 2000]
         [--gunicorn "-k gthread --threads 16 -w 4": the web server's options, README's default]
+        [--client processes|loop: one process per agent (default) or one for all]
 
 Prints a markdown table (copy it into docs/benchmarks.md).
 """
@@ -21,6 +26,8 @@ import http.client
 import json
 import multiprocessing
 import os
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from bench.plans import explain_sent  # noqa: E402
@@ -180,11 +188,163 @@ def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start,
     start.wait()
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
+    cpu_began = time.process_time()
     while len(latencies) < claims and time.monotonic() < deadline:
         elapsed, conversation_id = _claim_over_http(conn, token)
         latencies.append(elapsed)
         claimed.append(conversation_id)
-    results.put((latencies, [c for c in claimed if c is not None]))
+    cpu = time.process_time() - cpu_began
+    results.put(([latencies], [c for c in claimed if c is not None], cpu))
+
+
+class _LoopAgent:
+    """One agent of the one-process client: a non-blocking kept-alive connection that sends
+    get next, reads the whole answer (Content-Length framed), and sends again."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.request = (
+            "POST /api/v1/conversations/next HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.buffer = b""
+        self.began = 0.0
+        self.latencies: list[float] = []
+        self.claimed: list[int] = []
+
+    def send(self) -> None:
+        self.buffer = b""
+        self.began = time.perf_counter()
+        self.sock.sendall(self.request)  # a few hundred bytes: the socket buffer takes them
+
+    def receive(self) -> bool:
+        """Read what has arrived; True once the whole answer is in (then it is recorded)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed the connection")
+        self.buffer += chunk
+        head, separator, body = self.buffer.partition(b"\r\n\r\n")
+        if not separator:
+            return False
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = next(
+            (
+                int(v)
+                for k, _, v in (x.partition(b":") for x in lines[1:])
+                if k.lower() == b"content-length"
+            ),
+            0,
+        )
+        if len(body) < length:
+            return False
+        if any(x.lower() == b"connection: close" for x in lines[1:]):
+            # e.g. sync workers: this client does not reconnect (the per-agent one does).
+            raise RuntimeError("--client loop needs a server that keeps connections alive")
+        elapsed = (time.perf_counter() - self.began) * 1000
+        if status == 200:
+            self.claimed.append(json.loads(body)["id"])
+        elif status != 204:
+            raise RuntimeError(f"get next answered {status}: {body[:200]!r}")
+        self.latencies.append(elapsed)
+        return True
+
+
+def _drive(agents: list[_LoopAgent], claims: int, seconds: float) -> None:
+    """Every agent claims in a closed loop until each has `claims` latencies or `seconds`
+    have passed; an answer is read as soon as its socket is readable."""
+    selector = selectors.DefaultSelector()
+    for agent in agents:
+        selector.register(agent.sock, selectors.EVENT_READ, agent)
+        agent.send()
+    deadline = time.monotonic() + seconds
+    busy = len(agents)
+    while busy:
+        for key, _ in selector.select(timeout=30):
+            agent = key.data
+            if not agent.receive():
+                continue
+            if len(agent.latencies) < claims and time.monotonic() < deadline:
+                agent.send()
+            else:
+                selector.unregister(agent.sock)
+                busy -= 1
+    selector.close()
+
+
+def _loop_client(
+    port: int, tokens: list[str], warm: int, claims: int, seconds: float, start, results
+):
+    """All agents from this one process (`--client loop`): `warm` untimed claims each, then
+    the timed closed loops; reports like `_agent`, once for all of them."""
+    agents = [_LoopAgent(port, token) for token in tokens]
+    _drive(agents, warm, 600)
+    for agent in agents:
+        agent.latencies = []
+    start.wait()
+    cpu_began = time.process_time()
+    _drive(agents, claims, seconds)
+    cpu = time.process_time() - cpu_began
+    for agent in agents:
+        agent.sock.close()
+    results.put(([a.latencies for a in agents], [c for a in agents for c in a.claimed], cpu))
+
+
+def _processes_cpu(
+    roots: dict[str, list[int]], counted_apart: set[int]
+) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far (user + system) of every process on the machine but
+    `counted_apart`: those of each group (the root pids and all their descendants) under the
+    group's name, any other under its own command name (to say what else ran), with the time
+    of its children that have exited (short-lived processes show up under their parent; not
+    for the groups: the PostgreSQL server would be charged the whole life of a backend that
+    ends in the window, e.g. the one that filled the table)."""
+    seen: dict[int, tuple[str, float]] = {pid: ("", 0.0) for pid in counted_apart}
+    for group, pids in roots.items():
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in family:
+                try:
+                    times = proc.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                seen[proc.pid] = (group, times.user + times.system)
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.pid not in seen and proc.info["cpu_times"] is not None:
+            times = proc.info["cpu_times"]
+            seen[proc.pid] = (f"other: {proc.info['name']}", _with_children(times))
+    return seen
+
+
+def _with_children(times) -> float:
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds the whole machine has spent not idle (all cores), and of those the ones in
+    interrupts (irq, softirq: mostly the loopback network, charged to no process), from
+    /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / tick, (fields[5] + fields[6]) / tick
+
+
+def _cpu_by_group(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each group spent between the two readings (a process that started in
+    between counts from zero)."""
+    spent: dict[str, float] = {}
+    for pid, (group, seconds) in after.items():
+        spent[group] = spent.get(group, 0.0) + seconds - before.get(pid, (group, 0.0))[1]
+    return spent
 
 
 def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
@@ -206,11 +366,19 @@ def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, i
 
 
 def bench_get_next(
-    env: dict[str, str], agents: int, options: list[str], claims: int, seconds: float
+    env: dict[str, str],
+    agents: int,
+    options: list[str],
+    claims: int,
+    seconds: float,
+    client: str,
+    services: dict[str, list[int]],
 ) -> dict:
-    """`agents` client processes against gunicorn: every claim is a real HTTP request with
-    the agent's API token, timed by the client. Each agent first makes `WARM_CLAIMS` claims
-    (not timed) so every web process has imported, connected and prepared its statements."""
+    """`agents` agents against gunicorn: every claim is a real HTTP request with the agent's
+    API token, timed by the client (`client`: "processes", one process per agent, or "loop",
+    one process for all). Each agent first makes `WARM_CLAIMS` claims (not timed) so every web
+    process has imported, connected and prepared its statements. `services` are the root pids
+    of the other processes whose CPU is reported (PostgreSQL, Redis)."""
     users = [
         create_user(
             f"bench{i}@example.com",
@@ -233,29 +401,60 @@ def bench_get_next(
     server, port = _serve(env, options)
     try:
         context = multiprocessing.get_context("fork")
-        start, results = context.Barrier(agents + 1), context.Queue()
-        processes = [
-            context.Process(
-                target=_agent,
-                args=(port, token, WARM_CLAIMS, claims // agents, seconds, start, results),
-            )
-            for token in tokens
-        ]
+        if client == "loop":
+            start, results = context.Barrier(2), context.Queue()
+            processes = [
+                context.Process(
+                    target=_loop_client,
+                    args=(port, tokens, WARM_CLAIMS, claims // agents, seconds, start, results),
+                )
+            ]
+        else:
+            start, results = context.Barrier(agents + 1), context.Queue()
+            processes = [
+                context.Process(
+                    target=_agent,
+                    args=(port, token, WARM_CLAIMS, claims // agents, seconds, start, results),
+                )
+                for token in tokens
+            ]
         for p in processes:
             p.start()
-        start.wait()
+        roots = {"gunicorn": [server.pid], **services}
+        apart = {os.getpid(), *(p.pid for p in processes)}
+        start.wait(timeout=300)  # broken, not waited on forever, if a client failed warming up
+        cpu_before, busy_before = _processes_cpu(roots, apart), _machine_busy_seconds()
+        own_before = time.process_time()
         load_before = os.getloadavg()
         started = time.perf_counter()
         outcomes = [results.get(timeout=seconds + 120) for _ in processes]
         wall = time.perf_counter() - started
+        cpu_after, busy_after = _processes_cpu(roots, apart), _machine_busy_seconds()
+        own = time.process_time() - own_before
         load_after = os.getloadavg()
         for p in processes:
             p.join()
     finally:
         server.terminate()
         server.wait(timeout=30)
-    latencies = [ms for samples, _ in outcomes for ms in samples]
-    claimed = [cid for _, ids_ in outcomes for cid in ids_]
+    latencies = [ms for samples, _, _ in outcomes for agent in samples for ms in agent]
+    claimed = [cid for _, ids_, _ in outcomes for cid in ids_]
+    spent = _cpu_by_group(cpu_before, cpu_after)
+    spent.pop("", None)  # this script and its clients, which count their own time
+    others = {g: v for g, v in spent.items() if g.startswith("other: ")}
+    cpu = {
+        f"clients ({len(processes)} process{'es' if len(processes) > 1 else ''})": sum(
+            c for _, _, c in outcomes
+        ),
+        **{g: v for g, v in spent.items() if g not in others},
+        "this script": own,
+    }
+    cpu["interrupts (loopback network)"] = busy_after[1] - busy_before[1]
+    # Other processes, by command name (other engineers' work, kernel threads): the three
+    # busiest, then the rest of the machine's busy time.
+    for group, seconds in sorted(others.items(), key=lambda kv: -kv[1])[:3]:
+        cpu[group] = seconds
+    cpu["everything else on the machine"] = busy_after[0] - busy_before[0] - sum(cpu.values())
     return {
         "claims": len(latencies),
         "duplicates": len(claimed) - len(set(claimed)),
@@ -264,6 +463,8 @@ def bench_get_next(
         "per_second": len(latencies) / wall,
         "load": (load_before, load_after),
         "plan": plan,
+        "cpu": cpu,
+        "wall": wall,
     }
 
 
@@ -277,6 +478,12 @@ def main() -> None:
         "--gunicorn",
         default="-k gthread --threads 16 -w 4",
         help="the web server's options (default: README's deployment)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["processes", "loop"],
+        default="processes",
+        help="the load generator: one process per agent, or one process for all agents",
     )
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
@@ -310,7 +517,12 @@ def main() -> None:
                 "INBOX_SECURE_COOKIES": "0",
             }
             options = args.gunicorn.split()
-            claims = bench_get_next(env, args.agents, options, args.claims, args.seconds)
+            services = {"redis": [redis.proc.pid]}
+            if postgres is not None and postgres.postmaster_pid() is not None:
+                services["postgresql"] = [postgres.postmaster_pid()]
+            claims = bench_get_next(
+                env, args.agents, options, args.claims, args.seconds, args.client, services
+            )
             db.session.remove()
     finally:
         redis.close()
@@ -325,13 +537,27 @@ def main() -> None:
     )
     print(
         f"| Get next, {args.conversations:,} conversations (filled in {fill_seconds:.0f} s), "
-        f"{args.agents} agents over HTTP (gunicorn {args.gunicorn}), {claims['claims']} claims | "
+        f"{args.agents} agents over HTTP (gunicorn {args.gunicorn}, client {args.client}), "
+        f"{claims['claims']} claims | "
         f"median {claims['median_ms']:.1f} ms, "
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
     )
     before, after = claims["load"]
     print(f"\nLoad average (1, 5, 15 min) as the timed claims began: {before}, at the end: {after}")
+    print(
+        f"\nCPU during the timed claims ({claims['wall']:.1f} s, {claims['claims']} claims; "
+        f"2 cores give {2000 * claims['wall'] / max(claims['claims'], 1):.2f} ms per claim):\n"
+    )
+    print("| Process type | CPU s | ms per claim | share |")
+    print("|---|---|---|---|")
+    total = sum(claims["cpu"].values())
+    for group, seconds in claims["cpu"].items():
+        print(
+            f"| {group} | {seconds:.1f} | {1000 * seconds / max(claims['claims'], 1):.2f} | "
+            f"{100 * seconds / total:.0f} % |"
+        )
+    print(f"| all | {total:.1f} | {1000 * total / max(claims['claims'], 1):.2f} | 100 % |")
     print("\nThe candidate query (EXPLAIN ANALYZE, before the agents start):\n")
     print("\n".join(claims["plan"]))
 

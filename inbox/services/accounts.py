@@ -5,11 +5,12 @@ Imports: models, extensions.db, timeutil.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -100,17 +101,24 @@ def revoke_api_token(token: ApiToken, *, actor: User | None, now: datetime | Non
     record_audit("api_token.revoke", token.user, actor=actor, after={"name": token.name})
 
 
+@functools.cache
+def _token_with_user() -> Select[tuple[ApiToken]]:
+    # Built once per process (every request runs it): SQLAlchemy then neither rebuilds the
+    # statement nor works out its cache key again.
+    return (
+        select(ApiToken)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+        .options(joinedload(ApiToken.user))
+    )
+
+
 def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
     """Resolve a bearer token to its active user (one query); revoked tokens and inactive
     users get None. `last_used_at` is kept to the minute (`LAST_USED_PRECISION`): a token in
     constant use is written once a minute, not on every request."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = db.session.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == _hash_token(token))
-        .options(joinedload(ApiToken.user))
-    )
+    row = db.session.scalar(_token_with_user(), {"token_hash": _hash_token(token)})
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     now = now or utcnow()

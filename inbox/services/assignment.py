@@ -195,6 +195,12 @@ def _claim_statements(dialect: str, target: str) -> _Claim:
         return _Claim(take.returning(Conversation), _assign_audit(taken))
     took = take.returning(*Conversation.__table__.c).cte("took")
     one_statement = select(aliased(Conversation, took)).add_cte(_assign_audit(took).cte("audit"))
+    # Compiled once here, before any thread shares it: SQLAlchemy fills parts of a select of
+    # an entity aliased to a CTE lazily on the first compile, and threads compiling it for the
+    # first time together (a gthread worker warming up) could get SQL without the CTE's
+    # columns ("cartesian product", then "Query contains no columns"), which the compiled cache
+    # then kept (test_concurrent_first_compiles_of_the_claim_statement_agree).
+    one_statement.compile(dialect=db.engine.dialect)
     return _Claim(one_statement, None)
 
 

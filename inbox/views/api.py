@@ -9,10 +9,12 @@ Imports: services, connectors (the ingest format), models, extensions.db, errors
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from sqlalchemy import Select, bindparam
 from sqlalchemy.orm import joinedload, selectinload
 
 from inbox.connectors import ParseError
@@ -229,18 +231,25 @@ def _with_relations(conversation_id: int) -> Conversation:
     collections are a few rows each; one row per tag and identity pair). The assignee, the
     caller, is already in the session."""
     return (
-        db.session.scalars(
-            db.select(Conversation)
-            .where(Conversation.id == conversation_id)
-            .options(
-                joinedload(Conversation.contact).joinedload(Contact.identities),
-                joinedload(Conversation.channel_account),
-                joinedload(Conversation.team),
-                joinedload(Conversation.tags),
-            )
-        )
+        db.session.scalars(_conversation_with_relations(), {"conversation_id": conversation_id})
         .unique()
         .one()
+    )
+
+
+@functools.cache
+def _conversation_with_relations() -> Select[tuple[Conversation]]:
+    # Built once per process (every get next runs it), so SQLAlchemy neither rebuilds it nor
+    # works out its cache key again.
+    return (
+        db.select(Conversation)
+        .where(Conversation.id == bindparam("conversation_id"))
+        .options(
+            joinedload(Conversation.contact).joinedload(Contact.identities),
+            joinedload(Conversation.channel_account),
+            joinedload(Conversation.team),
+            joinedload(Conversation.tags),
+        )
     )
 
 

@@ -158,6 +158,12 @@ class PostgresServer:
         )
         return make_url(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
 
+    def postmaster_pid(self) -> int | None:
+        """The throwaway cluster's server process (None on TEST_DATABASE_URL's server)."""
+        if not self.cluster_dir:
+            return None
+        return int(Path(f"{self.cluster_dir}/data/postmaster.pid").read_text().split()[0])
+
     def create_database(self) -> str:
         name = f"inbox_test_{uuid.uuid4().hex[:12]}"
         with self.admin.connect() as conn:
