@@ -769,9 +769,9 @@ def sweep(*, now: datetime) -> SweepResult:
     policy) are loaded as objects.
     """
     now = as_utc(now)
-    # The statements below are Core, not ORM-enabled (no ORM work per returned row, of which
-    # there are thousands), so they do not autoflush: what this transaction changed goes first.
-    db.session.flush()
+    # The statements are Core, not ORM-enabled: no ORM work per returned row, of which there
+    # are thousands (the session still autoflushes before each; its objects are synchronised
+    # by hand).
     if db.session.get_bind().dialect.name == "postgresql":
         marks = _mark_and_record(now)
     else:
@@ -1073,8 +1073,6 @@ def _refresh_sla_columns(conversation_ids: list[int]) -> list[dict[str, Any]]:
     """Recompute `sla_due_at` / `sla_state` of these conversations from their clocks in SQL
     (the rule of `_refresh_conversation`), writing only the rows that change; the values
     afterwards, one dict per conversation."""
-    # Core statements (no autoflush): the escalated conversations' changes go first.
-    db.session.flush()
     ids = _ids(conversation_ids)
     clocks, conversations = _CLOCKS.c, _CONVERSATIONS.c
     running = and_(clocks.stopped_at.is_(None), clocks.target_seconds.is_not(None))
