@@ -980,7 +980,7 @@ def _mark_then_record(now: datetime) -> list[_Mark]:
         _Mark(
             r.id,
             kind,
-            r[1],
+            getattr(r, _MARKS[kind]),
             event_ids[r.id, kind],
             *(getattr(r, name) for name in (*_MARKED_COLUMNS, "assignee_id", "team_id")),
         )
