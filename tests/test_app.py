@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from inbox import create_app
-from inbox.config import ConfigError, load_config
+from inbox.config import ConfigError, engine_options, load_config
 
 
 def test_missing_secret_key_outside_testing_is_a_clear_startup_error(monkeypatch):
@@ -49,6 +49,27 @@ def test_a_serving_app_freezes_what_it_built_out_of_the_collectors_reach():
 def test_postgres_urls_are_pinned_to_psycopg3():
     config = load_config({"DATABASE_URL": "postgres://u@h/db"}, "/tmp")
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_postgresql_sessions_plan_every_statement_for_its_values():
+    postgresql = engine_options(
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@h/db",
+            "SQLALCHEMY_ENGINE_OPTIONS": {
+                "pool_pre_ping": True,
+                "connect_args": {"options": "-c work_mem=8MB", "connect_timeout": 5},
+            },
+        }
+    )
+    assert postgresql == {
+        "pool_pre_ping": True,
+        "connect_args": {
+            "options": "-c work_mem=8MB -c plan_cache_mode=force_custom_plan",
+            "connect_timeout": 5,
+        },
+    }
+    sqlite = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SQLALCHEMY_ENGINE_OPTIONS": {"echo": True}}
+    assert engine_options(sqlite) == {"echo": True}
 
 
 def test_malformed_boolean_setting_names_the_variable():

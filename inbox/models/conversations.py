@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DDL,
@@ -40,6 +40,9 @@ from inbox.models.base import TimestampMixin, UTCDateTime, enum_column, trigram_
 from inbox.models.channels import ChannelAccount, Platform
 from inbox.models.contacts import Contact, ContactIdentity
 from inbox.timeutil import utcnow
+
+if TYPE_CHECKING:  # models.sla imports this module
+    from inbox.models.sla import SlaClock
 
 
 class Status(enum.StrEnum):
@@ -319,6 +322,10 @@ class Conversation(TimestampMixin, Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.sent_at, Message.id"
     )
+    # The SLA ledger (models.sla); the database deletes it with the conversation.
+    sla_clocks: Mapped[list[SlaClock]] = relationship(
+        back_populates="conversation", passive_deletes=True
+    )
 
     @property
     def platform(self) -> Platform:
@@ -332,9 +339,13 @@ class Conversation(TimestampMixin, Base):
 # PostgreSQL's statistics of how the filterable columns occur together (a team may get only
 # DMs, say): assuming them independent, the planner expects a rare filter combination's rows
 # early in a queue index and walks all of it; knowing, it reads that team's rows instead.
+# One object over the visibility rule's columns too (team, assignee): the planner estimates
+# an OR from an object only if it covers every column the OR names, and two overlapping
+# objects each cover only part of a query's clauses (with the assignee in a second object,
+# team + kind + public was expected to match 36,000 rows instead of none).
 FILTER_STATISTICS = (
     "CREATE STATISTICS conversations_filters (mcv)"
-    " ON team_id, kind, is_public, priority, status, is_spam FROM conversations"
+    " ON team_id, assignee_id, kind, is_public, priority, status, is_spam FROM conversations"
 )
 event.listen(
     Conversation.__table__, "after_create", DDL(FILTER_STATISTICS).execute_if(dialect="postgresql")

@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from inbox.extensions import Base
@@ -179,7 +179,7 @@ class SlaClock(Base):
     warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    conversation: Mapped[Conversation] = relationship()
+    conversation: Mapped[Conversation] = relationship(back_populates="sla_clocks")
     policy: Mapped[SlaPolicy | None] = relationship()
     calendar: Mapped[BusinessCalendar | None] = relationship()
     events: Mapped[list[SlaClockEvent]] = relationship(
@@ -193,6 +193,13 @@ class SlaClock(Base):
     @property
     def paused(self) -> bool:
         return bool(self.pauses) and self.pauses[-1]["end"] is None
+
+
+@event.listens_for(Conversation, "init")
+def _ledger_starts_empty(target: Conversation, args: Any, kwargs: dict[str, Any]) -> None:
+    # A conversation constructed here has no clocks yet: its ledger starts loaded (and empty),
+    # so the SLA hooks of a brand-new conversation do not ask the database for it.
+    kwargs.setdefault("sla_clocks", [])
 
 
 class SlaClockEvent(Base):

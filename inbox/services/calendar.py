@@ -92,19 +92,20 @@ class CalendarSpec:
         _validate_weekly(weekly)
         object.__setattr__(self, "weekly", weekly)
         object.__setattr__(self, "holidays", frozenset(self.holidays))
+        # The dataclass-generated hash would fail on the dict field; hash its frozen contents,
+        # once: every day's intervals are cached under the calendar (`_day_pieces`).
+        contents = (
+            self.timezone,
+            tuple(sorted(weekly.items())),
+            self.holidays,
+            self.country,
+            self.subdivision,
+            self.always_open,
+        )
+        object.__setattr__(self, "_hash", hash(contents))
 
     def __hash__(self) -> int:
-        # The dataclass-generated hash would fail on the dict field; hash its frozen contents.
-        return hash(
-            (
-                self.timezone,
-                tuple(sorted(self.weekly.items())),
-                self.holidays,
-                self.country,
-                self.subdivision,
-                self.always_open,
-            )
-        )
+        return self._hash  # type: ignore[attr-defined]
 
     @classmethod
     def twenty_four_seven(cls, timezone: str = "UTC") -> CalendarSpec:
@@ -218,10 +219,15 @@ def _wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
     return after
 
 
-def _day_pieces(day: date, calendar: CalendarSpec, zone: ZoneInfo) -> list[OpenInterval]:
-    """The open intervals that start on local date ``day``, in UTC, in order."""
+@lru_cache(maxsize=4096)
+def _day_pieces(day: date, calendar: CalendarSpec, zone: ZoneInfo) -> tuple[OpenInterval, ...]:
+    """The open intervals that start on local date ``day``, in UTC, in order.
+
+    A pure function of its arguments, cached: every SLA computation walks the same few weeks
+    of the same few calendars, and converting each interval's wall times to UTC dominated.
+    """
     if calendar.is_closed_on(day):
-        return []
+        return ()
     pieces = []
     for start, end in calendar.weekly.get(day.weekday(), ()):
         end_day = day if end > start else day + _DAY
@@ -230,7 +236,7 @@ def _day_pieces(day: date, calendar: CalendarSpec, zone: ZoneInfo) -> list[OpenI
         # An interval entirely inside a DST gap maps to a single instant; it has no duration.
         if finish > begin:
             pieces.append(OpenInterval(begin, finish))
-    return pieces
+    return tuple(pieces)
 
 
 def _pieces_from(start: datetime, calendar: CalendarSpec) -> Iterator[OpenInterval]:

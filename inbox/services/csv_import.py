@@ -300,8 +300,8 @@ def run_import_clocks(
     message timestamps (committing per batch). A thread where the brand spoke last is taken as
     resolved at that reply, which stops its clocks there.
 
-    Each batch's messages and clocks are read at once and its ledger written in one flush:
-    the same hooks as live ingestion, without two queries and a flush per conversation."""
+    Each batch's messages and clocks are read at once and the clocks it opens written at
+    once: the same hooks as live ingestion, without queries and writes per conversation."""
     work = result.clocks_pending
     for start in range(0, len(work), batch_size):
         batch = dict(work[start : start + batch_size])
@@ -318,6 +318,7 @@ def run_import_clocks(
                     sla.on_status_change(
                         conversation, Status.OPEN, actor=None, now=resolved_at, preloaded=preloaded
                     )
+        sla.write_opened(preloaded)
         db.session.commit()
         if progress:
             progress(min(start + batch_size, len(work)), len(work))

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
 from inbox.connectors import DeliveryStatus as ConnectorDeliveryStatus
 from inbox.connectors import Event as ConnectorEvent
@@ -198,10 +198,10 @@ def add_message(
 def _bookkeep(conversation: Conversation, message: Message, now: datetime) -> None:
     """Bring a conversation up to date after `message` (the latest) joined it: denormalised
     times, version + live update, SLA clocks."""
-    refresh_conversation_times(conversation)
+    rows = refresh_conversation_times(conversation)
     # Notes are published by the action that adds them (with who did it); the rest here.
     conversation_changed(conversation, "message", publish=message.direction is not Direction.NOTE)
-    sla.on_message(conversation, message, now=now)
+    sla.on_message(conversation, message, now=now, rows=rows)
 
 
 # Conversations whose bookkeeping waits for the end of the current batch (see below).
@@ -275,19 +275,20 @@ def conversation_changed(
         )
 
 
-def refresh_conversation_times(conversation: Conversation) -> None:
-    """Recompute the conversation's denormalised counts and timestamps from its messages.
+def refresh_conversation_times(conversation: Conversation) -> list[Row]:
+    """Recompute the conversation's denormalised counts and timestamps from its messages, and
+    return the message rows they were computed from (`sla.message_rows`: the SLA clocks run on
+    the same rows, so one read serves both).
 
     Computed from scratch rather than patched incrementally, so the values are right whatever
     order messages arrive in and after threads are merged.
     """
     db.session.flush()
-    rows = db.session.execute(
-        select(Message.direction, Message.sent_at, Message.is_auto_reply).where(
-            Message.conversation_id == conversation.id
-        )
-    ).all()
-    summarize_messages(rows).apply_to(conversation)
+    rows = sla.message_rows([conversation.id])[conversation.id]
+    summarize_messages((r.direction, r.sent_at, r.is_auto_reply) for r in rows).apply_to(
+        conversation
+    )
+    return rows
 
 
 def adopt_orphans(message: Message) -> None:

@@ -23,7 +23,9 @@ queue, live, timeutil, webhook_client.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -51,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -239,15 +241,22 @@ def counts_as_response(message: Any, policy: SlaPolicy | None) -> bool:
 # --- the hooks ----------------------------------------------------------------------------
 
 
-def on_message(conversation: Conversation, message: Message, *, now: datetime) -> None:
+def on_message(
+    conversation: Conversation,
+    message: Message,
+    *,
+    now: datetime,
+    rows: list[Row] | None = None,
+) -> None:
     """Run the clocks after `message` (inbound, outbound or note) joined `conversation`.
 
     Notes never change a clock, so they return at once. Anything else reconciles the response
     cycles with the full message history, which is what makes late messages land correctly.
+    `rows`: the conversation's `message_rows`, when the caller has just read them.
     """
     if message.direction is Direction.NOTE:
         return
-    _sync(conversation, now=now)
+    _sync(conversation, now=now, rows=rows)
 
 
 def discard_ledger(conversation: Conversation) -> None:
@@ -256,23 +265,35 @@ def discard_ledger(conversation: Conversation) -> None:
     clock_ids = select(SlaClock.id).where(SlaClock.conversation_id == conversation.id)
     db.session.execute(delete(SlaClockEvent).where(SlaClockEvent.clock_id.in_(clock_ids)))
     db.session.execute(delete(SlaClock).where(SlaClock.conversation_id == conversation.id))
+    db.session.expire(conversation, ["sla_clocks"])
+
+
+# Clocks opened and not written yet, each with its events' column values (see `_opening`).
+Opened = dict[SlaClock, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
 class Preloaded:
     """The ledgers of many conversations read at once, for the hooks to run over a CSV
-    import's batch without a query or a flush per conversation: each conversation's message
-    rows (which must not change meanwhile) and clocks (which the hooks extend). The caller
-    flushes at the end."""
+    import's batch without a query or a write per conversation: each conversation's message
+    rows (which must not change meanwhile) and clocks (which the hooks extend), and the clocks
+    the batch opened. The caller calls `write_opened` at the end."""
 
     rows: dict[int, list[Row]]
     clocks: dict[int, list[SlaClock]]
+    opened: Opened = field(default_factory=dict)
 
 
-def preload(conversation_ids: Sequence[int]) -> Preloaded:
-    """Read the messages and clocks of these conversations in two queries."""
+def write_opened(preloaded: Preloaded) -> None:
+    """Write the clocks a preloaded batch opened, with their events."""
+    _write_opened(preloaded.opened)
+
+
+def message_rows(conversation_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """The message columns the clocks are computed from, per conversation, in platform-time
+    order; notes never count, so they are left out. Ingestion computes a thread's times from
+    the same rows (one read for both)."""
     rows: dict[int, list[Row]] = {i: [] for i in conversation_ids}
-    # The message columns the clocks are computed from (notes never count).
     for row in db.session.execute(
         select(
             Message.id,
@@ -286,12 +307,17 @@ def preload(conversation_ids: Sequence[int]) -> Preloaded:
         .order_by(Message.conversation_id, Message.sent_at, Message.id)
     ):
         rows[row.conversation_id].append(row)
+    return rows
+
+
+def preload(conversation_ids: Sequence[int]) -> Preloaded:
+    """Read the messages and clocks of these conversations in two queries."""
     clocks: dict[int, list[SlaClock]] = {i: [] for i in conversation_ids}
     for clock in db.session.scalars(
         select(SlaClock).where(SlaClock.conversation_id.in_(conversation_ids))
     ):
         clocks[clock.conversation_id].append(clock)
-    return Preloaded(rows, clocks)
+    return Preloaded(message_rows(conversation_ids), clocks)
 
 
 def recompute(
@@ -314,14 +340,16 @@ def on_status_change(
     new_status = conversation.status
     if new_status == old_status:
         return
-    if preloaded is None:
-        clock = _clock(conversation, SlaMetric.RESOLUTION, 1)
-    else:
-        clock = next(
-            (c for c in preloaded.clocks[conversation.id] if c.metric is SlaMetric.RESOLUTION),
-            None,
-        )
+    clocks = _clocks(conversation) if preloaded is None else preloaded.clocks[conversation.id]
+    clock = next((c for c in clocks if c.metric is SlaMetric.RESOLUTION), None)
     detail = {"from": str(old_status), "to": str(new_status), "actor_id": _id(actor)}
+    with _opening(preloaded):
+        _change_resolution(clock, conversation, now, detail)
+    _sync(conversation, now=now, preloaded=preloaded)
+
+
+def _change_resolution(clock: SlaClock | None, conversation: Conversation, now, detail) -> None:
+    new_status = conversation.status
     if clock is not None:
         at = max(as_utc(now), clock.started_at)
         if new_status not in CLOSED_STATUSES and clock.stop_reason is StopReason.RESOLVED:
@@ -333,7 +361,6 @@ def on_status_change(
             _resume(clock, at, f"status changed to {new_status}", now, detail)
         if new_status in PAUSING_STATUSES and clock.running and not clock.paused:
             _pause(clock, at, str(new_status), now, detail)
-    _sync(conversation, now=now, preloaded=preloaded)
 
 
 def on_attributes_change(conversation: Conversation, *, actor: User | None, now: datetime) -> None:
@@ -372,18 +399,36 @@ def _sync(
     now: datetime,
     actor: User | None = None,
     preloaded: Preloaded | None = None,
+    rows: list[Row] | None = None,
 ) -> None:
-    now = as_utc(now)
-    # Alone, the conversation's ledger is read here and written at the end; within a
-    # preloaded batch the caller flushes once for all.
-    flush = preloaded is None
-    ledger = preloaded or preload([conversation.id])
-    clocks = ledger.clocks[conversation.id]  # extended in place with the clocks opened below
-    rows = ledger.rows[conversation.id]
-    stored = list(clocks)  # the clocks opened below join `clocks` only
+    # The conversation's ledger is read here (unless the caller has read its rows, or it is
+    # loaded, or preloaded for a batch). The clocks the hook opens are written when it ends
+    # (or with the batch) and join the ledger collection, where the next hook of this
+    # transaction finds them; its changes to stored clocks are flushed with the caller's own
+    # changes (by its commit or next query).
+    if preloaded is None:
+        stored = list(_clocks(conversation))
+        if rows is None:
+            rows = message_rows([conversation.id])[conversation.id]
+        clocks = list(stored)
+    else:
+        clocks = preloaded.clocks[conversation.id]
+        rows = preloaded.rows[conversation.id]
+        stored = list(clocks)
+    with _opening(preloaded) as opened:
+        _reconcile(conversation, clocks, stored, rows, as_utc(now), actor)
+        if preloaded is None:
+            _write_opened(opened)
+            # As if loaded: the opened clocks are in the database now.
+            set_committed_value(conversation, "sla_clocks", clocks)
+
+
+def _reconcile(conversation, clocks, stored, rows, now, actor) -> None:
+    """Bring the conversation's ledger in line with its messages; `clocks` (the stored ones
+    and those a batch opened earlier) is extended in place with the clocks opened here."""
     first_inbound = next((r.sent_at for r in rows if r.direction is Direction.INBOUND), None)
     if first_inbound is None:
-        _refresh_conversation(conversation, clocks, now, flush=flush)
+        _refresh_conversation(conversation, clocks, now)
         return
     if conversation.sla_policy_id is None and not clocks:
         policy = select_policy(conversation)
@@ -450,7 +495,7 @@ def _sync(
     for clock in stored:
         if clock.running:
             _apply_policy(clock, policy, now, actor)
-    _refresh_conversation(conversation, clocks, now, flush=flush)
+    _refresh_conversation(conversation, clocks, now)
 
 
 def _response_cycles(rows: Sequence[Any], resolved: list[datetime], policy) -> list[_Cycle]:
@@ -487,13 +532,86 @@ def _resolved_marks(resolution: SlaClock) -> list[datetime]:
     return marks
 
 
-def _clock(conversation: Conversation, metric: SlaMetric, cycle: int) -> SlaClock | None:
-    return db.session.scalar(
-        select(SlaClock).where(
-            SlaClock.conversation_id == conversation.id,
-            SlaClock.metric == metric,
-            SlaClock.cycle == cycle,
+def _clocks(conversation: Conversation) -> list[SlaClock]:
+    """The conversation's ledger collection: loaded with it when it was built in this
+    transaction (models.sla), read otherwise. Reading it flushes nothing, so the
+    conversation's pending changes and the SLA columns set later go out in one UPDATE; every
+    clock opened outside a preloaded batch is written by the hook that opened it."""
+    with db.session.no_autoflush:
+        return conversation.sla_clocks
+
+
+# The clocks opened by the hook (or preloaded batch) that is running, outside the session
+# until `_write_opened` inserts them and their events with two statements: through the unit
+# of work the two INSERTs of a new conversation's clocks cost three times as much.
+_opened: ContextVar[Opened | None] = ContextVar("inbox_sla_opened", default=None)
+
+
+@contextmanager
+def _opening(preloaded: Preloaded | None) -> Iterator[Opened]:
+    """The registry of opened clocks for the hook that is starting: the batch's when
+    preloaded, the enclosing hook's when nested, else a new one (which its hook writes)."""
+    current = _opened.get()
+    if current is not None and preloaded is None:
+        yield current
+        return
+    opened = preloaded.opened if preloaded is not None else {}
+    token = _opened.set(opened)
+    try:
+        yield opened
+    finally:
+        _opened.reset(token)
+
+
+def _write_opened(opened: Opened) -> None:
+    """Insert the opened clocks (ids returned in order), then their events; the clocks join
+    the session as persistent objects holding every column, so nothing is read back."""
+    if not opened:
+        return
+    clocks = list(opened)
+    table = SlaClock.__table__
+    values = [_clock_columns(clock) for clock in clocks]
+    # Nothing pending is needed by these rows (their conversation is flushed already).
+    with db.session.no_autoflush:
+        ids = db.session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), values
+        ).all()
+        for clock, clock_id in zip(clocks, ids, strict=True):
+            clock.id = clock_id
+            make_transient_to_detached(clock)
+            db.session.add(clock)
+        events = [{**e, "clock_id": clock.id} for clock, rows in opened.items() for e in rows]
+        if events:
+            # One multi-row VALUES: cheaper than executemany for the few rows of a hook.
+            db.session.execute(insert(SlaClockEvent.__table__).values(events))
+    opened.clear()
+
+
+def _clock_columns(clock: SlaClock) -> dict[str, Any]:
+    """The row of an opened clock. Every column is set on the object too, so that once
+    persistent it holds its whole row and is never read back."""
+    columns = {}
+    for key, default in _clock_defaults():
+        value = getattr(clock, key)
+        if value is None and default is not None:
+            value = default
+            setattr(clock, key, value)
+        elif key not in clock.__dict__:
+            setattr(clock, key, value)
+        columns[key] = value
+    return columns
+
+
+@lru_cache(maxsize=1)
+def _clock_defaults() -> tuple[tuple[str, Any], ...]:
+    """(attribute, scalar default or None) of every column of a clock but its id."""
+    return tuple(
+        (
+            attr.key,
+            column.default.arg if column.default is not None and column.default.is_scalar else None,
         )
+        for attr in inspect(SlaClock).column_attrs
+        if not (column := attr.columns[0]).primary_key
     )
 
 
@@ -501,7 +619,9 @@ def _open_clock(conversation, metric, cycle, start, policy, now, reason) -> SlaC
     clock = SlaClock(
         conversation_id=conversation.id, metric=metric, cycle=cycle, started_at=start, pauses=[]
     )
-    db.session.add(clock)
+    opened = _opened.get()
+    assert opened is not None, "clocks are opened inside a hook"
+    opened[clock] = []
     _apply_policy(clock, policy, now, None, announce=False)
     detail = {"policy": policy.name if policy else None, "target_seconds": clock.target_seconds}
     _event(clock, ClockEventKind.START, start, reason, now, detail)
@@ -690,22 +810,24 @@ def _move_start(clock: SlaClock, start: datetime, now: datetime) -> None:
     )
 
 
-def _event(clock, kind, at, reason, now, detail) -> SlaClockEvent:
-    event = SlaClockEvent(
-        clock=clock,
-        kind=kind,
-        at=at,
-        reason=reason,
-        detail=json.loads(json.dumps(detail, default=str)),
-        recorded_at=now,
-    )
-    db.session.add(event)
-    return event
+def _event(clock, kind, at, reason, now, detail) -> None:
+    """Record what happened to `clock`; for a clock still being opened, as values written with
+    it."""
+    values = {
+        "kind": kind,
+        "at": at,
+        "reason": reason,
+        "detail": json.loads(json.dumps(detail, default=str)),
+        "recorded_at": now,
+    }
+    opened = _opened.get()
+    if opened is not None and clock in opened:
+        opened[clock].append(values)
+        return
+    db.session.add(SlaClockEvent(clock=clock, **values))
 
 
-def _refresh_conversation(
-    conversation: Conversation, clocks: Iterable[SlaClock], now, *, flush: bool = True
-) -> None:
+def _refresh_conversation(conversation: Conversation, clocks: Iterable[SlaClock], now) -> None:
     # The sweep applies the same rule in SQL to many conversations (`_refresh_sla_columns`).
     running = [c for c in clocks if c.running and c.target_seconds is not None]
     dues = [c.due_at for c in running if c.due_at is not None]
@@ -716,8 +838,6 @@ def _refresh_conversation(
         conversation.sla_state = SlaState.WARNING
     else:
         conversation.sla_state = SlaState.OK if running else SlaState.NONE
-    if flush:
-        db.session.flush()
 
 
 def _dt(value: str) -> datetime:

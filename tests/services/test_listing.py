@@ -214,3 +214,46 @@ def test_filters_of_open_views_are_narrowed_in_the_filters_index(app, make_user)
     if db.engine.dialect.name == "postgresql":
         conditions = re.findall(r"Index Cond: (.*)", plan.split("ix_conversations_open_filters")[1])
         assert "kind" in conditions[0] and "priority" in conditions[0], plan
+
+
+def test_the_apps_postgresql_sessions_never_switch_to_a_generic_plan(app):
+    if db.engine.dialect.name != "postgresql":
+        return
+    assert db.session.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+
+
+def test_a_filter_the_agents_teams_never_match_is_expected_to_match_few_rows(app, make_user):
+    """The joint statistics cover the visibility rule's columns (team, assignee) with the
+    filters': a priority only another team's conversations have is expected to be rare among
+    those the agent sees (assumed independent, it would be expected in a quarter of them, and
+    the queue index walked through all of them to find none)."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    agent = make_user(Role.AGENT)
+    other = factories.conversation(team="Billing")
+    other.priority = Priority.URGENT
+    mine = factories.conversation(team="Social care")
+    mine.assignee = agent
+    db.session.commit()
+    copies = (
+        "INSERT INTO conversations (channel_account_id, contact_id, thread_key, kind,"
+        " is_public, status, priority, team_id, assignee_id, is_spam, message_count, sla_state,"
+        " sla_policy_pinned, version, created_at, updated_at)"
+        " SELECT channel_account_id, contact_id, thread_key || '-' || g, kind, is_public,"
+        " status, CASE WHEN g % 2 = 0 THEN priority ELSE 'low' END, team_id,"
+        " CASE WHEN g % 3 = 0 THEN assignee_id END, is_spam, 0, sla_state,"
+        " sla_policy_pinned, 1, created_at, updated_at"
+        " FROM conversations, generate_series(1, 3000) g WHERE id IN (:other, :mine)"
+    )
+    db.session.execute(text(copies), {"other": other.id, "mine": mine.id})
+    db.session.execute(text("ANALYZE conversations"))
+    statements = captured_statements(
+        lambda: listing.list_conversations(
+            agent, view="open", filters=listing.Filters(priority=Priority.URGENT)
+        )
+    )
+    statement, parameters = _queue_statement(statements)
+    cursor = psycopg.ClientCursor(db.session.connection().connection.dbapi_connection)
+    explain = cursor.mogrify("EXPLAIN (FORMAT JSON) " + statement, parameters)
+    plan = db.session.connection().exec_driver_sql(explain).scalar()
+    assert plan[0]["Plan"]["Plan Rows"] <= 5, plan

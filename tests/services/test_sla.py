@@ -440,6 +440,39 @@ def test_a_never_configured_sla_is_cached_too_and_its_token_read_once_per_transa
     assert len([s for s in statements if "FROM config_versions" in s]) == 1
 
 
+def test_a_new_conversations_clocks_are_written_in_two_statements_and_never_read_back(
+    default_policy, convo
+):
+    # A conversation built in this transaction has no clocks to read; the two it opens and
+    # their START events are one INSERT each, and the next hook of the same transaction
+    # (a second message in the same wait) finds them without asking the database.
+    c = convo()
+
+    def two_messages():
+        customer(c, mon(9))
+        customer(c, mon(9, 30))
+
+    statements = [statement for statement, _ in captured_statements(two_messages)]
+    assert not [s for s in statements if "FROM sla_clocks" in s]
+    # (SQLite hands back inserted ids in order only one row per statement, in process.)
+    per_row = db.engine.dialect.name == "sqlite"
+    assert len([s for s in statements if s.startswith("INSERT INTO sla_clocks ")]) == (
+        2 if per_row else 1
+    )
+    assert len([s for s in statements if s.startswith("INSERT INTO sla_clock_events ")]) == 1
+    db.session.commit()
+    assert (clock(c, FR).due_at, clock(c, RES).due_at) == (mon(11), tue(10))
+    assert c.sla_due_at == mon(11) and c.sla_state is SlaState.OK
+    for metric in (FR, RES):
+        (start,) = clock(c, metric).events
+        assert (start.kind, start.at, start.reason) == (
+            ClockEventKind.START,
+            mon(9),
+            "first customer message",
+        )
+    assert db.session.scalar(select(func.count()).select_from(SlaClock)) == 2
+
+
 # --- out of order --------------------------------------------------------------------------
 
 
