@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from inbox.extensions import db
-from inbox.live import listen, publish_after_commit
+from inbox.live import listen, publish_after_commit, publish_many_after_commit
 
 
 def next_event(stream):
@@ -24,3 +26,21 @@ def test_live_event_is_published_after_commit_only(app):
     db.session.commit()
     assert next(stream) == {"event": "conversation.updated", "conversation_id": 2}
     stream.close()
+
+
+def test_many_live_events_arrive_one_message_each_in_order(app):
+    # A sweep announces thousands of conversations in one call (one command to Redis).
+    stream = listen(timeout=0.5)
+    assert next(stream) is None  # subscribed
+    due = datetime(2026, 1, 12, 11, tzinfo=UTC)
+    items = [{"conversation_id": n, "sla_due_at": due} for n in range(1000)]
+    publish_many_after_commit(db.session, "conversation.sla", items)
+    db.session.commit()
+    received = []
+    while (event := next(stream)) is not None:  # until half a second of silence
+        received.append(event)
+    stream.close()
+    assert received == [
+        {"event": "conversation.sla", "conversation_id": n, "sla_due_at": str(due)}
+        for n in range(1000)
+    ]

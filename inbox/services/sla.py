@@ -51,6 +51,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -856,81 +857,93 @@ class SweepResult:
     actions: int = 0
 
 
+class _Mark(NamedTuple):
+    """One warn/breach mark this sweep made, with its event and what the escalations need (a
+    tuple: a sweep after a quiet night makes thousands)."""
+
+    id: int  # the clock's
+    kind: ClockEventKind
+    at: datetime  # the instant marked: the clock's warning or due instant
+    event_id: int
+    conversation_id: int
+    policy_id: int | None
+    metric: SlaMetric
+    due_at: datetime
+    assignee_id: int | None
+    team_id: int | None
+
+
 def sweep(*, now: datetime) -> SweepResult:
     """Mark every running clock whose warning or due instant has passed, exactly once.
 
-    Each mark is a conditional UPDATE … WHERE <mark> IS NULL … RETURNING (on PostgreSQL over
-    rows locked with SKIP LOCKED), so of two sweeps running at once only one gets each row
-    back; only that one records the event and runs the escalation actions.
+    The marks are conditional writes over rows locked with SKIP LOCKED (on PostgreSQL), so
+    of two sweeps running at once only one gets each row back; only that one records the
+    event and runs the escalation actions.
 
     The rest is set-based too, because a sweep after a quiet night marks thousands of clocks:
-    one INSERT … SELECT of the events, one INSERT of the notifications, one UPDATE … RETURNING
-    of the conversations' SLA columns. Only conversations whose escalation raises the
-    priority or reassigns (which re-selects the policy) are loaded as objects.
+    on PostgreSQL one statement marks and records the events, on SQLite one UPDATE … RETURNING
+    per kind of mark and one INSERT … SELECT of the events; then one INSERT of the
+    notifications and one UPDATE … RETURNING of the conversations' SLA columns. Only
+    conversations whose escalation raises the priority or reassigns (which re-selects the
+    policy) are loaded as objects.
     """
     now = as_utc(now)
-    marks = [(m, ClockEventKind.WARN) for m in _mark(SlaClock.warned_at, SlaClock.warn_at, now)]
-    marks += [(m, ClockEventKind.BREACH) for m in _mark(SlaClock.breached_at, SlaClock.due_at, now)]
+    # The statements are Core, not ORM-enabled: no ORM work per returned row, of which there
+    # are thousands (the session still autoflushes before each; its objects are synchronised
+    # by hand).
+    if db.session.get_bind().dialect.name == "postgresql":
+        marks = _mark_and_record(now)
+    else:
+        marks = _mark_then_record(now)
+    marks.sort(key=lambda m: (m.kind is ClockEventKind.BREACH, m.id))
     result = SweepResult(
-        warned=[m.id for m, kind in marks if kind is ClockEventKind.WARN],
-        breached=[m.id for m, kind in marks if kind is ClockEventKind.BREACH],
+        warned=[m.id for m in marks if m.kind is ClockEventKind.WARN],
+        breached=[m.id for m in marks if m.kind is ClockEventKind.BREACH],
     )
     if not marks:
         return result
-    policy_ids = {m.policy_id for m, _ in marks if m.policy_id is not None}
+    _synchronize(SlaClock, ((m.id, {_MARKS[m.kind]: m.at}) for m in marks))
+    policy_ids = {m.policy_id for m in marks if m.policy_id is not None}
     policies = {
         p.id: p for p in db.session.scalars(select(SlaPolicy).where(SlaPolicy.id.in_(policy_ids)))
     }
-    # Only webhooks and the per-object path name the event: otherwise its id is not read back.
-    wanted = any(
-        a.get("type") in ("webhook", *_OBJECT_ACTIONS)
-        for p in policies.values()
-        for a in (*p.warning_actions, *p.breach_actions)
-    )
-    event_ids = _record_marks(marks, now, return_ids=wanted)
-    result.actions = _escalate(marks, policies, event_ids, now)
-    touched = list(dict.fromkeys(m.conversation_id for m, _ in marks))
+    result.actions = _escalate(marks, policies, now)
+    touched = list(dict.fromkeys(m.conversation_id for m in marks))
     publish_many_after_commit(db.session, "conversation.sla", _refresh_sla_columns(touched))
     return result
 
 
-def _mark(mark, instant, now: datetime) -> list[Row]:
-    """Set `mark` to `instant` on the running clocks whose instant has passed; the rows this
-    call marked, by id, with what the events and escalations need (metric, due, the
-    conversation's assignee and team)."""
-    # The conversation is locked with its clock, skipping both when either is taken: a
-    # request changing a conversation locks its row and then its clocks, and the sweep, which
-    # updates conversations too, would otherwise hold a clock while waiting for that row (a
-    # deadlock). A skipped clock is marked by the next sweep.
-    candidates = (
-        select(SlaClock.id)
-        .join(SlaClock.conversation)
-        .where(SlaClock.stopped_at.is_(None), mark.is_(None), instant.is_not(None), instant <= now)
-        .order_by(SlaClock.id)
-        .with_for_update(skip_locked=True, of=(SlaClock, Conversation))
-    )
+# The column each kind of mark sets, the instant it is set to, and its event's reason.
+_MARKS = {ClockEventKind.WARN: "warned_at", ClockEventKind.BREACH: "breached_at"}
+_MARK_INSTANTS = {ClockEventKind.WARN: "warn_at", ClockEventKind.BREACH: "due_at"}
+_MARK_REASONS = {
+    ClockEventKind.WARN: "warning threshold reached",
+    ClockEventKind.BREACH: "due passed",
+}
+_CLOCKS = SlaClock.__table__
+_CONVERSATIONS = Conversation.__table__
+_EVENTS = SlaClockEvent.__table__
 
-    def of_conversation(column):
-        # Locked above, so as the escalations will see it.
-        return select(column).where(Conversation.id == SlaClock.conversation_id).scalar_subquery()
 
-    statement = (
-        update(SlaClock)
-        .where(SlaClock.id.in_(candidates), mark.is_(None), SlaClock.stopped_at.is_(None))
-        .values({mark: instant})
-        .returning(
-            SlaClock.id,
-            SlaClock.conversation_id,
-            SlaClock.policy_id,
-            SlaClock.metric,
-            SlaClock.due_at,
-            of_conversation(Conversation.assignee_id).label("assignee_id"),
-            of_conversation(Conversation.team_id).label("team_id"),
-        )
-        # Clocks already in the session (a hook ran earlier in this transaction) get the mark.
-        .execution_options(synchronize_session="fetch")
+def _due(kind: ClockEventKind, now: datetime) -> ColumnElement[bool]:
+    """A running clock's `kind` mark is due: not set yet and its instant has passed."""
+    instant = _CLOCKS.c[_MARK_INSTANTS[kind]]
+    return and_(_CLOCKS.c[_MARKS[kind]].is_(None), instant.is_not(None), instant <= now)
+
+
+def _locked(condition: ColumnElement[bool], *columns: Any) -> Select[Any]:
+    """The running clocks matching `condition`, locked with their conversation, skipping both
+    when either is taken: a request changing a conversation locks its row and then its
+    clocks, and the sweep, which updates conversations too, would otherwise hold a clock while
+    waiting for that row (a deadlock). A skipped clock is marked by the next sweep. The
+    conversation's columns selected here are read locked, as the escalations will see them."""
+    return (
+        select(*columns)
+        .join_from(_CLOCKS, _CONVERSATIONS, _CLOCKS.c.conversation_id == _CONVERSATIONS.c.id)
+        .where(_CLOCKS.c.stopped_at.is_(None), condition)
+        .order_by(_CLOCKS.c.id)
+        .with_for_update(skip_locked=True, of=(_CLOCKS, _CONVERSATIONS))
     )
-    return sorted(db.session.execute(statement).all(), key=lambda m: m.id)
 
 
 class _due_detail(FunctionElement[dict[str, Any]]):  # noqa: N801 (an SQL function)
@@ -963,50 +976,139 @@ def _due_detail_sqlite(element: _due_detail, compiler: Any, **kw: Any) -> str:
     )
 
 
-_MARK_EVENTS = (
-    (ClockEventKind.WARN, SlaClock.warned_at, "warning threshold reached"),
-    (ClockEventKind.BREACH, SlaClock.breached_at, "due passed"),
-)
-
-
-def _record_marks(
-    marks: list[tuple[Row, ClockEventKind]], now: datetime, *, return_ids: bool
-) -> dict[tuple[int, ClockEventKind], int]:
-    """Record the warn/breach event of every mark in one INSERT … SELECT from the marked
-    clocks (the database builds the rows); with `return_ids`, the events' ids by (clock id,
-    kind)."""
-    parts = []
-    for kind, at, reason in _MARK_EVENTS:
-        ids = [m.id for m, k in marks if k is kind]
-        if ids:
-            parts.append(
-                select(
-                    SlaClock.id,
-                    literal(kind.value),
-                    at,
-                    literal(reason),
-                    _due_detail(SlaClock.due_at),
-                    literal(now, UTCDateTime()),
-                ).where(SlaClock.id.in_(_ids(ids)))
-            )
-    events = SlaClockEvent.__table__
-    statement = insert(events).from_select(
-        ["clock_id", "kind", "at", "reason", "detail", "recorded_at"],
-        parts[0] if len(parts) == 1 else union_all(*parts),
+def _event_rows(marked, kind: ClockEventKind, now: datetime):
+    """The `kind` event of each clock in `marked` (rows with the clock's id, mark and due
+    instant), as `_event` writes it."""
+    return select(
+        marked.c.id,
+        literal(kind.value),
+        marked.c[_MARKS[kind]],
+        literal(_MARK_REASONS[kind]),
+        _due_detail(marked.c.due_at),
+        literal(now, UTCDateTime()),
     )
-    if not return_ids:
-        db.session.execute(statement)
-        return {}
-    rows = db.session.execute(statement.returning(events.c.id, events.c.clock_id, events.c.kind))
-    return {(e.clock_id, ClockEventKind(e.kind)): e.id for e in rows}
 
 
-def _escalate(
-    marks: list[tuple[Row, ClockEventKind]],
-    policies: dict[int, SlaPolicy],
-    event_ids: dict[tuple[int, ClockEventKind], int],
-    now: datetime,
-) -> int:
+_EVENT_COLUMNS = ["clock_id", "kind", "at", "reason", "detail", "recorded_at"]
+_MARKED_COLUMNS = ("conversation_id", "policy_id", "metric", "due_at")
+
+
+def _mark_and_record(now: datetime) -> list[_Mark]:
+    """PostgreSQL: lock the clocks with a mark due, set both marks and insert their events
+    in one statement (data-modifying CTEs); one row back per mark, with its event's id.
+
+    The locked rows' flags are final: a row changed by a transaction that committed after
+    this statement's snapshot is re-read when locked (and dropped if no mark is due any
+    more), and no one else can change it until this transaction ends."""
+    kinds = tuple(_MARKS)
+    locked = _locked(
+        or_(*(_due(kind, now) for kind in kinds)),
+        _CLOCKS.c.id,
+        *(_due(kind, now).label(kind.value) for kind in kinds),
+        _CONVERSATIONS.c.assignee_id,
+        _CONVERSATIONS.c.team_id,
+    ).cte("locked")
+    marked = (
+        update(_CLOCKS)
+        .where(_CLOCKS.c.id == locked.c.id)
+        .values(
+            {
+                _MARKS[kind]: case(
+                    (locked.c[kind.value], _CLOCKS.c[_MARK_INSTANTS[kind]]),
+                    else_=_CLOCKS.c[_MARKS[kind]],
+                )
+                for kind in kinds
+            }
+        )
+        .returning(
+            _CLOCKS.c.id,
+            *(_CLOCKS.c[name] for name in (*_MARKED_COLUMNS, *_MARKS.values())),
+            *(locked.c[name] for name in (*(k.value for k in kinds), "assignee_id", "team_id")),
+        )
+        .cte("marked")
+    )
+    recorded = (
+        insert(_EVENTS)
+        .from_select(
+            _EVENT_COLUMNS,
+            union_all(
+                *(_event_rows(marked, kind, now).where(marked.c[kind.value]) for kind in kinds)
+            ),
+        )
+        .returning(_EVENTS.c.id, _EVENTS.c.clock_id, _EVENTS.c.kind, _EVENTS.c.at)
+        .cte("recorded")
+    )
+    rows = db.session.execute(
+        select(
+            marked.c.id,
+            recorded.c.kind,
+            recorded.c.at,
+            recorded.c.id.label("event_id"),
+            *(marked.c[name] for name in (*_MARKED_COLUMNS, "assignee_id", "team_id")),
+        ).join_from(recorded, marked, recorded.c.clock_id == marked.c.id)
+    ).all()
+    return list(map(_Mark._make, rows))
+
+
+def _mark_then_record(now: datetime) -> list[_Mark]:
+    """SQLite (no data-modifying CTEs): per kind of mark, a conditional UPDATE … WHERE
+    <mark> IS NULL … RETURNING (SQLite runs one writer at a time, so two sweeps never get the
+    same row back), then one INSERT … SELECT of the events from the marked clocks."""
+
+    def of_conversation(column):
+        # Read by the statement that marks, so as the escalations will see it.
+        return (
+            select(column).where(_CONVERSATIONS.c.id == _CLOCKS.c.conversation_id)
+        ).scalar_subquery()
+
+    marked: dict[ClockEventKind, list[Row]] = {}
+    for kind, mark in _MARKS.items():
+        instant = _CLOCKS.c[_MARK_INSTANTS[kind]]
+        marked[kind] = list(
+            db.session.execute(
+                update(_CLOCKS)
+                .where(
+                    _CLOCKS.c.id.in_(_locked(_due(kind, now), _CLOCKS.c.id)),
+                    _due(kind, now),
+                    _CLOCKS.c.stopped_at.is_(None),
+                )
+                .values({mark: instant})
+                .returning(
+                    _CLOCKS.c.id,
+                    _CLOCKS.c[mark],
+                    *(_CLOCKS.c[name] for name in _MARKED_COLUMNS),
+                    of_conversation(_CONVERSATIONS.c.assignee_id).label("assignee_id"),
+                    of_conversation(_CONVERSATIONS.c.team_id).label("team_id"),
+                )
+            )
+        )
+    parts = [
+        _event_rows(_CLOCKS, kind, now).where(_CLOCKS.c.id.in_(_ids([r.id for r in rows])))
+        for kind, rows in marked.items()
+        if rows
+    ]
+    if not parts:
+        return []
+    recorded = db.session.execute(
+        insert(_EVENTS)
+        .from_select(_EVENT_COLUMNS, parts[0] if len(parts) == 1 else union_all(*parts))
+        .returning(_EVENTS.c.id, _EVENTS.c.clock_id, _EVENTS.c.kind)
+    )
+    event_ids = {(e.clock_id, e.kind): e.id for e in recorded}
+    return [
+        _Mark(
+            r.id,
+            kind,
+            getattr(r, _MARKS[kind]),
+            event_ids[r.id, kind],
+            *(getattr(r, name) for name in (*_MARKED_COLUMNS, "assignee_id", "team_id")),
+        )
+        for kind, rows in marked.items()
+        for r in rows
+    ]
+
+
+def _escalate(marks: list[_Mark], policies: dict[int, SlaPolicy], now: datetime) -> int:
     """Run the policies' escalation actions for the marks; how many ran.
 
     `notify` and `webhook` need nothing but the marked rows: their notifications are one
@@ -1014,26 +1116,28 @@ def _escalate(
     changes what its other marked clocks escalate to, so every mark of a conversation with
     such an action takes the per-clock path, in mark order (the policy read at action time).
     """
-    changing = {
-        m.conversation_id
-        for m, kind in marks
-        if any(
-            a.get("type") in _OBJECT_ACTIONS for a in _escalations(policies.get(m.policy_id), kind)
-        )
+    # The actions by (policy, kind of mark): thousands of marks share a handful of policies.
+    escalations = {
+        (policy_id, kind): _escalations(policies.get(policy_id), kind)
+        for policy_id, kind in {(m.policy_id, m.kind) for m in marks}
     }
-    actions = _escalate_objects(
-        [(m, kind) for m, kind in marks if m.conversation_id in changing], event_ids, now
-    )
+    changing_policies = {
+        key
+        for key, actions in escalations.items()
+        if any(a.get("type") in _OBJECT_ACTIONS for a in actions)
+    }
+    changing = {m.conversation_id for m in marks if (m.policy_id, m.kind) in changing_policies}
+    actions = _escalate_objects([m for m in marks if m.conversation_id in changing], now)
     notices: list[_Notice] = []
-    for m, kind in marks:
+    for m in marks:
         if m.conversation_id in changing:
             continue
-        for action in _escalations(policies.get(m.policy_id), kind):
+        for action in escalations[m.policy_id, m.kind]:
             if action.get("type") == "notify":
                 notices.append(
                     _Notice.of(
                         action,
-                        kind,
+                        m.kind,
                         m.metric,
                         m.conversation_id,
                         m.assignee_id,
@@ -1042,30 +1146,26 @@ def _escalate(
                     )
                 )
             elif action.get("type") == "webhook":
-                actions += _webhook(action, event_ids[m.id, kind])
+                actions += _webhook(action, m.event_id)
     return actions + _notify(notices, now)
 
 
-def _escalate_objects(
-    marks: list[tuple[Row, ClockEventKind]],
-    event_ids: dict[tuple[int, ClockEventKind], int],
-    now: datetime,
-) -> int:
+def _escalate_objects(marks: list[_Mark], now: datetime) -> int:
     if not marks:
         return 0
     clocks = {
         c.id: c
         for c in db.session.scalars(
             select(SlaClock)
-            .where(SlaClock.id.in_(_ids([m.id for m, _ in marks])))
+            .where(SlaClock.id.in_(_ids([m.id for m in marks])))
             .options(joinedload(SlaClock.conversation))
         )
     }
     actions = 0
-    for m, kind in marks:
+    for m in marks:
         clock = clocks[m.id]
-        for action in _escalations(_policy_of(clock), kind):
-            actions += _run_action(action, clock, kind, event_ids[m.id, kind], now)
+        for action in _escalations(_policy_of(clock), m.kind):
+            actions += _run_action(action, clock, m.kind, m.event_id, now)
     return actions
 
 
@@ -1075,55 +1175,78 @@ def _escalations(policy: SlaPolicy | None, kind: ClockEventKind) -> list[dict[st
     return policy.warning_actions if kind is ClockEventKind.WARN else policy.breach_actions
 
 
+def _synchronize(model: type, written: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    """Objects of `model` already in the session (a hook ran earlier in this transaction)
+    take the values the sweep's Core statements wrote, `written` as (id, {attribute: value}).
+    Only read when the session holds such objects: in the worker's sweep it holds none."""
+    objects = {o.id: o for o in list(db.session.identity_map.values()) if type(o) is model}
+    if not objects:
+        return
+    for obj_id, values in written:
+        if obj_id in objects:
+            for name, value in values.items():
+                set_committed_value(objects[obj_id], name, value)
+
+
 def _refresh_sla_columns(conversation_ids: list[int]) -> list[dict[str, Any]]:
     """Recompute `sla_due_at` / `sla_state` of these conversations from their clocks in SQL
     (the rule of `_refresh_conversation`), writing only the rows that change; the values
     afterwards, one dict per conversation."""
     ids = _ids(conversation_ids)
-    running = and_(SlaClock.stopped_at.is_(None), SlaClock.target_seconds.is_not(None))
+    clocks, conversations = _CLOCKS.c, _CONVERSATIONS.c
+    running = and_(clocks.stopped_at.is_(None), clocks.target_seconds.is_not(None))
 
     def any_clock(condition) -> ColumnElement[bool]:
         return func.max(case((condition, 1), else_=0)) == 1
 
     wanted = (
         select(
-            SlaClock.conversation_id,
-            func.min(case((running, SlaClock.due_at))).label("due_at"),
+            clocks.conversation_id,
+            func.min(case((running, clocks.due_at))).label("due_at"),
             case(
                 (
-                    any_clock(and_(running, SlaClock.breached_at.is_not(None))),
+                    any_clock(and_(running, clocks.breached_at.is_not(None))),
                     SlaState.BREACHED.value,
                 ),
-                (any_clock(and_(running, SlaClock.warned_at.is_not(None))), SlaState.WARNING.value),
+                (any_clock(and_(running, clocks.warned_at.is_not(None))), SlaState.WARNING.value),
                 (any_clock(running), SlaState.OK.value),
                 else_=SlaState.NONE.value,
             ).label("state"),
         )
-        .where(SlaClock.conversation_id.in_(ids))
-        .group_by(SlaClock.conversation_id)
+        .where(clocks.conversation_id.in_(ids))
+        .group_by(clocks.conversation_id)
         .subquery()
     )
-    columns = (Conversation.id, Conversation.sla_state, Conversation.sla_due_at)
+    columns = (conversations.id, conversations.sla_state, conversations.sla_due_at)
     rows = db.session.execute(
-        update(Conversation)
+        update(_CONVERSATIONS)
         .where(
-            Conversation.id.in_(ids),
-            Conversation.id == wanted.c.conversation_id,
+            conversations.id.in_(ids),
+            conversations.id == wanted.c.conversation_id,
             or_(
-                Conversation.sla_state != wanted.c.state,
-                Conversation.sla_due_at.is_distinct_from(wanted.c.due_at),
+                conversations.sla_state != wanted.c.state,
+                conversations.sla_due_at.is_distinct_from(wanted.c.due_at),
             ),
         )
         .values(sla_state=wanted.c.state, sla_due_at=wanted.c.due_at)
-        .returning(*columns)
-        # Conversations in the session (those escalated) take the new values.
-        .execution_options(synchronize_session="fetch")
+        .returning(*columns, conversations.updated_at)
     ).all()
+    # Conversations in the session (those escalated) take the new values.
+    _synchronize(
+        Conversation,
+        (
+            (
+                r.id,
+                {"sla_state": r.sla_state, "sla_due_at": r.sla_due_at, "updated_at": r.updated_at},
+            )
+            for r in rows
+        ),
+    )
     # The few whose columns were right already (another clock had the same effect) are read.
     unchanged = set(conversation_ids).difference(r.id for r in rows)
     if unchanged:
         rows += db.session.execute(
-            select(*columns).where(Conversation.id.in_(_ids(list(unchanged))))
+            select(*columns).where(conversations.id.in_(_ids(list(unchanged))))
         ).all()
     return [
         {"conversation_id": r.id, "sla_state": str(r.sla_state), "sla_due_at": r.sla_due_at}
@@ -1236,28 +1359,56 @@ def _notify(notices: list[_Notice], now: datetime) -> int:
     supervisors, each user once per notice) in one insert; how many."""
     teams = {n.team_id for n in notices if "supervisors" in n.to}
     supervisors = _supervisors(teams) if teams else {}
-    rows = []
+    user_ids: list[int] = []
+    kinds: list[str] = []
+    conversation_ids: list[int] = []
+    texts: list[str] = []
     for notice in notices:
         users = [notice.assignee_id] if "assignee" in notice.to and notice.assignee_id else []
         if "supervisors" in notice.to:
             users += supervisors.get(notice.team_id, [])
-        text = notice.text(now)
-        rows += [
-            {
-                "user_id": user_id,
-                "kind": f"sla.{notice.kind}",
-                "conversation_id": notice.conversation_id,
-                "text": text,
-                "created_at": now,
-            }
-            for user_id in dict.fromkeys(users)
-        ]
-    if not rows:
+        text, kind = notice.text(now), f"sla.{notice.kind}"
+        for user_id in dict.fromkeys(users):
+            user_ids.append(user_id)
+            kinds.append(kind)
+            conversation_ids.append(notice.conversation_id)
+            texts.append(text)
+    if not user_ids:
         return 0
-    db.session.execute(insert(Notification.__table__), rows)
-    users = dict.fromkeys(r["user_id"] for r in rows)
+    _insert_notifications(
+        {"user_id": user_ids, "kind": kinds, "conversation_id": conversation_ids, "text": texts},
+        now,
+    )
+    users = dict.fromkeys(user_ids)
     publish_many_after_commit(db.session, "notification", [{"user_id": u} for u in users])
-    return len(rows)
+    return len(user_ids)
+
+
+def _insert_notifications(columns: dict[str, list[Any]], now: datetime) -> None:
+    """Insert notifications given column by column, all created `now`: on PostgreSQL one
+    INSERT … SELECT from unnest() of one array per column (a sweep writes thousands; the
+    driver's executemany sends a statement per row), elsewhere an executemany."""
+    table = Notification.__table__
+    names = list(columns)
+    if db.session.get_bind().dialect.name != "postgresql":
+        rows = zip(*columns.values(), strict=True)
+        db.session.execute(
+            insert(table),
+            [{**dict(zip(names, row, strict=True)), "created_at": now} for row in rows],
+        )
+        return
+    arrays = (
+        func.unnest(
+            *(bindparam(None, columns[name], type_=ARRAY(table.c[name].type)) for name in names)
+        )
+        .table_valued(*names)
+        .render_derived()
+    )
+    db.session.execute(
+        insert(table).from_select(
+            [*names, "created_at"], select(*arrays.c, literal(now, UTCDateTime()))
+        )
+    )
 
 
 def _supervisors(team_ids: set[int | None]) -> dict[int | None, list[int]]:

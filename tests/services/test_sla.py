@@ -523,6 +523,20 @@ def test_sweep_warns_and_breaches_once_each(default_policy, convo):
     assert c.sla_state is SlaState.BREACHED and c.sla_due_at == mon(11)
 
 
+def test_sweep_marks_from_changes_made_earlier_in_the_transaction_not_yet_flushed(
+    default_policy, convo
+):
+    # The sweep's statements are Core, not ORM-enabled: the session's changes still go first.
+    c = convo()
+    customer(c, mon(9))
+    fr = clock(c, FR)
+    db.session.flush()
+    fr.warn_at = mon(9, 30)
+    assert fr in db.session.dirty
+    assert sla.sweep(now=mon(9, 45)).warned == [fr.id]
+    assert fr.warned_at == mon(9, 30) and c.sla_state is SlaState.WARNING
+
+
 def test_sweep_of_many_records_escalates_and_announces_each_conversation(
     office, default_policy, convo, make_user
 ):
