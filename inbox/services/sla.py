@@ -569,21 +569,25 @@ def _write_opened(opened: Opened) -> None:
     if not opened:
         return
     clocks = list(opened)
-    table = SlaClock.__table__
     values = [_clock_columns(clock) for clock in clocks]
     # Nothing pending is needed by these rows (their conversation is flushed already).
     with db.session.no_autoflush:
-        ids = db.session.scalars(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), values
-        ).all()
+        ids = db.session.scalars(_INSERT_CLOCKS, values).all()
         for clock, clock_id in zip(clocks, ids, strict=True):
             clock.id = clock_id
             make_transient_to_detached(clock)
             db.session.add(clock)
         events = [{**e, "clock_id": clock.id} for clock, rows in opened.items() for e in rows]
         if events:
-            db.session.execute(insert(SlaClockEvent.__table__), events)
+            db.session.execute(_INSERT_EVENTS, events)
     opened.clear()
+
+
+# Built once (Core statements on the tables, immutable): every new conversation runs both.
+_INSERT_CLOCKS = insert(SlaClock.__table__).returning(
+    SlaClock.__table__.c.id, sort_by_parameter_order=True
+)
+_INSERT_EVENTS = insert(SlaClockEvent.__table__)
 
 
 def _clock_columns(clock: SlaClock) -> dict[str, Any]:
