@@ -550,11 +550,8 @@ _opened: ContextVar[Opened | None] = ContextVar("inbox_sla_opened", default=None
 @contextmanager
 def _opening(preloaded: Preloaded | None) -> Iterator[Opened]:
     """The registry of opened clocks for the hook that is starting: the batch's when
-    preloaded, the enclosing hook's when nested, else a new one (which its hook writes)."""
-    current = _opened.get()
-    if current is not None and preloaded is None:
-        yield current
-        return
+    preloaded, else a new one (which its hook writes). Hooks do not run inside hooks."""
+    assert _opened.get() is None, "a hook started inside another hook"
     opened = preloaded.opened if preloaded is not None else {}
     token = _opened.set(opened)
     try:

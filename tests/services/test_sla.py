@@ -473,6 +473,41 @@ def test_a_new_conversations_clocks_are_written_in_two_statements_and_never_read
     assert db.session.scalar(select(func.count()).select_from(SlaClock)) == 2
 
 
+def test_a_thread_merged_in_the_transaction_that_built_it_leaves_one_ledger(default_policy, app):
+    # The customer's reply arrives first, threaded under the parent tweet's id; the parent then
+    # arrives in its own thread, in the same transaction, and the reply's thread (its clocks
+    # just written and loaded) is folded into it.
+    account, _ = add_channel(Platform.X, "brand", name="@brand")
+    who = resolve_identity(Profile(Platform.X, "cust", handle="cust"))
+
+    def thread(key: str) -> Conversation:
+        conversation, _ = get_or_create_conversation(
+            account, key, kind=Kind.MENTION, is_public=True, contact=who.contact
+        )
+        return conversation
+
+    def tweet(conversation, tweet_id: str, at: datetime) -> None:
+        add_message(
+            conversation,
+            direction=Direction.INBOUND,
+            text="hello",
+            sent_at=at,
+            external_id=tweet_id,
+            author_identity=who,
+            now=at,
+        )
+
+    orphan = thread("tweet:100")
+    tweet(orphan, "101", mon(10))
+    root = thread("tweet:99")
+    tweet(root, "100", mon(9))
+    db.session.commit()
+    assert db.session.scalars(select(Conversation.id)).all() == [root.id]
+    assert root.message_count == 2
+    assert clock(root, FR).started_at == mon(9) and clock(root, RES).started_at == mon(9)
+    assert db.session.scalar(select(func.count()).select_from(SlaClock)) == 2
+
+
 # --- out of order --------------------------------------------------------------------------
 
 
