@@ -102,10 +102,10 @@ def test_a_failing_event_is_retried_then_marked_failed(webhook_app, brand_accoun
     event_id = db.session.scalar(select(InboundEvent.id))
     db.session.commit()
 
-    def broken(item):
+    def broken(items, *, now):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(events, "apply_event", broken)
+    monkeypatch.setattr(events, "apply_events", broken)
     for attempt in range(1, events.MAX_ATTEMPTS + 1):
         if attempt < events.MAX_ATTEMPTS:
             with pytest.raises(RuntimeError):

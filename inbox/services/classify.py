@@ -67,20 +67,27 @@ def classify_inbound(message: Message, *, now: datetime) -> None:
     a new conversation from a high-reach author its priority boost."""
     message.language = language_of(message.text)
     message.sentiment = sentiment_of(message.text, message.language)
-    conversation = message.conversation
     # Asked of the messages themselves, not the conversation's denormalised times and counts:
     # within a webhook delivery those are brought up to date only at its end.
     previous = db.session.scalar(
         select(func.max(Message.sent_at)).where(
-            Message.conversation_id == conversation.id,
+            Message.conversation_id == message.conversation.id,
             Message.direction == Direction.INBOUND,
             Message.id != message.id,
         )
     )
+    follow_customer(message, previous, now=now)
+
+
+def follow_customer(message: Message, previous: datetime | None, *, now: datetime) -> None:
+    """After a classified customer `message` joined its conversation (whose latest earlier
+    customer message was sent at `previous`, None if there was none): the conversation takes
+    the language and sentiment of its latest customer message, and a new conversation from a
+    high-reach author gets its priority boost."""
+    conversation = message.conversation
     if previous is None or message.sent_at >= previous:
         conversation.language = message.language or conversation.language
         conversation.sentiment = message.sentiment
-    db.session.flush()
     author = message.author_identity
     if author is None or previous is not None:
         return

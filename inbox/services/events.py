@@ -18,7 +18,7 @@ from inbox.connectors import ParseError, get_connector
 from inbox.extensions import db
 from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent
 from inbox.queue import enqueue_after_commit
-from inbox.services.ingest import Unhandled, apply_event, batched_bookkeeping
+from inbox.services.ingest import apply_events
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +99,24 @@ def process_event(event: InboundEvent, *, now: datetime) -> None:
         event.error = f"cannot parse: {exc}"
         event.processed_at = now
         return
-    accounts: set[tuple[str, str]] = set()
-    with batched_bookkeeping(now=now):
-        _apply_all(event, parsed, accounts, now)
-    _mark_accounts_seen(accounts, event.received_at)
+    for index, issue in apply_events(parsed, now=now):
+        item = parsed[index]
+        db.session.add(
+            EventIssue(
+                event=event,
+                platform=item.platform,
+                account_external_id=item.account_id,
+                kind=issue.kind[:32],  # platform-chosen type names can be long
+                reason=issue.reason,
+                created_at=now,
+            )
+        )
+    _mark_accounts_seen(
+        {(i.platform, i.account_id) for i in parsed if i.account_id is not None}, event.received_at
+    )
     event.state = EventState.PROCESSED
     event.processed_at = now
     event.error = None
-
-
-def _apply_all(event, parsed, accounts: set[tuple[str, str]], now: datetime) -> None:
-    for item in parsed:
-        if item.account_id is not None:
-            accounts.add((item.platform, item.account_id))
-        # Unhandled is raised before an item writes anything, so no partial rows remain.
-        try:
-            apply_event(item)
-        except Unhandled as issue:
-            db.session.add(
-                EventIssue(
-                    event=event,
-                    platform=item.platform,
-                    account_external_id=item.account_id,
-                    kind=issue.kind[:32],  # platform-chosen type names can be long
-                    reason=issue.reason,
-                    created_at=now,
-                )
-            )
 
 
 # An account's "last event" is kept to the minute (the admin page shows minutes): written on

@@ -23,7 +23,7 @@ queue, live, timeutil, webhook_client.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -310,13 +310,19 @@ def message_rows(conversation_ids: Sequence[int]) -> dict[int, list[Row]]:
     return rows
 
 
-def preload(conversation_ids: Sequence[int]) -> Preloaded:
-    """Read the messages and clocks of these conversations in two queries."""
-    clocks: dict[int, list[SlaClock]] = {i: [] for i in conversation_ids}
-    for clock in db.session.scalars(
-        select(SlaClock).where(SlaClock.conversation_id.in_(conversation_ids))
-    ):
-        clocks[clock.conversation_id].append(clock)
+def preload(
+    conversation_ids: Sequence[int], *, loaded: Mapping[int, Sequence[SlaClock]] | None = None
+) -> Preloaded:
+    """Read the messages and clocks of these conversations in two queries; the clocks of
+    conversations in `loaded` (their ledger collections, when loaded) are not read again."""
+    loaded = loaded or {}
+    clocks: dict[int, list[SlaClock]] = {i: list(loaded.get(i, ())) for i in conversation_ids}
+    unread = [i for i in conversation_ids if i not in loaded]
+    if unread:
+        for clock in db.session.scalars(
+            select(SlaClock).where(SlaClock.conversation_id.in_(unread))
+        ):
+            clocks[clock.conversation_id].append(clock)
     return Preloaded(message_rows(conversation_ids), clocks)
 
 
