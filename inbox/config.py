@@ -93,6 +93,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "INBOX_HEARTBEAT_SECONDS": env_int(environ, "INBOX_HEARTBEAT_SECONDS", 10),
         # Pending webhook events older than this are re-enqueued (Redis was down, a worker died).
         "INBOX_EVENT_REQUEUE_SECONDS": env_int(environ, "INBOX_EVENT_REQUEUE_SECONDS", 60),
+        # A worker processes up to this many pending webhook deliveries in one transaction
+        # (PostgreSQL): they share their statements, which is most of a small delivery's cost.
+        "INBOX_EVENTS_PER_TRANSACTION": env_int(environ, "INBOX_EVENTS_PER_TRANSACTION", 20),
         # How often the worker's SLA sweep marks warnings and breaches.
         "INBOX_SLA_SWEEP_SECONDS": env_int(environ, "INBOX_SLA_SWEEP_SECONDS", 30),
         # Online agents not seen (no page load, no heartbeat) for this long become away.

@@ -7,6 +7,7 @@ timeutil, rq.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from datetime import timedelta
@@ -29,12 +30,22 @@ from inbox.services import (
     report_mail,
     sla,
 )
-from inbox.services.events import process_event, record_attempt_failure, requeue_stale_events
+from inbox.services.events import (
+    claim_event,
+    claim_pending,
+    drain_started,
+    process_events,
+    record_attempt_failure,
+    requeue_stale_events,
+    retry_processing,
+    wake_drain,
+)
 from inbox.services.heartbeat import record_heartbeat
 from inbox.services.replies import deliver_reply
 from inbox.timeutil import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 # A helpdesk delivery still pending after this long lost its job (a first attempt takes seconds).
 HELPDESK_REQUEUE_AFTER = timedelta(minutes=10)
 
@@ -72,23 +83,72 @@ def wake_snoozed() -> int:
 
 
 def process_inbound_event(event_id: int) -> None:
-    """Process one stored webhook delivery. The event row is locked for the duration (FOR
-    UPDATE on PostgreSQL), so a duplicate job waits and then finds it processed. A failure is
-    counted on the event and re-raised so RQ retries it with backoff."""
+    """Process one stored webhook delivery (unless it is processed already or another worker
+    has it locked: a drain's batch). A failure is counted on the event and re-raised so RQ
+    retries it with backoff."""
     try:
-        event = db.session.get(InboundEvent, event_id, with_for_update=True)
+        event = claim_event(event_id)
         if event is not None:
-            process_event(event, now=utcnow())
+            process_events([event], now=utcnow())
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
-        event = db.session.get(InboundEvent, event_id)
-        retry = event is not None and record_attempt_failure(event, exc)
-        db.session.commit()
-        if retry:
+        if _count_failure(event_id, exc):
             raise
     finally:
         db.session.remove()
+
+
+def _count_failure(event_id: int, error: Exception) -> bool:
+    """Count a failed attempt on the event (committed); True if it is to be retried."""
+    event = db.session.get(InboundEvent, event_id)
+    retry = event is not None and record_attempt_failure(event, error)
+    db.session.commit()
+    return retry
+
+
+def drain_inbound_events() -> int:
+    """Process pending webhook deliveries, INBOX_EVENTS_PER_TRANSACTION per transaction,
+    until none is left; returns how many. A full batch wakes another drain, so every worker
+    helps with a backlog. When a batch of several fails, each of its events is processed on
+    its own, so only the broken one is counted and retried (by its own job, with backoff);
+    the drain goes on."""
+    drain_started()
+    size = current_app.config["INBOX_EVENTS_PER_TRANSACTION"]
+    done = 0
+    try:
+        while True:
+            claimed: list[int] = []
+            try:
+                events = claim_pending(size)
+                claimed = [event.id for event in events]
+                if len(events) == size:
+                    wake_drain()
+                process_events(events, now=utcnow())
+                db.session.commit()
+            except Exception as exc:
+                db.session.rollback()
+                if len(claimed) == 1:
+                    _retry_later(claimed[0], exc)
+                else:
+                    log.warning("a batch of %d webhook deliveries failed: %s", len(claimed), exc)
+                    for event_id in claimed:
+                        try:
+                            process_inbound_event(event_id)
+                        except Exception:
+                            _retry_later(event_id, None)
+            if not claimed:
+                return done
+            done += len(claimed)
+    finally:
+        db.session.remove()
+
+
+def _retry_later(event_id: int, error: Exception | None) -> None:
+    """Have the event retried by its own job (`error`: count this failure first)."""
+    if error is None or _count_failure(event_id, error):
+        retry_processing(event_id)
+        db.session.commit()
 
 
 @unit_of_work

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from rq import Retry
@@ -17,12 +17,13 @@ from sqlalchemy import insert, or_, select, update
 from inbox.connectors import ParseError, get_connector
 from inbox.extensions import db
 from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent
-from inbox.queue import enqueue_after_commit
+from inbox.queue import after_commit, enqueue_after_commit, get_queue, get_redis
 from inbox.services.ingest import apply_events
 
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "inbox.jobs.process_inbound_event"
+DRAIN_JOB = "inbox.jobs.drain_inbound_events"
 # After this many failed attempts an event stops being retried and waits for a replay.
 MAX_ATTEMPTS = 5
 # Headers worth keeping with the raw body (for support and re-verification); nothing else.
@@ -41,28 +42,106 @@ def _kept(headers: Mapping[str, str]) -> dict[str, str]:
 def record_inbound_event(
     platform: str, body: bytes, headers: Mapping[str, str], *, now: datetime
 ) -> int:
-    """Store a verified delivery as received, enqueue its processing after commit, and return
-    its id. A plain INSERT, not an ORM object: this runs before the platform gets its answer,
-    and nothing else in that request reads the row."""
+    """Store a verified delivery as received, have it processed after commit, and return its
+    id. A plain INSERT, not an ORM object: this runs before the platform gets its answer, and
+    nothing else in that request reads the row."""
     event_id = db.session.execute(
         insert(InboundEvent.__table__)
         .values(platform=platform, body=body, headers=_kept(headers), received_at=now)
         .returning(InboundEvent.id)
     ).scalar_one()
-    enqueue_processing(event_id)
+    if _drains():
+        wake_drain()
+    else:
+        enqueue_processing(event_id)
     return event_id
 
 
+def _drains() -> bool:
+    """On PostgreSQL, pending deliveries are processed by drain jobs, many per transaction:
+    they share their statements (a single-message delivery costs about as much as a batch of
+    them) and a job costs RQ about as much as processing a small delivery. SQLite locks no
+    rows, so two drains would take the same events: there each delivery has its own job."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+# Set while a drain job is queued and not started yet: a delivery arriving then has nothing
+# to enqueue. It expires, so a wake-up lost with Redis costs seconds (and the stale-event
+# sweep catches up anyway).
+WAKE_KEY = "inbox:ingest:drain-queued"
+WAKE_SECONDS = 10
+
+
+def wake_drain() -> None:
+    """After commit, make sure a drain job is queued (one Redis command when one is)."""
+
+    def wake() -> None:
+        redis = get_redis()
+        if redis.set(WAKE_KEY, 1, nx=True, ex=WAKE_SECONDS):
+            get_queue("ingest").enqueue(DRAIN_JOB)
+
+    after_commit(db.session, wake)
+
+
+def drain_started() -> None:
+    """A drain job is starting: a delivery stored from now on wakes another (the job's own
+    reads see every delivery committed before this)."""
+    get_redis().delete(WAKE_KEY)
+
+
+def claim_pending(limit: int) -> list[InboundEvent]:
+    """Up to `limit` pending events, oldest first, that no other worker holds, locked for this
+    transaction. An event that failed before is left to its own job (`process_inbound_event`,
+    which retries it with backoff), so a broken delivery cannot keep failing batches."""
+    return list(
+        db.session.scalars(
+            select(InboundEvent)
+            .where(InboundEvent.state == EventState.PENDING, InboundEvent.attempts == 0)
+            .order_by(InboundEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def claim_event(event_id: int) -> InboundEvent | None:
+    """The event, locked for this transaction, if it is pending and no other worker has it."""
+    return db.session.scalar(
+        select(InboundEvent)
+        .where(InboundEvent.id == event_id, InboundEvent.state == EventState.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+
+
+# Seconds between a failed processing attempt and the next. The backoff covers a concurrent
+# worker creating the same contact or thread (unique violation, fine on retry) and short
+# database hiccups.
+RETRY_INTERVALS = [1, 5, 15, 60]
+
+
 def enqueue_processing(event_id: int) -> None:
-    # Backoff covers a concurrent worker creating the same contact or thread (unique
-    # violation, fine on retry) and short database hiccups.
     enqueue_after_commit(
         db.session,
         PROCESS_JOB,
         event_id,
         queue="ingest",
-        retry=Retry(max=4, interval=[1, 5, 15, 60]),
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
     )
+
+
+def retry_processing(event_id: int) -> None:
+    """After commit, have an event whose first attempt failed in a drain tried again by its
+    own job, on the same backoff as an event's job that failed."""
+
+    def schedule() -> None:
+        get_queue("ingest").enqueue_in(
+            timedelta(seconds=RETRY_INTERVALS[0]),
+            PROCESS_JOB,
+            event_id,
+            retry=Retry(max=len(RETRY_INTERVALS) - 1, interval=RETRY_INTERVALS[1:]),
+        )
+
+    after_commit(db.session, schedule)
 
 
 def record_malformed_event(
@@ -83,27 +162,40 @@ def record_malformed_event(
 
 
 def process_event(event: InboundEvent, *, now: datetime) -> None:
-    """Parse a pending event and apply everything in it, in one transaction with the caller.
+    """Parse a pending event and apply everything in it, in one transaction with the caller."""
+    process_events([event], now=now)
 
-    Parts that cannot be applied (unknown account, unsupported type …) become EventIssues; the
-    event is still processed. A payload that cannot be parsed marks the event failed.
-    Other errors propagate so the job is retried; see `record_attempt_failure`.
+
+def process_events(events: Sequence[InboundEvent], *, now: datetime) -> None:
+    """Parse pending events and apply everything in them, in order, in one transaction with
+    the caller (their messages are stored together: `ingest.apply_events`).
+
+    Parts that cannot be applied (unknown account, unsupported type …) become EventIssues of
+    their event, which is still processed. A payload that cannot be parsed marks its event
+    failed. Other errors propagate so the job is retried; see `record_attempt_failure`.
     """
-    if event.state is not EventState.PENDING:
-        return  # processed already (a redelivered job, or the sweep and the original both ran)
-    try:
-        payload = json.loads(event.body)
-        parsed = get_connector(event.platform).parse(payload)
-    except (ValueError, ParseError) as exc:  # JSONDecodeError is a ValueError
-        event.state = EventState.FAILED
-        event.error = f"cannot parse: {exc}"
+    owners: list[InboundEvent] = []
+    items = []
+    for event in events:
+        if event.state is not EventState.PENDING:
+            continue  # processed already (a redelivered job, or the sweep and the original)
+        try:
+            parsed = get_connector(event.platform).parse(json.loads(event.body))
+        except (ValueError, ParseError) as exc:  # JSONDecodeError is a ValueError
+            event.state = EventState.FAILED
+            event.error = f"cannot parse: {exc}"
+            event.processed_at = now
+            continue
+        owners.extend([event] * len(parsed))
+        items.extend(parsed)
+        event.state = EventState.PROCESSED
         event.processed_at = now
-        return
-    for index, issue in apply_events(parsed, now=now):
-        item = parsed[index]
+        event.error = None
+    for index, issue in apply_events(items, now=now):
+        item = items[index]
         db.session.add(
             EventIssue(
-                event=event,
+                event=owners[index],
                 platform=item.platform,
                 account_external_id=item.account_id,
                 kind=issue.kind[:32],  # platform-chosen type names can be long
@@ -111,12 +203,11 @@ def process_event(event: InboundEvent, *, now: datetime) -> None:
                 created_at=now,
             )
         )
-    _mark_accounts_seen(
-        {(i.platform, i.account_id) for i in parsed if i.account_id is not None}, event.received_at
-    )
-    event.state = EventState.PROCESSED
-    event.processed_at = now
-    event.error = None
+    if owners:
+        _mark_accounts_seen(
+            {(i.platform, i.account_id) for i in items if i.account_id is not None},
+            max(event.received_at for event in owners),
+        )
 
 
 # An account's "last event" is kept to the minute (the admin page shows minutes): written on
