@@ -1,5 +1,6 @@
 """Ingestion benchmark (issue #3): webhook latency at a fixed rate, end-to-end message
-throughput, CSV import speed, and peak RSS of web and worker processes.
+throughput, the workers' throughput alone (a backlog posted while they are stopped, then
+drained), CSV import speed, and peak RSS of web and worker processes.
 
 Real parts only, loopback only: a throwaway PostgreSQL cluster, redis-server, gunicorn
 (gthread) and `worker.py` processes, signed X webhook deliveries. Bounded in time.
@@ -17,12 +18,14 @@ import csv
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +135,18 @@ def flood(port: int, seconds: float, batch: int, id_base: int, concurrency: int 
     for w in workers:
         w.join()
     return sent[0]
+
+
+@contextmanager
+def paused(processes):
+    """The processes stopped (SIGSTOP) for the block, then continued."""
+    for proc in processes:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for proc in processes:
+            os.kill(proc.pid, signal.SIGCONT)
 
 
 def count_messages(engine) -> int:
@@ -259,6 +274,19 @@ def main() -> None:
             results[f"e2e_batch_{batch}"] = {
                 "messages": sent,
                 "posts_per_s": round(sent / batch / (posted - began)),
+                "messages_per_s": round(sent / (done - began)),
+            }
+        # The workers alone: a backlog posted while they are stopped (SIGSTOP), then drained.
+        for batch in (1, args.batch):
+            before = count_messages(engine)
+            with paused(workers):
+                sent = flood(port, args.seconds / 2, batch, 3 * 10**12 + batch * 10**11)
+                meanwhile = count_messages(engine) - before  # 0: they were stopped
+            began = time.perf_counter()
+            done = wait_stored(engine, before + sent, 300)
+            results[f"backlog_batch_{batch}"] = {
+                "messages": sent,
+                "stored_while_paused": meanwhile,
                 "messages_per_s": round(sent / (done - began)),
             }
         results["rss_mb"] = {

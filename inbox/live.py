@@ -13,7 +13,7 @@ from typing import Any
 from redis.client import PubSub
 from sqlalchemy.orm import Session, scoped_session
 
-from inbox.queue import after_commit, get_redis
+from inbox.queue import after_commit_batch, get_redis
 
 CHANNEL = "inbox:live"
 # json.dumps(…, default=str) builds an encoder per call; a sweep encodes thousands of events.
@@ -32,17 +32,18 @@ def publish_after_commit(session: Session | scoped_session, event: str, **data: 
 def publish_many_after_commit(
     session: Session | scoped_session, event: str, items: Iterable[dict[str, Any]]
 ) -> None:
-    """Publish one `{"event": event, **item}` per item once the transaction commits, in one
-    round trip to Redis (a sweep announces thousands of conversations at once)."""
+    """Publish one `{"event": event, **item}` per item once the transaction commits. All the
+    transaction's live updates go in one round trip to Redis (a sweep announces thousands of
+    conversations at once, a webhook batch a few dozen)."""
     messages = [_ENCODER.encode({"event": event, **item}) for item in items]
     if not messages:
         return
     redis = get_redis()
 
-    def send() -> None:
-        redis.eval(_PUBLISH_ALL, 1, CHANNEL, *messages)
+    def send(batch: list[str]) -> None:
+        redis.eval(_PUBLISH_ALL, 1, CHANNEL, *batch)
 
-    after_commit(session, send)
+    after_commit_batch(session, "live", send).extend(messages)
 
 
 def publish(event: str, **data: Any) -> None:

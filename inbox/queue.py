@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "inbox.after_commit"
+_BATCHES_KEY = "inbox.after_commit_batches"
 
 
 def init_app(app: Flask) -> None:
@@ -52,6 +53,23 @@ def after_commit(session: Session | scoped_session, callback: Callable[[], None]
     if not session.in_transaction():
         session.begin()
     session.info.setdefault(_PENDING_KEY, []).append(callback)
+
+
+def after_commit_batch(
+    session: Session | scoped_session, key: str, send: Callable[[list[Any]], None]
+) -> list[Any]:
+    """The list of `key`'s items held on the current transaction of `session`: what callers
+    append to it goes to `send` in one call once the transaction commits (or is dropped with
+    it). For work whose items cost a round trip each unless sent together."""
+    if isinstance(session, scoped_session):
+        session = session()
+    batches = session.info.get(_BATCHES_KEY)
+    if batches is None or key not in batches:
+        # Registered first: it ties the batch to a transaction (see after_commit).
+        after_commit(session, lambda: send(session.info[_BATCHES_KEY].pop(key)))
+        batches = session.info.setdefault(_BATCHES_KEY, {})
+        batches[key] = []
+    return batches[key]
 
 
 def enqueue_after_commit(
@@ -93,8 +111,10 @@ def _send_pending(session: Session) -> None:
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
     # after_commit has already sent (and removed) committed jobs; anything still held when the
     # outermost transaction ends belongs to a rollback or a session closed without commit.
-    if transaction.parent is None and session.info.pop(_PENDING_KEY, None):
-        log.info("dropped after-commit work of a transaction that did not commit")
+    if transaction.parent is None:
+        session.info.pop(_BATCHES_KEY, None)
+        if session.info.pop(_PENDING_KEY, None):
+            log.info("dropped after-commit work of a transaction that did not commit")
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,34 @@ def test_many_live_events_arrive_one_message_each_in_order(app):
         {"event": "conversation.sla", "conversation_id": n, "sla_due_at": str(due)}
         for n in range(1000)
     ]
+
+
+def test_a_transactions_live_updates_go_to_redis_in_one_round_trip_after_commit(app, monkeypatch):
+    from inbox.queue import get_redis
+
+    redis = get_redis()
+    calls = []
+    real_eval = redis.eval
+    monkeypatch.setattr(redis, "eval", lambda *args: calls.append(args) or real_eval(*args))
+    stream = listen(timeout=0.3)
+    assert next(stream) is None  # subscribed
+    publish_after_commit(db.session, "conversation.updated", conversation_id=1)
+    db.session.rollback()  # dropped, and not carried into the next transaction
+    for n in (2, 3):
+        publish_after_commit(db.session, "conversation.updated", conversation_id=n)
+    publish_many_after_commit(db.session, "conversation.sla", [{"conversation_id": 4}])
+    assert calls == []
+    db.session.commit()
+    assert len(calls) == 1
+    received = []
+    while (event := next(stream)) is not None:
+        received.append(event)
+    stream.close()
+    assert [(e["event"], e["conversation_id"]) for e in received] == [
+        ("conversation.updated", 2),
+        ("conversation.updated", 3),
+        ("conversation.sla", 4),
+    ]
+    publish_after_commit(db.session, "conversation.updated", conversation_id=5)
+    db.session.commit()
+    assert len(calls) == 2  # the next transaction has a batch of its own
