@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     select,
     true,
@@ -201,7 +202,10 @@ def _claim_statements(dialect: str, target: str, with_relations: bool = False) -
             select(Conversation.id)
             .where(_unowned(), visible)
             .order_by(*NEXT_ORDER)
-            .limit(1)
+            # A constant, not a bind parameter: with LIMIT $n PostgreSQL costs a generic plan
+            # for a tenth of the backlog, so it planned every claim anew (custom plans;
+            # 0.5–1.6 ms of the server's CPU per claim) instead of reusing one prepared plan.
+            .limit(literal_column("1", Integer()))
             .with_for_update(skip_locked=True, of=Conversation)
             .correlate(None)
             .scalar_subquery()
