@@ -228,6 +228,24 @@ def test_api_conversation_carries_its_sla_clocks(app, client, make_user, policie
     assert listed.json["items"][0]["sla_clocks"]
 
 
+def test_api_get_next_answers_with_the_sla_clocks_as_a_read_shows_them(
+    app, client, make_user, policies
+):
+    from inbox.services.accounts import create_api_token
+
+    conversation = fresh_conversation()
+    headers = {"Authorization": f"Bearer {create_api_token(make_user(Role.AGENT))}"}
+    db.session.commit()
+    claimed = client.post("/api/v1/conversations/next", headers=headers).json
+    detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).json
+    assert claimed["id"] == conversation.id
+    assert sorted((c["metric"], c["policy"]) for c in claimed["sla_clocks"]) == [
+        ("first_response", "Default"),
+        ("resolution", "Default"),
+    ]
+    assert claimed["sla_clocks"] == detail["sla_clocks"]
+
+
 def test_patching_priority_through_the_api_reselects_the_sla_policy(
     app, client, make_user, policies
 ):

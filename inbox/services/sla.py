@@ -1497,6 +1497,11 @@ def _clocks_of_conversations() -> Select[tuple[SlaClock]]:
     )
 
 
+def in_ledger_order(clocks: Iterable[SlaClock]) -> list[SlaClock]:
+    """A conversation's clocks in ledger order (as `clocks_for` reads them): by start."""
+    return sorted(clocks, key=lambda clock: (clock.started_at, clock.id))
+
+
 def clocks_for(ids: list[int]) -> dict[int, list[SlaClock]]:
     """Every clock of these conversations, in ledger order (one query per 1,000 ids)."""
     result: dict[int, list[SlaClock]] = {i: [] for i in ids}

@@ -119,8 +119,12 @@ FILTER_ARGS = (
 
 @bp.before_app_request
 def note_activity() -> None:
-    """Keep `last_seen_at` fresh (written at most once a minute) so idle agents go away."""
-    if request.endpoint == "static" or not current_user.is_authenticated:
+    """Keep `last_seen_at` fresh (written at most once a minute) so idle agents go away.
+    For the signed-in pages: the API ignores session cookies (views.api), so its requests do
+    not load a session user."""
+    if request.endpoint == "static" or request.blueprint == "api":
+        return
+    if not current_user.is_authenticated:
         return
     if availability.touch(current_user, now=utcnow()):
         db.session.commit()
