@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from inbox.connectors import ParseError
 from inbox.connectors.api import parse_api_message
 from inbox.errors import InboxError, json_error
-from inbox.extensions import csrf, db, limiter
+from inbox.extensions import csrf, db
 from inbox.models import (
     Conversation,
     Message,
@@ -43,14 +43,6 @@ from inbox.timeutil import as_utc, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
-
-
-@limiter.request_filter
-def _no_rate_limits() -> bool:
-    # Rate limits are opt-in per route and no API route has one (the login form is what is
-    # throttled), so the limiter's per-request lookup of the route's limits is skipped here
-    # (≈ 280 Python calls of every API request). A limit on an API route needs this removed.
-    return request.blueprint == bp.name
 
 
 @bp.before_request

@@ -81,6 +81,7 @@ from inbox.services import (
 )
 from inbox.services import conversations as actions
 from inbox.timeutil import as_utc, utcnow
+from inbox.views import MACHINE_BLUEPRINTS
 
 bp = Blueprint("inbox", __name__)
 
@@ -120,9 +121,9 @@ FILTER_ARGS = (
 @bp.before_app_request
 def note_activity() -> None:
     """Keep `last_seen_at` fresh (written at most once a minute) so idle agents go away.
-    For the signed-in pages: the API ignores session cookies (views.api), so its requests do
-    not load a session user."""
-    if request.endpoint == "static" or request.blueprint == "api":
+    For the signed-in pages: machines' requests (API, webhooks) ignore session cookies, so
+    they do not load a session user."""
+    if request.endpoint == "static" or request.blueprint in MACHINE_BLUEPRINTS:
         return
     if not current_user.is_authenticated:
         return
