@@ -301,7 +301,7 @@ def write_opened(preloaded: Preloaded) -> None:
     """Write the clocks a preloaded batch opened, with their events. They stay out of the
     session: the batch is over, and making thousands of objects persistent (then expiring
     them at commit) cost a third of the clock phase."""
-    _write_opened(preloaded.opened, attach=False)
+    _write_opened(preloaded.opened, batch=True)
 
 
 def message_rows(conversation_ids: Sequence[int]) -> dict[int, list[Row]]:
@@ -581,25 +581,40 @@ def _opening(preloaded: Preloaded | None) -> Iterator[Opened]:
         _opened.reset(token)
 
 
-def _write_opened(opened: Opened, *, attach: bool = True) -> None:
-    """Insert the opened clocks (ids returned in order), then their events; with `attach`
-    the clocks join the session as persistent objects holding every column, so nothing is
-    read back when the next hook of the transaction finds them."""
+def _write_opened(opened: Opened, *, batch: bool = False) -> None:
+    """Insert the opened clocks (ids returned in order), then their events. A hook's clocks
+    join the session as persistent objects holding every column, so nothing is read back
+    when the next hook of the transaction finds them; a batch's are written in bulk
+    (`insert_rows`: for the one to three rows of a hook it costs ≈ 2.5 ms more per new
+    conversation than these statements built once)."""
     if not opened:
         return
     clocks = list(opened)
     values = [_clock_columns(clock) for clock in clocks]
     # Nothing pending is needed by these rows (their conversation is flushed already).
     with db.session.no_autoflush:
-        ids = insert_rows(SlaClock.__table__, values, return_ids=True)
+        if batch:
+            ids = insert_rows(SlaClock.__table__, values, return_ids=True)
+        else:
+            ids = db.session.scalars(_INSERT_CLOCKS, values).all()
         for clock, clock_id in zip(clocks, ids, strict=True):
             clock.id = clock_id
-            if attach:
+            if not batch:
                 make_transient_to_detached(clock)
                 db.session.add(clock)
         events = [{**e, "clock_id": clock.id} for clock, rows in opened.items() for e in rows]
-        insert_rows(SlaClockEvent.__table__, events)
+        if batch:
+            insert_rows(SlaClockEvent.__table__, events)
+        elif events:
+            db.session.execute(_INSERT_EVENTS, events)
     opened.clear()
+
+
+# Built once (Core statements on the tables, immutable): every new conversation runs both.
+_INSERT_CLOCKS = insert(SlaClock.__table__).returning(
+    SlaClock.__table__.c.id, sort_by_parameter_order=True
+)
+_INSERT_EVENTS = insert(SlaClockEvent.__table__)
 
 
 def _clock_columns(clock: SlaClock) -> dict[str, Any]:
