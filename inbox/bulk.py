@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import (
     JSON,
     Dialect,
@@ -130,6 +129,9 @@ def _unnest(table: Table, columns: dict[str, list[Any]]) -> TableValuedAlias:
     """unnest() of one array parameter per column, numbered by `position`. JSON values travel
     as text (an array of JSON documents is not a type the driver adapts); `_typed` casts them
     back."""
+    # Imported here: on SQLite (the embedded default) psycopg is never loaded.
+    from psycopg.types.array import ListBinaryDumper
+
     adapters = db.session.connection().connection.dbapi_connection.adapters
     adapters.register_dumper(_BinaryList, ListBinaryDumper)
     arrays = (
