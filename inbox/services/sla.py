@@ -344,7 +344,9 @@ def preload(
 def recompute(
     conversation: Conversation, *, now: datetime, preloaded: Preloaded | None = None
 ) -> None:
-    """Run the clocks over a conversation whose messages were written in bulk (CSV import)."""
+    """Run the clocks over a conversation whose messages were written in bulk (CSV import).
+    With `preloaded`, `conversation` may be any object with the Conversation attributes the
+    hooks read and set (the import's `csv_import.ImportedConversation`)."""
     _sync(conversation, now=now, preloaded=preloaded)
 
 
