@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
+from inbox.bulk import insert_rows, update_rows
 from inbox.extensions import db
 from inbox.models import (
     Contact,
@@ -27,6 +28,7 @@ from inbox.models import (
     Message,
     Platform,
     Priority,
+    SlaState,
     Status,
     Team,
 )
@@ -77,8 +79,39 @@ class ImportResult:
     # a known brand) or has no customer tweet at all; reported, never silently dropped.
     skipped: int = 0
     accounts: set[str] = field(default_factory=set)
-    # New conversations whose SLA clocks still have to run: (id, resolved at or None).
-    clocks_pending: list[tuple[int, datetime | None]] = field(default_factory=list)
+    # New conversations whose SLA clocks still have to run.
+    clocks_pending: list[ImportedConversation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportedContact:
+    is_vip: bool  # what a policy's condition reads of the contact
+
+
+@dataclass
+class ImportedConversation:
+    """A conversation this import inserted, with what the SLA hooks read and set of it: the
+    clock phase runs them on these (with a preloaded batch) instead of loading Conversation
+    objects, and writes the columns they set with one UPDATE per batch."""
+
+    id: int
+    team_id: int | None
+    contact: ImportedContact
+    # Its messages as `sla.message_rows` would read them, built from the rows inserted.
+    rows: list[sla.MessageRow]
+    # A thread where the brand spoke last is taken as resolved at that reply.
+    resolves_at: datetime | None
+    platform: Platform = Platform.X
+    kind: Kind = Kind.MENTION
+    priority: Priority = Priority.NORMAL
+    is_public: bool = True
+    tags: tuple[()] = ()
+    status: Status = Status.OPEN
+    resolved_at: datetime | None = None
+    sla_policy_pinned: bool = False
+    sla_policy_id: int | None = None
+    sla_due_at: datetime | None = None
+    sla_state: SlaState = SlaState.NONE
 
 
 def read_twcs(stream: IO[str]) -> list[Tweet]:
@@ -200,14 +233,19 @@ def _import_batch(batch, accounts, team, result: ImportResult) -> None:
         _insert_threads(fresh, team, result)
 
 
-def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
-    """(contact id, identity id) per X user id, creating the missing ones in bulk."""
+def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int, bool]]:
+    """(contact id, identity id, VIP) per X user id, creating the missing ones in bulk."""
     found = {
-        row.external_user_id: (row.contact_id, row.id)
+        row.external_user_id: (row.contact_id, row.id, row.is_vip)
         for row in db.session.execute(
             select(
-                ContactIdentity.external_user_id, ContactIdentity.contact_id, ContactIdentity.id
-            ).where(
+                ContactIdentity.external_user_id,
+                ContactIdentity.contact_id,
+                ContactIdentity.id,
+                Contact.is_vip,
+            )
+            .join(Contact, Contact.id == ContactIdentity.contact_id)
+            .where(
                 ContactIdentity.platform == Platform.X,
                 ContactIdentity.external_user_id.in_(customer_ids),
             )
@@ -216,12 +254,13 @@ def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
     missing = sorted(customer_ids - set(found))
     if missing:
         now = utcnow()
-        contact_ids = db.session.scalars(
-            insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+        contact_ids = insert_rows(
+            Contact.__table__,
             [{"display_name": uid, "created_at": now, "updated_at": now} for uid in missing],
-        ).all()
-        identity_ids = db.session.scalars(
-            insert(ContactIdentity).returning(ContactIdentity.id, sort_by_parameter_order=True),
+            return_ids=True,
+        )
+        identity_ids = insert_rows(
+            ContactIdentity.__table__,
             [
                 {
                     "contact_id": cid,
@@ -233,9 +272,10 @@ def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int]]:
                 }
                 for uid, cid in zip(missing, contact_ids, strict=True)
             ],
-        ).all()
+            return_ids=True,
+        )
         for uid, cid, iid in zip(missing, contact_ids, identity_ids, strict=True):
-            found[uid] = (cid, iid)
+            found[uid] = (cid, iid, False)
     return found
 
 
@@ -243,27 +283,36 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
     contacts = _customer_contacts({t.author_id for _, thread in fresh for t in thread if t.inbound})
     now = utcnow()
     rows = []
+    # The columns the clocks read come from the stand-ins (ids and rows are filled in below).
+    imported = []
     for account, thread in fresh:
         times = summarize_messages((_direction(t), _at(t), False) for t in thread)
-        first_customer = next(t for t in thread if t.inbound)
+        contact_id, _, vip = contacts[next(t for t in thread if t.inbound).author_id]
+        last = thread[-1]
+        c = ImportedConversation(
+            id=0,
+            team_id=team.id if team else None,
+            contact=ImportedContact(vip),
+            rows=[],
+            resolves_at=None if last.inbound else _at(last),
+        )
+        imported.append(c)
         rows.append(
             {
                 "channel_account_id": account.id,
-                "contact_id": contacts[first_customer.author_id][0],
+                "contact_id": contact_id,
                 "thread_key": f"tweet:{thread[0].tweet_id}",
-                "kind": Kind.MENTION,
-                "is_public": True,
-                "status": Status.OPEN,
-                "priority": Priority.NORMAL,
-                "team_id": team.id if team else None,
+                "kind": c.kind,
+                "is_public": c.is_public,
+                "status": c.status,
+                "priority": c.priority,
+                "team_id": c.team_id,
                 "created_at": now,
                 "updated_at": now,
                 **times.__dict__,
             }
         )
-    conversation_ids = db.session.scalars(
-        insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True), rows
-    ).all()
+    conversation_ids = insert_rows(Conversation.__table__, rows, return_ids=True)
     messages = [
         {
             "conversation_id": conversation_id,
@@ -281,12 +330,17 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
     ]
     # The table, not the ORM entity: an ORM bulk insert splits the rows into runs by which
     # values are None (an outbound tweet has no author), which here is a statement per row.
-    db.session.execute(insert(Message.__table__), messages)
+    message_ids = iter(insert_rows(Message.__table__, messages, return_ids=True))
     result.conversations_created += len(conversation_ids)
     result.messages_created += len(messages)
-    for conversation_id, (_, thread) in zip(conversation_ids, fresh, strict=True):
-        last = thread[-1]
-        result.clocks_pending.append((conversation_id, None if last.inbound else _at(last)))
+    for c, conversation_id, (_, thread) in zip(imported, conversation_ids, fresh, strict=True):
+        c.id = conversation_id
+        # In the clocks' order, (sent_at, id): the thread's order, whose ids ascend.
+        c.rows = [
+            sla.MessageRow(next(message_ids), conversation_id, _direction(t), _at(t), None, False)
+            for t in thread
+        ]
+    result.clocks_pending += imported
 
 
 def run_import_clocks(
@@ -300,25 +354,36 @@ def run_import_clocks(
     message timestamps (committing per batch). A thread where the brand spoke last is taken as
     resolved at that reply, which stops its clocks there.
 
-    Each batch's messages and clocks are read at once and the clocks it opens written at
-    once: the same hooks as live ingestion, without queries and writes per conversation."""
+    The same hooks as live ingestion, over a batch at once: the messages are the rows the
+    import inserted, each batch's clocks are read in one query (none, unless something wrote
+    to these conversations meanwhile), the clocks it opens are written with two statements
+    and the conversations' status and SLA columns with one."""
     work = result.clocks_pending
     for start in range(0, len(work), batch_size):
-        batch = dict(work[start : start + batch_size])
-        preloaded = sla.preload(list(batch))
-        with db.session.no_autoflush:
-            for conversation in db.session.scalars(
-                select(Conversation).where(Conversation.id.in_(batch))
-            ):
-                sla.recompute(conversation, now=now, preloaded=preloaded)
-                resolved_at = batch[conversation.id]
-                if resolved_at is not None:
-                    conversation.status = Status.RESOLVED
-                    conversation.resolved_at = resolved_at
-                    sla.on_status_change(
-                        conversation, Status.OPEN, actor=None, now=resolved_at, preloaded=preloaded
-                    )
+        batch = work[start : start + batch_size]
+        preloaded = sla.preload([c.id for c in batch], rows={c.id: c.rows for c in batch})
+        for c in batch:
+            sla.recompute(c, now=now, preloaded=preloaded)
+            if c.resolves_at is not None:
+                c.status, c.resolved_at = Status.RESOLVED, c.resolves_at
+                sla.on_status_change(
+                    c, Status.OPEN, actor=None, now=c.resolves_at, preloaded=preloaded
+                )
         sla.write_opened(preloaded)
+        update_rows(
+            Conversation.__table__,
+            [
+                {
+                    "id": c.id,
+                    "status": c.status,
+                    "resolved_at": c.resolved_at,
+                    "sla_policy_id": c.sla_policy_id,
+                    "sla_due_at": c.sla_due_at,
+                    "sla_state": c.sla_state,
+                }
+                for c in batch
+            ],
+        )
         db.session.commit()
         if progress:
             progress(min(start + batch_size, len(work)), len(work))

@@ -22,9 +22,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, func, insert, inspect, select, update
+from sqlalchemy import Row, func, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from inbox.bulk import insert_rows
 from inbox.connectors import DeliveryStatus as ConnectorDeliveryStatus
 from inbox.connectors import Event as ConnectorEvent
 from inbox.connectors import (
@@ -121,15 +122,16 @@ def resolve_identities(profiles: Iterable[Profile]) -> dict[tuple[Platform, str]
     if new:
         now = utcnow()
         stamps = {"created_at": now, "updated_at": now}
-        contact_ids = db.session.scalars(
-            insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+        contact_ids = insert_rows(
+            Contact.__table__,
             [
                 {"display_name": first.display_name or first.handle, **stamps}
                 for first, _ in new.values()
             ],
-        ).all()
-        identity_ids = db.session.scalars(
-            insert(ContactIdentity).returning(ContactIdentity.id, sort_by_parameter_order=True),
+            return_ids=True,
+        )
+        identity_ids = insert_rows(
+            ContactIdentity.__table__,
             [
                 {
                     "contact_id": contact_id,
@@ -142,7 +144,8 @@ def resolve_identities(profiles: Iterable[Profile]) -> dict[tuple[Platform, str]
                     new.items(), contact_ids, strict=True
                 )
             ],
-        ).all()
+            return_ids=True,
+        )
         for identity in db.session.scalars(
             select(ContactIdentity).where(ContactIdentity.id.in_(identity_ids))
         ):
@@ -275,7 +278,7 @@ def _bookkeep(touched: Iterable[tuple[Conversation, Message]], now: datetime) ->
         )
         if message.direction is not Direction.NOTE:
             sla.recompute(conversation, now=now, preloaded=preloaded)
-    sla.write_opened(preloaded)
+    sla.write_opened(preloaded, keep=True)
     for conversation, _ in touched:
         # As if loaded: later hooks of this transaction find the clocks opened here.
         set_committed_value(conversation, "sla_clocks", preloaded.clocks[conversation.id])
@@ -867,10 +870,7 @@ def _create_conversations(
             }
     if not starts:
         return
-    ids = db.session.scalars(
-        insert(Conversation).returning(Conversation.id, sort_by_parameter_order=True),
-        list(starts.values()),
-    ).all()
+    ids = insert_rows(Conversation.__table__, list(starts.values()), return_ids=True)
     for conversation in db.session.scalars(select(Conversation).where(Conversation.id.in_(ids))):
         # New: no clocks and no tags yet, so the hooks and rules need not ask.
         set_committed_value(conversation, "sla_clocks", [])
@@ -904,11 +904,7 @@ def _insert_messages(
                 "updated_at": now,
             }
         )
-    # The table, not the entity: see csv_import (the ORM splits rows by which values are None).
-    ids = db.session.scalars(
-        insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True),
-        rows,
-    ).all()
+    ids = insert_rows(Message.__table__, rows, return_ids=True)
     loaded = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(ids)))}
     return [loaded[i] for i in ids]
 
