@@ -51,7 +51,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -1399,56 +1398,29 @@ def _notify(notices: list[_Notice], now: datetime) -> int:
     supervisors, each user once per notice) in one insert; how many."""
     teams = {n.team_id for n in notices if "supervisors" in n.to}
     supervisors = _supervisors(teams) if teams else {}
-    user_ids: list[int] = []
-    kinds: list[str] = []
-    conversation_ids: list[int] = []
-    texts: list[str] = []
+    rows: list[dict[str, Any]] = []
     for notice in notices:
         users = [notice.assignee_id] if "assignee" in notice.to and notice.assignee_id else []
         if "supervisors" in notice.to:
             users += supervisors.get(notice.team_id, [])
         text, kind = notice.text(now), f"sla.{notice.kind}"
-        for user_id in dict.fromkeys(users):
-            user_ids.append(user_id)
-            kinds.append(kind)
-            conversation_ids.append(notice.conversation_id)
-            texts.append(text)
-    if not user_ids:
+        rows += [
+            {
+                "user_id": user_id,
+                "kind": kind,
+                "conversation_id": notice.conversation_id,
+                "text": text,
+                "created_at": now,
+            }
+            for user_id in dict.fromkeys(users)
+        ]
+    if not rows:
         return 0
-    _insert_notifications(
-        {"user_id": user_ids, "kind": kinds, "conversation_id": conversation_ids, "text": texts},
-        now,
-    )
-    users = dict.fromkeys(user_ids)
+    # A sweep writes thousands: one statement (`bulk.insert_rows`).
+    insert_rows(Notification.__table__, rows)
+    users = dict.fromkeys(row["user_id"] for row in rows)
     publish_many_after_commit(db.session, "notification", [{"user_id": u} for u in users])
-    return len(user_ids)
-
-
-def _insert_notifications(columns: dict[str, list[Any]], now: datetime) -> None:
-    """Insert notifications given column by column, all created `now`: on PostgreSQL one
-    INSERT … SELECT from unnest() of one array per column (a sweep writes thousands; the
-    driver's executemany sends a statement per row), elsewhere an executemany."""
-    table = Notification.__table__
-    names = list(columns)
-    if db.session.get_bind().dialect.name != "postgresql":
-        rows = zip(*columns.values(), strict=True)
-        db.session.execute(
-            insert(table),
-            [{**dict(zip(names, row, strict=True)), "created_at": now} for row in rows],
-        )
-        return
-    arrays = (
-        func.unnest(
-            *(bindparam(None, columns[name], type_=ARRAY(table.c[name].type)) for name in names)
-        )
-        .table_valued(*names)
-        .render_derived()
-    )
-    db.session.execute(
-        insert(table).from_select(
-            [*names, "created_at"], select(*arrays.c, literal(now, UTCDateTime()))
-        )
-    )
+    return len(rows)
 
 
 def _supervisors(team_ids: set[int | None]) -> dict[int | None, list[int]]:
