@@ -4,8 +4,6 @@ every delivery keeps its own job."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select
@@ -15,10 +13,10 @@ from inbox.extensions import db
 from inbox.models import EventState, InboundEvent, Message
 from inbox.queue import get_queue
 from inbox.services import events
-from tests.conftest import run_jobs, signed_post
+from tests.conftest import _using_postgres, run_jobs, signed_post
 from tests.test_ingest_faults import count, dm_bodies
 
-ON_POSTGRESQL = os.environ.get("INBOX_TEST_DB") == "postgresql"
+ON_POSTGRESQL = _using_postgres()
 postgresql_only = pytest.mark.skipif(
     not ON_POSTGRESQL,
     reason="drain jobs run on PostgreSQL only (SQLite locks no rows); `make test` runs there too",

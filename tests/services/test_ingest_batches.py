@@ -7,21 +7,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import event, select
 
 from inbox.connectors import Attachment, InboundMessage, MessageEdit
 from inbox.extensions import db
 from inbox.models import (
     AuditEvent,
-    BusinessCalendar,
     ClockEventKind,
     ContactIdentity,
     Conversation,
     Message,
     Platform,
     SlaClock,
-    SlaPolicy,
     Status,
 )
 from inbox.services import sla
@@ -31,26 +28,6 @@ from tests.services.test_routing import rule
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, in business hours
 NOW = T0 + timedelta(minutes=30)
-
-
-@pytest.fixture
-def policy(app):
-    calendar = BusinessCalendar(
-        name="Office", timezone="UTC", weekly={str(d): [["09:00", "17:00"]] for d in range(5)}
-    )
-    db.session.add(
-        SlaPolicy(
-            position=1,
-            name="Default",
-            first_response_seconds=3600,
-            next_response_seconds=3600,
-            resolution_seconds=8 * 3600,
-            calendar=calendar,
-            business_hours=True,
-            warn_value=75,
-        )
-    )
-    db.session.commit()
 
 
 def dm(p: str, n: int, who: str, text: str, at: datetime, **extra) -> InboundMessage:
@@ -231,7 +208,9 @@ def snapshot(p: str) -> dict:
     return result
 
 
-def test_a_delivery_stored_together_gives_the_rows_of_the_one_by_one_path(app, policy, admin):
+def test_a_delivery_stored_together_gives_the_rows_of_the_one_by_one_path(
+    app, default_policy, admin
+):
     rule(
         admin,
         "Unhappy",
@@ -269,7 +248,7 @@ def test_a_delivery_stored_together_gives_the_rows_of_the_one_by_one_path(app, p
     assert a["dm:ana"]["clocks"] and a["dm:ana"]["messages"][0][7]  # clocks; the edit's history
 
 
-def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(app, policy):
+def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(app, default_policy):
     add_channel(Platform.X, "a-brand", name="@a")
     db.session.commit()
     statements: list[str] = []

@@ -19,7 +19,6 @@ from sqlalchemy import delete, event, func, select, update
 from inbox.extensions import db
 from inbox.live import listen
 from inbox.models import (
-    BusinessCalendar,
     ClockEventKind,
     Conversation,
     Direction,
@@ -58,36 +57,6 @@ def mon(hour: int, minute: int = 0, day: int = 12) -> datetime:
 
 def tue(hour: int, minute: int = 0) -> datetime:
     return mon(hour, minute, day=13)
-
-
-@pytest.fixture
-def office(app) -> BusinessCalendar:
-    calendar = BusinessCalendar(
-        name="Office",
-        timezone="UTC",
-        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
-        holidays=[],
-    )
-    db.session.add(calendar)
-    db.session.flush()
-    return calendar
-
-
-@pytest.fixture
-def default_policy(office) -> SlaPolicy:
-    policy = SlaPolicy(
-        position=100,
-        name="Default",
-        first_response_seconds=2 * 3600,
-        next_response_seconds=4 * 3600,
-        resolution_seconds=8 * 3600,
-        calendar=office,
-        business_hours=True,
-        warn_value=75,
-    )
-    db.session.add(policy)
-    db.session.flush()
-    return policy
 
 
 @pytest.fixture
