@@ -84,6 +84,13 @@ def enqueue_after_commit(
     after_commit(session, lambda: _enqueue(get_queue(queue), func_path, args, options))
 
 
+def enqueue_committed(func_path: str, *args: Any, queue: str = "default", **options: Any) -> None:
+    """Send a job now, for data already committed outside the session (a connection of the
+    caller's own); like a job sent after the session's commit, a failure is logged, not
+    raised."""
+    run_committed(lambda: _enqueue(get_queue(queue), func_path, args, options))
+
+
 def _enqueue(queue: Queue, func_path: str, args: tuple[Any, ...], options: dict[str, Any]) -> None:
     # On a pipeline of our own, RQ's writes for one job (queue set, job hash, push) go to Redis
     # in one round trip instead of two: this runs before a webhook's answer.
@@ -98,14 +105,19 @@ def retry_policy(intervals: Sequence[int]) -> Retry:
     return Retry(max=len(intervals), interval=list(intervals))
 
 
+def run_committed(callback: Callable[[], None]) -> None:
+    """Run work that follows a commit. The data is committed; failing now (e.g. Redis is down)
+    must not turn a done action into an error. Work that matters is recoverable from the
+    database (stale-event sweep)."""
+    try:
+        callback()
+    except Exception:
+        log.exception("after-commit work failed; it will be recovered from the database")
+
+
 def _send_pending(session: Session) -> None:
     for callback in session.info.pop(_PENDING_KEY, []):
-        # The data is committed; failing now (e.g. Redis is down) must not turn a done action
-        # into an error. Work that matters is recoverable from the database (stale-event sweep).
-        try:
-            callback()
-        except Exception:
-            log.exception("after-commit work failed; it will be recovered from the database")
+        run_committed(callback)
 
 
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:

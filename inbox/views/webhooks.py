@@ -3,7 +3,7 @@
 GET answers the platform's verification handshake. POST checks the signature over the raw
 body, stores the delivery as an InboundEvent, and answers 200 — the real work happens in a
 worker. No login and no CSRF token here: the HMAC signature is the authentication.
-Imports: connectors, services.events, extensions.
+Imports: connectors, services.events, extensions (CSRF exemption).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from inbox.connectors import get_connector
 from inbox.errors import json_error
-from inbox.extensions import csrf, db
+from inbox.extensions import csrf
 from inbox.services.events import record_inbound_event, record_malformed_event
 from inbox.timeutil import utcnow
 
@@ -72,11 +72,10 @@ def receive(name: str):
 
 
 def _store(record) -> None:
-    """Write the event and commit; a database failure becomes 503 so the platform retries."""
+    """Write the event (committed by `record`); a database failure becomes 503 so the platform
+    retries."""
     try:
         record()
-        db.session.commit()
     except SQLAlchemyError:
-        db.session.rollback()
         log.exception("could not store a webhook delivery; answering 503 so it is retried")
         abort(503, description="Storage is unavailable; please retry.")
