@@ -12,6 +12,7 @@ Imports: extensions.db.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeEngine
 
 from inbox.extensions import db
@@ -58,16 +60,12 @@ def insert_rows(
         default = column.default
         value = default.arg if default.is_scalar else default.arg(None)
         columns[column.key] = [value] * len(rows)
-    values = _unnest(table, columns)
-    query = values.select().with_only_columns(*_typed(table, values, columns))
-    statement = insert(table).from_select(list(columns), query.order_by(values.c.position))
-    if not return_ids:
-        db.session.execute(statement)
-        return []
+    statement = _insert_statement(table, tuple(columns), return_ids)
+    result = db.session.execute(statement, _arrays(table, columns))
     # The rows are inserted in the query's order, so their serial ids ascend in that order
     # (what SQLAlchemy's own ordered multi-row insert relies on); RETURNING's order is not
     # promised, hence the sort.
-    return sorted(db.session.scalars(statement.returning(table.c.id)))
+    return sorted(result.scalars()) if return_ids else []
 
 
 def update_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -88,11 +86,7 @@ def update_rows(table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         )
         return
     columns = {name: [row[name] for row in rows] for name in ["id", *names]}
-    values = _unnest(table, columns)
-    typed = dict(zip(columns, _typed(table, values, columns), strict=True))
-    db.session.execute(
-        update(table).where(table.c.id == values.c.id).values({name: typed[name] for name in names})
-    )
+    db.session.execute(_update_statement(table, tuple(columns)), _arrays(table, columns))
 
 
 def _postgresql() -> bool:
@@ -125,28 +119,63 @@ class _BinaryArray(TypeDecorator[list[Any]]):
         return lambda values: _BinaryList(None if v is None else item(v) for v in values)
 
 
-def _unnest(table: Table, columns: dict[str, list[Any]]) -> TableValuedAlias:
-    """unnest() of one array parameter per column, numbered by `position`. JSON values travel
-    as text (an array of JSON documents is not a type the driver adapts); `_typed` casts them
-    back."""
+# The statements are built once per table and columns, the arrays bound by name at each
+# execution: building and hashing a new statement (its cache key) was most of the Python
+# time of a small batch's insert.
+@functools.cache
+def _insert_statement(table: Table, names: tuple[str, ...], return_ids: bool) -> Executable:
+    values = _unnest(table, names)
+    query = values.select().with_only_columns(*_typed(table, values, names))
+    statement = insert(table).from_select(list(names), query.order_by(values.c.position))
+    return statement.returning(table.c.id) if return_ids else statement
+
+
+@functools.cache
+def _update_statement(table: Table, names: tuple[str, ...]) -> Executable:
+    values = _unnest(table, names)
+    typed = dict(zip(names, _typed(table, values, names), strict=True))
+    return (
+        update(table)
+        .where(table.c.id == values.c.id)
+        .values({name: typed[name] for name in names if name != "id"})
+    )
+
+
+def _unnest(table: Table, names: tuple[str, ...]) -> TableValuedAlias:
+    """unnest() of one array parameter per column (bound as `_array_<name>`), numbered by
+    `position`. JSON values travel as text (an array of JSON documents is not a type the
+    driver adapts); `_typed` casts them back."""
+    arrays = (
+        bindparam(
+            f"_array_{name}",
+            type_=_BinaryArray(
+                Text() if isinstance(table.c[name].type, JSON) else table.c[name].type
+            ),
+        )
+        for name in names
+    )
+    return func.unnest(*arrays).table_valued(*names, with_ordinality="position").render_derived()
+
+
+def _arrays(table: Table, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The execution's parameters: one array per column, JSON documents as text."""
     # Imported here: on SQLite (the embedded default) psycopg is never loaded.
     from psycopg.types.array import ListBinaryDumper
 
     adapters = db.session.connection().connection.dbapi_connection.adapters
     adapters.register_dumper(_BinaryList, ListBinaryDumper)
-    arrays = (
-        bindparam(None, [json.dumps(v) for v in values], type_=_BinaryArray(Text()))
+    return {
+        f"_array_{name}": [json.dumps(v) for v in values]
         if isinstance(table.c[name].type, JSON)
-        else bindparam(None, values, type_=_BinaryArray(table.c[name].type))
+        else values
         for name, values in columns.items()
-    )
-    return func.unnest(*arrays).table_valued(*columns, with_ordinality="position").render_derived()
+    }
 
 
-def _typed(table: Table, values: TableValuedAlias, columns: dict[str, list[Any]]) -> list[Any]:
+def _typed(table: Table, values: TableValuedAlias, names: tuple[str, ...]) -> list[Any]:
     return [
         cast(values.c[name], table.c[name].type)
         if isinstance(table.c[name].type, JSON)
         else values.c[name]
-        for name in columns
+        for name in names
     ]
