@@ -117,31 +117,42 @@ def drain_inbound_events() -> int:
     size = current_app.config["INBOX_EVENTS_PER_TRANSACTION"]
     done = 0
     try:
-        while True:
-            claimed: list[int] = []
-            try:
-                events = claim_pending(size)
-                claimed = [event.id for event in events]
-                if len(events) == size:
-                    wake_drain()
-                process_events(events, now=utcnow())
-                db.session.commit()
-            except Exception as exc:
-                db.session.rollback()
-                if len(claimed) == 1:
-                    _retry_later(claimed[0], exc)
-                else:
-                    log.warning("a batch of %d webhook deliveries failed: %s", len(claimed), exc)
-                    for event_id in claimed:
-                        try:
-                            process_inbound_event(event_id)
-                        except Exception:
-                            _retry_later(event_id, None)
-            if not claimed:
-                return done
+        while claimed := _drain_batch(size):
             done += len(claimed)
+        return done
     finally:
         db.session.remove()
+
+
+def _drain_batch(size: int) -> list[int]:
+    """Claim up to `size` pending deliveries and process them in one transaction; their ids
+    ([] when none is left). If the claim itself fails (the database is gone) the job fails:
+    nothing was taken, and the next delivery or the stale-event sweep starts another drain."""
+    events = claim_pending(size)
+    claimed = [event.id for event in events]
+    if len(events) == size:
+        wake_drain()
+    try:
+        process_events(events, now=utcnow())
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        _process_apart(claimed, exc)
+    return claimed
+
+
+def _process_apart(claimed: list[int], error: Exception) -> None:
+    """After a failed batch: each event on its own, so only a broken one is counted and
+    retried later (a batch of one has just failed on its own)."""
+    if len(claimed) == 1:
+        _retry_later(claimed[0], error)
+        return
+    log.warning("a batch of %d webhook deliveries failed: %s", len(claimed), error)
+    for event_id in claimed:
+        try:
+            process_inbound_event(event_id)
+        except Exception:
+            _retry_later(event_id, None)
 
 
 def _retry_later(event_id: int, error: Exception | None) -> None:

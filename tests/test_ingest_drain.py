@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from inbox import jobs
 from inbox.extensions import db
@@ -82,6 +83,27 @@ def test_a_broken_delivery_fails_alone_and_the_rest_of_its_batch_lands(
         jobs.process_inbound_event(broken.id)
     assert count(Message) == 5
     assert count(InboundEvent, InboundEvent.state == EventState.PROCESSED) == 5
+
+
+@postgresql_only
+def test_a_drain_that_cannot_claim_fails_its_job_and_leaves_the_deliveries_pending(
+    webhook_app, brand_accounts, monkeypatch
+):
+    post_all(webhook_app, dm_bodies(3))
+
+    def database_gone(limit):
+        raise OperationalError("SELECT … FOR UPDATE SKIP LOCKED", {}, Exception("server closed"))
+
+    monkeypatch.setattr(jobs, "claim_pending", database_gone)
+    with webhook_app.app_context(), pytest.raises(OperationalError):
+        jobs.drain_inbound_events()
+    # Nothing was taken or counted: the next drain (or the stale-event sweep) has them all.
+    assert count(InboundEvent, InboundEvent.state == EventState.PENDING) == 3
+    assert count(InboundEvent, InboundEvent.attempts > 0) == 0
+    monkeypatch.undo()
+    with webhook_app.app_context():
+        assert jobs.drain_inbound_events() == 3
+    assert count(Message) == 3
 
 
 def test_deliveries_wake_one_drain_on_postgresql_and_get_a_job_each_on_sqlite(
