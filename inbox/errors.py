@@ -40,8 +40,12 @@ class Conflict(InboxError):
     code = "conflict"
 
 
+# Called by machines (API clients, the platforms' webhooks): errors as JSON, no cookie session.
+MACHINE_PATHS = ("/api/", "/webhooks/")
+
+
 def wants_json() -> bool:
-    if request.path.startswith(("/api/", "/webhooks/")) or request.path == "/healthz":
+    if request.path.startswith(MACHINE_PATHS) or request.path == "/healthz":
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return (

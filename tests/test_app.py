@@ -79,3 +79,15 @@ def test_pages_carry_security_headers(client):
     response = client.get("/login")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("path", "cookie_session"),
+    [("/webhooks/x", False), ("/api/v1/me", False), ("/login", True), ("/inbox", True)],
+)
+def test_machine_requests_open_no_cookie_session(app, path, cookie_session):
+    from flask import session
+    from flask.sessions import NullSession
+
+    with app.test_request_context(path):
+        assert isinstance(session, NullSession) is not cookie_session
