@@ -62,11 +62,20 @@ def sentiment_of(text: str, language: str | None) -> float | None:
     return round(_analyzer().polarity_scores(text)["compound"], 4)
 
 
+# A customer message's (language, sentiment).
+Labels = tuple[str | None, float | None]
+
+
+def labels_of(text: str) -> Labels:
+    """The (language, sentiment) a customer message with `text` is stored with."""
+    language = language_of(text)
+    return language, sentiment_of(text, language)
+
+
 def classify_inbound(message: Message, *, now: datetime) -> None:
     """Store language and sentiment on a new customer message and its conversation, and give
     a new conversation from a high-reach author its priority boost."""
-    message.language = language_of(message.text)
-    message.sentiment = sentiment_of(message.text, message.language)
+    message.language, message.sentiment = labels_of(message.text)
     # Asked of the messages themselves, not the conversation's denormalised times and counts:
     # within a webhook delivery those are brought up to date only at its end.
     previous = db.session.scalar(

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import Row, func, inspect, select, update
@@ -57,6 +57,9 @@ from inbox.services import sla
 from inbox.services.audit import record_audit
 from inbox.services.channels import access_token_for, api_endpoint
 from inbox.timeutil import utcnow
+
+if TYPE_CHECKING:  # classify is imported where it is used (see _store_customer_messages)
+    from inbox.services.classify import Labels
 
 
 @dataclass(frozen=True)
@@ -760,18 +763,23 @@ def _store_customer_messages(
         return left
     identities = resolve_identities(_profile(msg) for _, msg, _, _ in fresh)
     latest = _latest_customer_message_at([c.id for c in threads.values()])
+    # Imported here: routing acts through services.conversations, which imports this module.
+    from inbox.services import classify, routing
+
+    labels = [classify.labels_of(msg.text) for _, msg, _, _ in fresh]
     _create_conversations(
         threads,
-        [(msg, account, key, identities[_identity_key(msg)]) for _, msg, account, key in fresh],
+        [
+            (msg, account, key, identities[_identity_key(msg)], labelled)
+            for (_, msg, account, key), labelled in zip(fresh, labels, strict=True)
+        ],
     )
     stored = _insert_messages(
         [
-            (msg, threads[(account.id, key)], identities[_identity_key(msg)])
-            for _, msg, account, key in fresh
+            (msg, threads[(account.id, key)], identities[_identity_key(msg)], labelled)
+            for (_, msg, account, key), labelled in zip(fresh, labels, strict=True)
         ]
     )
-    # Imported here: routing acts through services.conversations, which imports this module.
-    from inbox.services import classify, routing
 
     pending = _batch.get()
     assert pending is not None, "apply_events runs the bookkeeping"
@@ -850,13 +858,14 @@ def _latest_customer_message_at(conversation_ids: list[int]) -> dict[int, dateti
 
 def _create_conversations(
     threads: dict[tuple[int, str], Conversation],
-    messages: list[tuple[InboundMessage, ChannelAccount, str, ContactIdentity]],
+    messages: list[tuple[InboundMessage, ChannelAccount, str, ContactIdentity, Labels]],
 ) -> None:
-    """Insert the conversations the messages start (the first message's kind and author), and
-    add them, loaded, to `threads`."""
+    """Insert the conversations the messages start (the first message's kind, author, and
+    language and sentiment, which `classify.follow_customer` then finds already set: no
+    UPDATE of each new conversation for them), and add them, loaded, to `threads`."""
     starts: dict[tuple[int, str], dict[str, Any]] = {}
     now = utcnow()
-    for msg, account, key, identity in messages:
+    for msg, account, key, identity, (language, sentiment) in messages:
         if (account.id, key) not in threads and (account.id, key) not in starts:
             starts[(account.id, key)] = {
                 "channel_account_id": account.id,
@@ -865,6 +874,8 @@ def _create_conversations(
                 "kind": Kind(msg.kind),
                 "is_public": msg.is_public,
                 "status": Status.NEW,
+                "language": language,
+                "sentiment": sentiment,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -879,15 +890,12 @@ def _create_conversations(
 
 
 def _insert_messages(
-    messages: list[tuple[InboundMessage, Conversation, ContactIdentity]],
+    messages: list[tuple[InboundMessage, Conversation, ContactIdentity, Labels]],
 ) -> list[Message]:
     """Insert classified customer messages; return them loaded, in the same order."""
-    from inbox.services.classify import language_of, sentiment_of
-
     now = utcnow()
     rows = []
-    for msg, conversation, identity in messages:
-        language = language_of(msg.text)
+    for msg, conversation, identity, (language, sentiment) in messages:
         rows.append(
             {
                 "conversation_id": conversation.id,
@@ -899,7 +907,7 @@ def _insert_messages(
                 "sent_at": msg.sent_at,
                 "attachments": _attachments(msg),
                 "language": language,
-                "sentiment": sentiment_of(msg.text, language),
+                "sentiment": sentiment,
                 "created_at": now,
                 "updated_at": now,
             }

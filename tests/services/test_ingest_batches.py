@@ -274,3 +274,33 @@ def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(a
         # happen once.
         statements = [s for s in statements if s[0] != "INSERT"]
     assert len(statements) < 30, statements
+
+
+def test_new_conversations_are_inserted_with_their_first_message_s_labels(app, default_policy):
+    """Each new conversation is written once after its INSERT (the bookkeeping), not also for
+    the language and sentiment its first message gives it."""
+    add_channel(Platform.X, "a-brand", name="@a")
+    db.session.commit()
+    updates: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        if statement.startswith("UPDATE conversations"):
+            updates.append(statement)
+
+    texts = ["I love this, thank you so much!", "This is awful and I am angry.", "🙂🙂"]
+    items = [dm("a", n, f"new{n}", texts[n % 3], T0 + timedelta(seconds=n)) for n in range(9)]
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        apply_events(items, now=NOW)
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(updates) == 1, updates  # the times, version and SLA state of all nine
+    pairs = db.session.execute(
+        select(
+            Conversation.language, Conversation.sentiment, Message.language, Message.sentiment
+        ).join(Message, Message.conversation_id == Conversation.id)
+    ).all()
+    assert len(pairs) == 9
+    assert all((c_lang, c_sent) == (m_lang, m_sent) for c_lang, c_sent, m_lang, m_sent in pairs)
+    assert {round(s, 1) > 0 for _, s, _, _ in pairs if s is not None} == {True, False}
