@@ -248,23 +248,29 @@ def test_a_delivery_stored_together_gives_the_rows_of_the_one_by_one_path(
     assert a["dm:ana"]["clocks"] and a["dm:ana"]["messages"][0][7]  # clocks; the edit's history
 
 
-def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(app, default_policy):
+def applied_with_statements(items) -> list[str]:
+    """Apply `items` to a brand account "a" in one transaction; the SQL statements it ran."""
     add_channel(Platform.X, "a-brand", name="@a")
     db.session.commit()
     statements: list[str] = []
 
     def capture(conn, cursor, statement, *args):
-        statements.append(statement.split()[:3])
+        statements.append(statement)
 
-    items = [
-        dm("a", n, f"cust{n % 20}", f"message {n}", T0 + timedelta(seconds=n)) for n in range(100)
-    ]
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
         apply_events(items, now=NOW)
         db.session.commit()
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
+    return statements
+
+
+def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(app, default_policy):
+    items = [
+        dm("a", n, f"cust{n % 20}", f"message {n}", T0 + timedelta(seconds=n)) for n in range(100)
+    ]
+    statements = [s.split()[:3] for s in applied_with_statements(items)]
     assert db.session.query(Message).count() == 100
     assert db.session.query(Conversation).count() == 20
     # 100 messages of 20 new customers: a few dozen statements, not several per message.
@@ -279,22 +285,10 @@ def test_customer_messages_of_a_delivery_are_stored_with_a_statement_per_table(a
 def test_new_conversations_are_inserted_with_their_first_message_s_labels(app, default_policy):
     """Each new conversation is written once after its INSERT (the bookkeeping), not also for
     the language and sentiment its first message gives it."""
-    add_channel(Platform.X, "a-brand", name="@a")
-    db.session.commit()
-    updates: list[str] = []
-
-    def capture(conn, cursor, statement, *args):
-        if statement.startswith("UPDATE conversations"):
-            updates.append(statement)
-
     texts = ["I love this, thank you so much!", "This is awful and I am angry.", "🙂🙂"]
     items = [dm("a", n, f"new{n}", texts[n % 3], T0 + timedelta(seconds=n)) for n in range(9)]
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        apply_events(items, now=NOW)
-        db.session.commit()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    statements = applied_with_statements(items)
+    updates = [s for s in statements if s.startswith("UPDATE conversations")]
     assert len(updates) == 1, updates  # the times, version and SLA state of all nine
     pairs = db.session.execute(
         select(
