@@ -40,12 +40,18 @@ class Conflict(InboxError):
     code = "conflict"
 
 
-# Called by machines (API clients, the platforms' webhooks): errors as JSON, no cookie session.
+# Called by machines (API clients, the platforms' webhooks) and authenticated by a bearer token
+# or a platform's signature, never by the session cookie: errors as JSON, and no cookie session,
+# session user or rate-limit lookup (see views).
 MACHINE_PATHS = ("/api/", "/webhooks/")
 
 
+def is_machine_request() -> bool:
+    return request.path.startswith(MACHINE_PATHS)
+
+
 def wants_json() -> bool:
-    if request.path.startswith(MACHINE_PATHS) or request.path == "/healthz":
+    if is_machine_request() or request.path == "/healthz":
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return (

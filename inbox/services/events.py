@@ -11,7 +11,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from rq import Retry
 from sqlalchemy import insert, or_, select, update
 
 from inbox.connectors import ParseError, get_connector
@@ -23,6 +22,7 @@ from inbox.queue import (
     enqueue_committed,
     get_queue,
     get_redis,
+    retry_policy,
     run_committed,
 )
 from inbox.services.ingest import apply_events
@@ -69,7 +69,9 @@ def record_inbound_event(
     if _drains():
         run_committed(_queue_drain)
     else:
-        enqueue_committed(PROCESS_JOB, event_id, queue="ingest", retry=_process_retry())
+        enqueue_committed(
+            PROCESS_JOB, event_id, queue="ingest", retry=retry_policy(RETRY_INTERVALS)
+        )
     return event_id
 
 
@@ -136,11 +138,9 @@ RETRY_INTERVALS = [1, 5, 15, 60]
 
 
 def enqueue_processing(event_id: int) -> None:
-    enqueue_after_commit(db.session, PROCESS_JOB, event_id, queue="ingest", retry=_process_retry())
-
-
-def _process_retry() -> Retry:
-    return Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS)
+    enqueue_after_commit(
+        db.session, PROCESS_JOB, event_id, queue="ingest", retry=retry_policy(RETRY_INTERVALS)
+    )
 
 
 def retry_processing(event_id: int) -> None:
@@ -152,7 +152,7 @@ def retry_processing(event_id: int) -> None:
             timedelta(seconds=RETRY_INTERVALS[0]),
             PROCESS_JOB,
             event_id,
-            retry=Retry(max=len(RETRY_INTERVALS) - 1, interval=RETRY_INTERVALS[1:]),
+            retry=retry_policy(RETRY_INTERVALS[1:]),
         )
 
     after_commit(db.session, schedule)

@@ -5,22 +5,16 @@ Imports: views.*, errors (machine paths), extensions (the limiter).
 
 from __future__ import annotations
 
-from flask import Flask, Request, request
+from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from inbox.errors import MACHINE_PATHS
+from inbox.errors import MACHINE_PATHS, is_machine_request
 from inbox.extensions import limiter
 
-# Called by machines and authenticated by a bearer token or a platform's signature, never by
-# the session cookie: their requests load no session user (views.inbox.note_activity) and skip
-# the rate limiter's per-request lookup of route limits (≈ 280 Python calls), since limits
-# are opt-in per route and none of theirs has one. A limit on such a route needs this changed.
-MACHINE_BLUEPRINTS = frozenset({"api", "webhooks"})
-
-
-@limiter.request_filter
-def _machine_request() -> bool:
-    return request.blueprint in MACHINE_BLUEPRINTS
+# Machine requests (`errors.MACHINE_PATHS`) skip the rate limiter's per-request lookup of route
+# limits (≈ 280 Python calls): limits are opt-in per route and none of theirs has one. A limit
+# on such a route needs this filter changed.
+limiter.request_filter(is_machine_request)
 
 
 class _SessionInterface(SecureCookieSessionInterface):

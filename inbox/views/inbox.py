@@ -33,7 +33,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 
 from inbox import live
-from inbox.errors import Conflict, InboxError, NotFound, wants_json
+from inbox.errors import Conflict, InboxError, NotFound, is_machine_request, wants_json
 from inbox.extensions import db
 from inbox.forms import (
     AssignForm,
@@ -81,7 +81,6 @@ from inbox.services import (
 )
 from inbox.services import conversations as actions
 from inbox.timeutil import as_utc, utcnow
-from inbox.views import MACHINE_BLUEPRINTS
 
 bp = Blueprint("inbox", __name__)
 
@@ -123,7 +122,7 @@ def note_activity() -> None:
     """Keep `last_seen_at` fresh (written at most once a minute) so idle agents go away.
     For the signed-in pages: machines' requests (API, webhooks) ignore session cookies, so
     they do not load a session user."""
-    if request.endpoint == "static" or request.blueprint in MACHINE_BLUEPRINTS:
+    if request.endpoint == "static" or is_machine_request():
         return
     if not current_user.is_authenticated:
         return
