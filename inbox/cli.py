@@ -22,7 +22,6 @@ from inbox.services.csv_import import (
     ImportFormatError,
     import_twcs,
     read_twcs,
-    run_import_clocks,
 )
 from inbox.services.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
 from inbox.services.events import enqueue_processing, process_event, reset_for_replay
@@ -99,10 +98,7 @@ def import_csv_command(path, fmt, team):
         raise click.ClickException(f"{path}: {exc}") from None
     target = get_or_create_team(team) if team else None
     with click.progressbar(length=1, label=f"Importing {len(tweets)} tweets") as bar:
-        result = import_twcs(tweets, team=target, progress=_progress(bar))
-    with click.progressbar(length=1, label="Running SLA clocks") as bar:
-        run_import_clocks(result, now=utcnow(), progress=_progress(bar))
-    db.session.commit()
+        result = import_twcs(tweets, now=utcnow(), team=target, progress=_progress(bar))
     click.echo(
         f"{result.messages_created} messages and {result.conversations_created} conversations "
         f"created; {result.duplicates} already stored; {result.skipped} skipped (no brand); "

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
+from flask import current_app
 from sqlalchemy import select
 
 from inbox.bulk import insert_rows, update_rows
 from inbox.extensions import db
 from inbox.models import (
+    ChannelAccount,
     Contact,
     ContactIdentity,
     Conversation,
@@ -79,8 +82,12 @@ class ImportResult:
     # a known brand) or has no customer tweet at all; reported, never silently dropped.
     skipped: int = 0
     accounts: set[str] = field(default_factory=set)
-    # New conversations whose SLA clocks still have to run.
-    clocks_pending: list[ImportedConversation] = field(default_factory=list)
+
+    def add(self, other: ImportResult) -> None:
+        """Count in what another thread of the same import did."""
+        self.conversations_created += other.conversations_created
+        self.messages_created += other.messages_created
+        self.duplicates += other.duplicates
 
 
 @dataclass(frozen=True)
@@ -172,19 +179,42 @@ def _brand_of(thread: list[Tweet], brands: set[str]) -> str | None:
     return None
 
 
+# Threads importing batches side by side on PostgreSQL (`import_twcs`).
+IMPORT_THREADS = 2
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every batch of one import shares, as plain values (no ORM objects: batches run in
+    threads with sessions of their own)."""
+
+    accounts: dict[str, int]  # brand → channel account id
+    team_id: int | None
+    contacts: dict[str, tuple[int, int, bool]]  # customer → (contact id, identity id, VIP)
+    now: datetime
+
+
 def import_twcs(
     tweets: list[Tweet],
     *,
+    now: datetime,
     team: Team | None = None,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 500,
 ) -> ImportResult:
-    """Import parsed TWCS tweets; commits every `batch_size` threads so a long import keeps its
-    progress if interrupted (a re-run skips what is stored).
+    """Import parsed TWCS tweets and run the SLA clocks of the new conversations (as of
+    `now`), committing every batch of `batch_size` threads with its clocks, so a long import
+    keeps its progress if interrupted (a re-run skips what is stored). A thread where the brand
+    spoke last is taken as resolved at that reply, which stops its clocks there.
 
     New threads are written with set-based inserts (a few statements per batch, not per row);
     a thread that is already partly stored goes through the per-message ingest path instead,
-    which merges correctly whatever is there.
+    which merges correctly whatever is there. On PostgreSQL `IMPORT_THREADS` threads take the
+    batches in turn, each with a session and connection of its own: a batch spends about half
+    its time waiting for the server (the trigram index of the messages' text) and half in
+    Python, so on two cores two batches overlap. The customers' contacts are all created first,
+    so two batches never race to create the same one. SQLite takes one writer at a time: there
+    the batches run one after the other in this thread.
     """
     result = ImportResult(rows=len(tweets))
     brands = {t.author_id for t in tweets if not t.inbound}
@@ -195,24 +225,83 @@ def import_twcs(
             result.skipped += len(thread)
         else:
             attributed.append((brand, thread))
-    accounts = {
-        brand: add_channel(Platform.X, brand, name=f"@{brand}")[0]
-        for brand in sorted({brand for brand, _ in attributed})
-    }
-    done = 0
-    for start in range(0, len(attributed), batch_size):
-        batch = attributed[start : start + batch_size]
-        _import_batch(batch, accounts, team, result)
-        db.session.commit()
-        done += len(batch)
-        if progress:
-            progress(done, len(attributed))
-    result.accounts = set(accounts)
+    plan = _Plan(
+        accounts={
+            brand: add_channel(Platform.X, brand, name=f"@{brand}")[0].id
+            for brand in sorted({brand for brand, _ in attributed})
+        },
+        team_id=team.id if team else None,
+        contacts=_customer_contacts(
+            {t.author_id for _, thread in attributed for t in thread if t.inbound}
+        ),
+        now=now,
+    )
+    db.session.commit()  # what the batches' own sessions must see
+    result.accounts = set(plan.accounts)
+    batches = [attributed[i : i + batch_size] for i in range(0, len(attributed), batch_size)]
+    if db.engine.dialect.name == "postgresql":
+        result.add(_import_side_by_side(batches, plan, progress))
+    else:
+        done = 0
+        for batch in batches:
+            _import_batch(batch, plan, result)
+            done += len(batch)
+            if progress:
+                progress(done, len(attributed))
     return result
 
 
-def _import_batch(batch, accounts, team, result: ImportResult) -> None:
-    account_ids = [a.id for a in accounts.values()]
+def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
+    """Run `_import_batch` over `batches` in `IMPORT_THREADS` threads; report progress from
+    this thread (a progress bar is drawn by one thread); raise the first failure. A failure or
+    an interrupt stops the others after the batch they are in (each is committed whole)."""
+    app = current_app._get_current_object()
+    todo, lock, stop = iter(batches), threading.Lock(), threading.Event()
+    total = sum(len(b) for b in batches)
+    done, failures = [0], []
+    results = [ImportResult() for _ in range(IMPORT_THREADS)]
+
+    def work(result: ImportResult) -> None:
+        with app.app_context():
+            try:
+                while not stop.is_set():
+                    with lock:
+                        batch = next(todo, None)
+                    if batch is None:
+                        return
+                    _import_batch(batch, plan, result)
+                    with lock:
+                        done[0] += len(batch)
+            except BaseException as exc:  # raised in the calling thread
+                db.session.rollback()
+                failures.append(exc)
+                stop.set()
+            finally:
+                db.session.remove()
+
+    workers = [threading.Thread(target=work, args=(r,), daemon=True) for r in results]
+    for w in workers:
+        w.start()
+    try:
+        while any(w.is_alive() for w in workers):
+            workers[0].join(timeout=0.2)
+            if progress:
+                progress(done[0], total)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    if failures:
+        raise failures[0]
+    merged = ImportResult()
+    for r in results:
+        merged.add(r)
+    return merged
+
+
+def _import_batch(batch, plan: _Plan, result: ImportResult) -> None:
+    """One batch of threads, with the clocks of its new conversations, committed."""
+    account_ids = list(plan.accounts.values())
     tweet_ids = [t.tweet_id for _, thread in batch for t in thread]
     stored = set(
         db.session.scalars(
@@ -224,33 +313,37 @@ def _import_batch(batch, accounts, team, result: ImportResult) -> None:
     fresh = []
     for brand, thread in batch:
         if not any(t.tweet_id in stored for t in thread):
-            fresh.append((accounts[brand], thread))
+            fresh.append((plan.accounts[brand], thread))
         elif all(t.tweet_id in stored for t in thread):
             result.duplicates += len(thread)
         else:
-            _import_thread_by_message(thread, accounts[brand], team, result)
+            _import_thread_by_message(thread, plan.accounts[brand], plan.team_id, result)
     if fresh:
-        _insert_threads(fresh, team, result)
+        _run_clocks(_insert_threads(fresh, plan, result), now=plan.now)
+    db.session.commit()
 
 
 def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int, bool]]:
     """(contact id, identity id, VIP) per X user id, creating the missing ones in bulk."""
-    found = {
-        row.external_user_id: (row.contact_id, row.id, row.is_vip)
-        for row in db.session.execute(
-            select(
-                ContactIdentity.external_user_id,
-                ContactIdentity.contact_id,
-                ContactIdentity.id,
-                Contact.is_vip,
-            )
-            .join(Contact, Contact.id == ContactIdentity.contact_id)
-            .where(
-                ContactIdentity.platform == Platform.X,
-                ContactIdentity.external_user_id.in_(customer_ids),
+    found = {}
+    ordered = sorted(customer_ids)
+    for start in range(0, len(ordered), 1000):  # within every database's bound parameters
+        found.update(
+            (row.external_user_id, (row.contact_id, row.id, row.is_vip))
+            for row in db.session.execute(
+                select(
+                    ContactIdentity.external_user_id,
+                    ContactIdentity.contact_id,
+                    ContactIdentity.id,
+                    Contact.is_vip,
+                )
+                .join(Contact, Contact.id == ContactIdentity.contact_id)
+                .where(
+                    ContactIdentity.platform == Platform.X,
+                    ContactIdentity.external_user_id.in_(ordered[start : start + 1000]),
+                )
             )
         )
-    }
     missing = sorted(customer_ids - set(found))
     if missing:
         now = utcnow()
@@ -279,19 +372,20 @@ def _customer_contacts(customer_ids: set[str]) -> dict[str, tuple[int, int, bool
     return found
 
 
-def _insert_threads(fresh, team, result: ImportResult) -> None:
-    contacts = _customer_contacts({t.author_id for _, thread in fresh for t in thread if t.inbound})
+def _insert_threads(fresh, plan: _Plan, result: ImportResult) -> list[ImportedConversation]:
+    """Insert new threads (conversations and messages); the stand-ins their clocks run on."""
+    contacts = plan.contacts
     now = utcnow()
     rows = []
     # The columns the clocks read come from the stand-ins (ids and rows are filled in below).
     imported = []
-    for account, thread in fresh:
+    for account_id, thread in fresh:
         times = summarize_messages((_direction(t), _at(t), False) for t in thread)
         contact_id, _, vip = contacts[next(t for t in thread if t.inbound).author_id]
         last = thread[-1]
         c = ImportedConversation(
             id=0,
-            team_id=team.id if team else None,
+            team_id=plan.team_id,
             contact=ImportedContact(vip),
             rows=[],
             resolves_at=None if last.inbound else _at(last),
@@ -299,7 +393,7 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
         imported.append(c)
         rows.append(
             {
-                "channel_account_id": account.id,
+                "channel_account_id": account_id,
                 "contact_id": contact_id,
                 "thread_key": f"tweet:{thread[0].tweet_id}",
                 "kind": c.kind,
@@ -316,7 +410,7 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
     messages = [
         {
             "conversation_id": conversation_id,
-            "channel_account_id": account.id,
+            "channel_account_id": account_id,
             "external_id": t.tweet_id,
             "direction": _direction(t),
             "author_identity_id": contacts[t.author_id][1] if t.inbound else None,
@@ -325,7 +419,7 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
             "created_at": now,
             "updated_at": now,
         }
-        for conversation_id, (account, thread) in zip(conversation_ids, fresh, strict=True)
+        for conversation_id, (account_id, thread) in zip(conversation_ids, fresh, strict=True)
         for t in thread
     ]
     # The table, not the ORM entity: an ORM bulk insert splits the rows into runs by which
@@ -340,54 +434,36 @@ def _insert_threads(fresh, team, result: ImportResult) -> None:
             sla.MessageRow(next(message_ids), conversation_id, _direction(t), _at(t), None, False)
             for t in thread
         ]
-    result.clocks_pending += imported
+    return imported
 
 
-def run_import_clocks(
-    result: ImportResult,
-    *,
-    now: datetime,
-    progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 500,
-) -> None:
-    """Second phase of an import: run the SLA clocks over the new conversations from their
-    message timestamps (committing per batch). A thread where the brand spoke last is taken as
-    resolved at that reply, which stops its clocks there.
-
-    The same hooks as live ingestion, over a batch at once: the messages are the rows the
-    import inserted, each batch's clocks are read in one query (none, unless something wrote
-    to these conversations meanwhile), the clocks it opens are written with two statements
-    and the conversations' status and SLA columns with one."""
-    work = result.clocks_pending
-    for start in range(0, len(work), batch_size):
-        batch = work[start : start + batch_size]
-        preloaded = sla.preload([c.id for c in batch], rows={c.id: c.rows for c in batch})
-        for c in batch:
-            sla.recompute(c, now=now, preloaded=preloaded)
-            if c.resolves_at is not None:
-                c.status, c.resolved_at = Status.RESOLVED, c.resolves_at
-                sla.on_status_change(
-                    c, Status.OPEN, actor=None, now=c.resolves_at, preloaded=preloaded
-                )
-        sla.write_opened(preloaded)
-        update_rows(
-            Conversation.__table__,
-            [
-                {
-                    "id": c.id,
-                    "status": c.status,
-                    "resolved_at": c.resolved_at,
-                    "sla_policy_id": c.sla_policy_id,
-                    "sla_due_at": c.sla_due_at,
-                    "sla_state": c.sla_state,
-                }
-                for c in batch
-            ],
-        )
-        db.session.commit()
-        if progress:
-            progress(min(start + batch_size, len(work)), len(work))
-    result.clocks_pending = []
+def _run_clocks(batch: list[ImportedConversation], *, now: datetime) -> None:
+    """The SLA clocks of a batch of new conversations, from their message timestamps. The
+    same hooks as live ingestion, over the batch at once: the messages are the rows the import
+    inserted, the batch's clocks are read in one query (none, unless something wrote to these
+    conversations meanwhile), the clocks it opens are written with two statements and the
+    conversations' status and SLA columns with one."""
+    preloaded = sla.preload([c.id for c in batch], rows={c.id: c.rows for c in batch})
+    for c in batch:
+        sla.recompute(c, now=now, preloaded=preloaded)
+        if c.resolves_at is not None:
+            c.status, c.resolved_at = Status.RESOLVED, c.resolves_at
+            sla.on_status_change(c, Status.OPEN, actor=None, now=c.resolves_at, preloaded=preloaded)
+    sla.write_opened(preloaded)
+    update_rows(
+        Conversation.__table__,
+        [
+            {
+                "id": c.id,
+                "status": c.status,
+                "resolved_at": c.resolved_at,
+                "sla_policy_id": c.sla_policy_id,
+                "sla_due_at": c.sla_due_at,
+                "sla_state": c.sla_state,
+            }
+            for c in batch
+        ],
+    )
 
 
 def _direction(t: Tweet) -> Direction:
@@ -398,7 +474,9 @@ def _at(t: Tweet) -> datetime:
     return t.created_at.astimezone(UTC)
 
 
-def _import_thread_by_message(thread, account, team, result: ImportResult) -> None:
+def _import_thread_by_message(thread, account_id, team_id, result: ImportResult) -> None:
+    account = db.session.get(ChannelAccount, account_id)
+    team = db.session.get(Team, team_id) if team_id is not None else None
     identities = {}
     for t in thread:
         if t.inbound and t.author_id not in identities:

@@ -30,7 +30,7 @@ from inbox.models import (
 )
 from inbox.services.accounts import create_user, get_or_create_team
 from inbox.services.channels import add_channel
-from inbox.services.csv_import import Tweet, import_twcs, read_twcs, run_import_clocks, threads
+from inbox.services.csv_import import Tweet, import_twcs, read_twcs, threads
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
 from inbox.services.sla import on_status_change
 
@@ -89,8 +89,7 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
     elif csv_path is not None and csv_path.exists():
         with csv_path.open(newline="", encoding="utf-8") as stream:
             tweets = read_twcs(stream)
-        result = import_twcs(recent_threads(tweets, now=now), team=teams["Social care"])
-        run_import_clocks(result, now=now)
+        import_twcs(recent_threads(tweets, now=now), now=now, team=teams["Social care"])
         source = str(csv_path)
     else:
         _generate(accounts, teams, now)

@@ -35,7 +35,7 @@ from inbox.models import (
 from inbox.services import listing, reports, sla
 from inbox.services.accounts import get_or_create_team
 from inbox.services.conversations import add_tag, set_status
-from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
+from inbox.services.csv_import import import_twcs, read_twcs
 from tests import factories
 from tests.conftest import SHARED_DATA
 
@@ -524,8 +524,7 @@ def test_every_breakdown_row_carries_the_median_first_response_of_its_own_conver
 
 def test_twcs_per_brand_median_first_response_equals_the_csv(app, admin, always_on):
     text = TWCS.read_text(encoding="utf-8")
-    run_import_clocks(import_twcs(read_twcs(io.StringIO(text))), now=NOW)
-    db.session.commit()
+    import_twcs(read_twcs(io.StringIO(text)), now=NOW)
     rows = list(csv.DictReader(io.StringIO(text)))
     by_id = {r["tweet_id"]: r for r in rows}
 

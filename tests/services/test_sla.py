@@ -40,7 +40,7 @@ from inbox.models import (
 from inbox.services import sla
 from inbox.services.accounts import get_or_create_team
 from inbox.services.channels import add_channel
-from inbox.services.csv_import import import_twcs, read_twcs, run_import_clocks
+from inbox.services.csv_import import import_twcs, read_twcs
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
 from inbox.services.sla_config import save_policy
 from inbox.timeutil import utcnow
@@ -826,8 +826,7 @@ def test_twcs_import_gets_first_response_times_from_the_tweets(app, path):
     )
     db.session.flush()
     text = path.read_text(encoding="utf-8")
-    run_import_clocks(import_twcs(read_twcs(io.StringIO(text))), now=utcnow())
-    db.session.commit()
+    import_twcs(read_twcs(io.StringIO(text)), now=utcnow())
     rows = {r["tweet_id"]: r for r in csv.DictReader(io.StringIO(text))}
 
     def stamp(row):
@@ -911,12 +910,11 @@ def test_batched_import_clocks_equal_the_clocks_built_one_conversation_at_a_time
     )
     db.session.flush()
     text = TWCS_FILES[0].read_text(encoding="utf-8")
-    result = import_twcs(read_twcs(io.StringIO(text)))
-    pending = [(c.id, c.resolves_at) for c in result.clocks_pending]
+    now = utcnow()
+    import_twcs(read_twcs(io.StringIO(text)), now=now, batch_size=2)  # the last batch partly filled
+    pending = db.session.execute(select(Conversation.id, Conversation.resolved_at)).all()
     assert any(at is None for _, at in pending)
     assert any(at is not None for _, at in pending)
-    now = utcnow()
-    run_import_clocks(result, now=now, batch_size=2)  # two batches, the second partly filled
     batched = _ledger_snapshot()
     assert batched["tweet:5"][-1][2] == db.session.scalar(select(SlaPolicy.id).filter_by(vip=True))
 
