@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
-from bench.plans import explain_sent  # noqa: E402
+from bench.plans import explain_sent, settle_tables  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import Conversation, Role, RoutingRule  # noqa: E402
@@ -157,9 +157,7 @@ def fill(conversations: int) -> None:
                 batch = []
         if batch:
             db.session.execute(insert(Conversation), batch)
-    db.session.commit()
-    db.session.execute(text("ANALYZE"))  # as autovacuum would soon: the planner sees the table
-    db.session.commit()
+    settle_tables()
 
 
 def _claim_over_http(conn: http.client.HTTPConnection, token: str) -> tuple[float, int | None]:
