@@ -213,8 +213,9 @@ def import_twcs(
     batches in turn, each with a session and connection of its own: a batch spends about half
     its time waiting for the server (the trigram index of the messages' text) and half in
     Python, so on two cores two batches overlap. The customers' contacts are all created first,
-    so two batches never race to create the same one. SQLite takes one writer at a time: there
-    the batches run one after the other in this thread.
+    so two batches never race to create the same one (an interrupted import can leave contacts
+    whose threads are not stored yet; the re-run uses them). SQLite takes one writer at a time:
+    there the batches run one after the other in this thread.
     """
     result = ImportResult(rows=len(tweets))
     brands = {t.author_id for t in tweets if not t.inbound}
@@ -244,7 +245,11 @@ def import_twcs(
     else:
         done = 0
         for batch in batches:
-            _import_batch(batch, plan, result)
+            try:
+                _import_batch(batch, plan, result)
+            except BaseException:
+                db.session.rollback()  # a failed batch leaves nothing behind
+                raise
             done += len(batch)
             if progress:
                 progress(done, len(attributed))
@@ -261,36 +266,44 @@ def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
     done, failures = [0], []
     results = [ImportResult() for _ in range(IMPORT_THREADS)]
 
+    def fail(exc: BaseException) -> None:  # raised in the calling thread
+        failures.append(exc)
+        stop.set()
+
     def work(result: ImportResult) -> None:
-        with app.app_context():
-            try:
-                while not stop.is_set():
-                    with lock:
-                        batch = next(todo, None)
-                    if batch is None:
-                        return
-                    _import_batch(batch, plan, result)
-                    with lock:
-                        done[0] += len(batch)
-            except BaseException as exc:  # raised in the calling thread
-                db.session.rollback()
-                failures.append(exc)
-                stop.set()
-            finally:
-                db.session.remove()
+        try:
+            with app.app_context():
+                try:
+                    while not stop.is_set():
+                        with lock:
+                            batch = next(todo, None)
+                        if batch is None:
+                            return
+                        _import_batch(batch, plan, result)
+                        with lock:
+                            done[0] += len(batch)
+                except BaseException as exc:
+                    fail(exc)
+                finally:
+                    db.session.remove()  # which rolls back a failed batch
+        except BaseException as exc:  # the app context or the session's clean-up failed
+            fail(exc)
 
     workers = [threading.Thread(target=work, args=(r,), daemon=True) for r in results]
     for w in workers:
         w.start()
     try:
-        while any(w.is_alive() for w in workers):
-            workers[0].join(timeout=0.2)
-            if progress:
-                progress(done[0], total)
+        for w in workers:
+            while w.is_alive():
+                w.join(timeout=0.2)
+                if progress:
+                    progress(done[0], total)
     finally:
         stop.set()
         for w in workers:
             w.join()
+    if progress:
+        progress(done[0], total)
     if failures:
         raise failures[0]
     merged = ImportResult()

@@ -80,7 +80,6 @@ def test_a_failed_batch_is_stored_not_at_all_and_a_rerun_completes_the_import(
     monkeypatch.setattr(csv_import, "_run_clocks", third_batch_fails)
     with pytest.raises(RuntimeError, match="clocks failed"):
         import_twcs(tweets, now=utcnow(), batch_size=4)
-    db.session.rollback()
     # The other batches stop after the one they were in: whole batches, each with its clocks.
     stored = count(Conversation)
     assert 2 * 4 <= stored <= 40 - 4 and stored % 4 == 0
