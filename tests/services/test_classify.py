@@ -30,14 +30,6 @@ def test_language_is_recognised(text, language):
     assert language_of(text) == language
 
 
-def test_a_long_message_is_classified_without_a_log_line(caplog):
-    caplog.set_level("INFO")
-    assert (
-        language_of("Our parcel still has not arrived after three weeks of waiting. " * 4) == "en"
-    )
-    assert caplog.records == []
-
-
 @pytest.mark.parametrize("text", ["ok", "??", "😡😡😡", "@BrandHelp https://t.co/x1 #123456"])
 def test_too_little_text_names_no_language(text):
     assert language_of(text) is None
