@@ -241,7 +241,7 @@ def import_twcs(
     result.accounts = set(plan.accounts)
     batches = [attributed[i : i + batch_size] for i in range(0, len(attributed), batch_size)]
     if db.engine.dialect.name == "postgresql":
-        result.add(_import_side_by_side(batches, plan, progress))
+        _import_side_by_side(batches, plan, progress, result)
     else:
         done = 0
         for batch in batches:
@@ -256,21 +256,22 @@ def import_twcs(
     return result
 
 
-def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
-    """Run `_import_batch` over `batches` in `IMPORT_THREADS` threads; report progress from
-    this thread (a progress bar is drawn by one thread); raise the first failure. A failure or
-    an interrupt stops the others after the batch they are in (each is committed whole)."""
+def _import_side_by_side(batches, plan: _Plan, progress, result: ImportResult) -> None:
+    """Run `_import_batch` over `batches` in `IMPORT_THREADS` threads, counting into `result`;
+    report progress from this thread (a progress bar is drawn by one thread); raise the first
+    failure. A failure or an interrupt stops the others after the batch they are in (each is
+    committed whole)."""
     app = current_app._get_current_object()
     todo, lock, stop = iter(batches), threading.Lock(), threading.Event()
     total = sum(len(b) for b in batches)
     done, failures = [0], []
-    results = [ImportResult() for _ in range(IMPORT_THREADS)]
+    counts = [ImportResult() for _ in range(IMPORT_THREADS)]  # one per thread: no lock needed
 
     def fail(exc: BaseException) -> None:  # raised in the calling thread
         failures.append(exc)
         stop.set()
 
-    def work(result: ImportResult) -> None:
+    def work(counted: ImportResult) -> None:
         try:
             with app.app_context():
                 try:
@@ -279,7 +280,7 @@ def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
                             batch = next(todo, None)
                         if batch is None:
                             return
-                        _import_batch(batch, plan, result)
+                        _import_batch(batch, plan, counted)
                         with lock:
                             done[0] += len(batch)
                 except BaseException as exc:
@@ -289,7 +290,7 @@ def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
         except BaseException as exc:  # the app context or the session's clean-up failed
             fail(exc)
 
-    workers = [threading.Thread(target=work, args=(r,), daemon=True) for r in results]
+    workers = [threading.Thread(target=work, args=(c,), daemon=True) for c in counts]
     for w in workers:
         w.start()
     try:
@@ -304,12 +305,10 @@ def _import_side_by_side(batches, plan: _Plan, progress) -> ImportResult:
             w.join()
     if progress:
         progress(done[0], total)
+    for counted in counts:
+        result.add(counted)
     if failures:
         raise failures[0]
-    merged = ImportResult()
-    for r in results:
-        merged.add(r)
-    return merged
 
 
 def _import_batch(batch, plan: _Plan, result: ImportResult) -> None:
