@@ -201,6 +201,14 @@ def _direct_message(account_id: str, event: dict[str, Any], users: dict[str, Any
     )
 
 
+def unescape_tweet_text(text: str) -> str:
+    """A tweet's text as its author wrote it. X sends tweets with `&`, `<` and `>` as HTML
+    entities (`&amp;` `&lt;` `&gt;`, and only those), so agents would read "&amp;" and the
+    pages, which escape everything, would show it so. `&amp;` last: "&amp;lt;" is a literal
+    "&lt;" the author typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def _tweet(account_id: str, tweet: dict[str, Any]) -> Event:
     if "retweeted_status" in tweet:
         return UnsupportedEvent(
@@ -212,7 +220,7 @@ def _tweet(account_id: str, tweet: dict[str, Any]) -> Event:
         )
     # A truncated tweet holds its full text, entities and media in `extended_tweet`.
     body = tweet["extended_tweet"] if tweet.get("truncated") else tweet
-    text = body["full_text"] if tweet.get("truncated") else body["text"]
+    text = unescape_tweet_text(body["full_text"] if tweet.get("truncated") else body["text"])
     media = body.get("extended_entities", {}).get("media", [])
     author_id = id_str(tweet["user"]["id_str"])
     reply_to = tweet.get("in_reply_to_status_id_str")

@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from inbox.bulk import insert_rows, update_rows
+from inbox.connectors.x import unescape_tweet_text
 from inbox.extensions import db
 from inbox.models import (
     ChannelAccount,
@@ -138,7 +139,8 @@ def read_twcs(stream: IO[str]) -> list[Tweet]:
                     author_id=row["author_id"].strip(),
                     inbound=row["inbound"].strip() == "True",
                     created_at=datetime.strptime(row["created_at"], "%a %b %d %H:%M:%S %z %Y"),
-                    text=row["text"],
+                    # The TWCS texts are tweets as X's API gave them, entities and all.
+                    text=unescape_tweet_text(row["text"]),
                     # Published as a float ("3.0").
                     parent_id=str(int(float(parent))) if parent else None,
                 )

@@ -115,6 +115,22 @@ def test_x_mention_is_public_inbound_tweet_without_parent(load_payload: Load) ->
     assert message.sent_at == datetime(2025, 3, 15, 8, 47, 19, 664000, tzinfo=UTC)
 
 
+def test_x_tweet_text_has_the_characters_x_sent_as_html_entities(load_payload: Load) -> None:
+    payload = load_payload("x_mention_event.json")
+    tweet = payload["tweet_create_events"][0]
+    tweet["text"] = "@BrightwaveHelp fibre &amp; phone down &gt; 2 days &lt;3 (typed: &amp;lt;)"
+    [message] = _parse(payload)
+    assert message.text == "@BrightwaveHelp fibre & phone down > 2 days <3 (typed: &lt;)"
+
+
+def test_x_truncated_tweet_full_text_is_unescaped_too(load_payload: Load) -> None:
+    payload = load_payload("x_reply_extended_tweet.json")
+    tweet = payload["tweet_create_events"][0]
+    tweet["extended_tweet"]["full_text"] = "Line A &amp; line B both drop"
+    [message] = _parse(payload)
+    assert message.text == "Line A & line B both drop"
+
+
 def test_x_brand_reply_echo_is_outbound_reply_to_the_mention(load_payload: Load) -> None:
     [message] = _parse(load_payload("x_reply_from_brand_echo.json"))
     assert message.external_id == "1900833858086047745"

@@ -4,6 +4,7 @@ not restore."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from inbox.extensions import db
 from inbox.models import ContactIdentity, Conversation, Message, SlaClock, SlaPolicy
 from inbox.services import csv_import
-from inbox.services.csv_import import Tweet, import_twcs
+from inbox.services.csv_import import TWCS_COLUMNS, Tweet, import_twcs, read_twcs
 from inbox.timeutil import utcnow
 
 START = datetime(2017, 10, 31, 22, 0, tzinfo=UTC)
@@ -92,3 +93,16 @@ def test_a_failed_batch_is_stored_not_at_all_and_a_rerun_completes_the_import(
     assert again.duplicates == 2 * stored
     assert (count(Conversation), count(Message), clocked()) == (40, 80, 40)
     assert count(ContactIdentity) == 7
+
+
+def test_imported_tweet_text_has_the_characters_the_csv_holds_as_html_entities():
+    csv_text = (
+        ",".join(TWCS_COLUMNS)
+        + "\n"
+        + (
+            "1,115712,True,Tue Oct 31 22:10:47 +0000 2017,"
+            '"@sprintcare bill &amp; plan wrong &gt;:( &lt;- fix",,\n'
+        )
+    )
+    [tweet] = read_twcs(io.StringIO(csv_text))
+    assert tweet.text == "@sprintcare bill & plan wrong >:( <- fix"
