@@ -58,3 +58,26 @@ def test_agent_replies_and_the_reply_is_sent_to_the_platform(
     expect(page.locator(".msg-outbound .delivery")).to_have_text("sent")
     expect(page.locator(".sla-timeline")).to_contain_text("met")
     assert utcnow() - reply.sent_at < timedelta(minutes=2)
+
+
+def test_a_channel_that_cannot_send_is_said_in_the_composer_and_its_error_is_not_a_conflict(
+    live_server, page: Page, make_user
+):
+    agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
+    conversation = fresh_conversation(minutes_ago=5)
+    open_inbox(page, live_server, agent.email, f"/inbox/c/{conversation.id}")
+    # The channel loses its token while the agent writes: the send is refused (409).
+    conversation.channel_account.access_token_encrypted = None
+    db.session.commit()
+    page.get_by_label("Reply", exact=True).fill("Sorry about that")
+    page.get_by_role("button", name="Send reply").click()
+    toast = page.locator(".toast.error").filter(has_text="no access token is stored")
+    expect(toast).to_be_visible()
+    # Not offered as a colleague's edit to override ("Apply anyway" would resend without a
+    # version and fail again).
+    expect(page.locator(".toast").get_by_role("button", name="Apply anyway")).to_have_count(0)
+    assert db.session.query(Message).filter_by(direction=Direction.OUTBOUND).count() == 0
+    # Opened again, the composer says so before anything is written, and does not send.
+    page.reload()
+    expect(page.locator("[data-send-problem]")).to_contain_text("Ask an admin to connect it")
+    expect(page.get_by_role("button", name="Send reply")).to_be_disabled()

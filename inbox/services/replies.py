@@ -278,16 +278,25 @@ class _CannotSend(Exception):
     """The reply cannot be sent for a reason of ours (no token, no one to send to)."""
 
 
-def _check_can_send(conversation: Conversation, mode: ReplyMode) -> None:
+def account_send_problem(conversation: Conversation) -> str | None:
+    """Why no reply can go out from the conversation's channel account (said to the agent in
+    the composer before they write, and by the send check), or None."""
     account = conversation.channel_account
     name = PLATFORM_NAMES.get(account.platform, str(account.platform))
     if not account.active:
-        raise ReplyConflict(f"The {name} account {account.name} is disconnected.")
+        return f"Replies are off: the {name} account {account.name} is disconnected."
     if account.access_token_encrypted is None:
-        raise ReplyConflict(
-            f"No access token is stored for the {name} account {account.name}; an admin can add "
-            "one with `flask add-channel --access-token`."
+        return (
+            f"Replies are off: no access token is stored for the {name} account "
+            f"{account.name}. Ask an admin to connect it."
         )
+    return None
+
+
+def _check_can_send(conversation: Conversation, mode: ReplyMode) -> None:
+    problem = account_send_problem(conversation)
+    if problem is not None:
+        raise ReplyConflict(problem)
     if mode.is_public and _reply_target(conversation) is None:
         raise ReplyConflict("There is no customer post in this conversation to reply to.")
     if not mode.is_public and _recipient(conversation) is None:

@@ -250,6 +250,7 @@ def _conversation_context(conversation: Conversation) -> dict[str, Any]:
         ),
         "canned_responses": canned.all_responses(),
         "reply_modes": replies.reply_modes_for(conversation),
+        "send_problem": replies.account_send_problem(conversation),
         "sla_clocks": sla.explain(conversation, now=now),
         "helpdesk_delivery": helpdesk.latest_delivery(conversation),
         "helpdesk_case": helpdesk.case_for(conversation),

@@ -199,7 +199,9 @@
     var body = new FormData(form);
     Object.keys(extra || {}).forEach(function (k) { body.set(k, extra[k]); });
     return app.post(form.action, body).then(function (res) {
-      if (res.status === 409) {
+      // A version conflict (a colleague changed the conversation) can be overridden; other
+      // 409s (a reply the channel cannot send) are plain errors.
+      if (res.status === 409 && res.data && res.data.version !== undefined) {
         app.toast(errorText(res), {
           kind: "warn", sticky: true,
           actions: [
@@ -431,7 +433,8 @@
     if (event.ctrlKey || event.metaKey || event.altKey) {
       if (event.key === "Enter" && event.target.matches("[data-note-box], [data-reply-box]")) {
         event.preventDefault();
-        event.target.form.requestSubmit();
+        var send = $('[type="submit"]', event.target.form);
+        if (!send || !send.disabled) { event.target.form.requestSubmit(); }
       }
       return;
     }

@@ -145,7 +145,7 @@ def test_private_reply_where_the_platform_offers_only_public_is_refused(app, age
 
 def test_reply_on_an_account_without_a_token_is_a_conflict(app, agent):
     conversation = make_conversation(CASES["whatsapp"], token=None)
-    with pytest.raises(ReplyConflict, match="No access token"):
+    with pytest.raises(ReplyConflict, match="no access token is stored"):
         create_reply(conversation, text="hi", actor=agent, now=NOW)
 
 
