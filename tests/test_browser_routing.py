@@ -138,3 +138,33 @@ def test_routing_to_support_shows_the_helpdesk_case_status_on_the_conversation(
         assert request.case["handoff_note"] == "Crash on <b>Android</b> 15"
     finally:
         receiver.stop()
+
+
+def test_an_agent_routing_out_of_their_teams_sees_the_pane_close_not_an_error(
+    live_server, page: Page, make_user
+):
+    agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
+    make_user(Role.AGENT, name="Bill Billing", team="Billing support")
+    get_or_create_team("Tech support")  # nobody in it and no helpdesk: said in the form
+    db.session.commit()
+    c = factories.conversation(team="Social care", name="Rerouted Rita")
+    factories.conversation(team="Social care", name="Staying Sam")
+    open_inbox(page, live_server, agent.email, f"/inbox/c/{c.id}?view=open")
+    page.get_by_text("Route to support").click()
+    route = page.locator(".route-form")
+    team = route.get_by_label("Support team")
+    expect(team.locator("option", has_text="Tech support")).to_have_text(
+        "Tech support (no members, no helpdesk)"
+    )
+    expect(team.locator("option", has_text="Billing support")).to_have_text("Billing support")
+    team.select_option(label="Billing support")
+    route.get_by_label("Handoff note").fill("Double charge in March")
+    route.get_by_role("button", name="Route").click()
+    expect(page.locator("[data-closed]")).to_contain_text("Routed to Billing support.")
+    expect(page.locator("[data-toasts]")).to_contain_text("it has left your queues")
+    expect(page.locator(".toast.error")).to_have_count(0)
+    expect(page.locator(".queue")).not_to_contain_text("Rerouted Rita")
+    expect(page.locator(".queue")).to_contain_text("Staying Sam")
+    assert "/inbox/c/" not in page.url
+    db.session.expire_all()
+    assert db.session.get(Conversation, c.id).team.name == "Billing support"

@@ -65,6 +65,21 @@ def endpoint_for(team: Team) -> HelpdeskEndpoint | None:
     return db.session.get(HelpdeskEndpoint, team.id)
 
 
+def unstaffed_team_ids() -> set[int]:
+    """Teams a conversation routed to would reach no one in: no members and no helpdesk
+    endpoint (the route form says so beside their names)."""
+    return set(
+        db.session.scalars(
+            select(Team.id).where(
+                ~Team.members.any(),
+                ~select(HelpdeskEndpoint.team_id)
+                .where(HelpdeskEndpoint.team_id == Team.id)
+                .exists(),
+            )
+        )
+    )
+
+
 def configure_endpoint(
     team: Team, *, url: str, secret: str, actor: User, now: datetime
 ) -> HelpdeskEndpoint | None:

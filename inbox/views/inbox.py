@@ -254,6 +254,7 @@ def _conversation_context(conversation: Conversation) -> dict[str, Any]:
         "sla_clocks": sla.explain(conversation, now=now),
         "helpdesk_delivery": helpdesk.latest_delivery(conversation),
         "helpdesk_case": helpdesk.case_for(conversation),
+        "unstaffed_team_ids": helpdesk.unstaffed_team_ids(),
         "snooze_presets": SNOOZE_PRESETS,
         "form": PostForm(),
     }
@@ -484,7 +485,15 @@ def act(conversation_id: int, name: str):
         return _failed(error, conversation)
     if wants_json():
         return jsonify(
-            {"ok": True, "message": message, "version": conversation.version, "undo": undo}
+            {
+                "ok": True,
+                "message": message,
+                "version": conversation.version,
+                "undo": undo,
+                # False when the action took the conversation out of the actor's reach (routed
+                # to a team they are not in): the page closes it instead of reloading a 404.
+                "visible": actions.can_see(current_user, conversation),
+            }
         )
     flash(message, "info")
     return redirect(url_for("inbox.conversation", conversation_id=conversation.id))

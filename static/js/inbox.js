@@ -73,6 +73,30 @@
     });
   }
 
+  // The conversation left the agent's reach (routed to a team they are not in): reloading it
+  // would answer 404, so the pane closes and says why, and the address goes back to the view.
+  function closeConversation(text) {
+    var c = convo();
+    var row = c && rowFor(c.dataset.convo);
+    if (row) { row.remove(); }
+    var empty = document.createElement("div");
+    empty.className = "empty detail-empty";
+    empty.setAttribute("data-closed", "");
+    var title = document.createElement("p");
+    title.innerHTML = "<strong></strong>";
+    title.firstChild.textContent = text;
+    var hint = document.createElement("p");
+    hint.className = "muted";
+    hint.textContent = "It is no longer in your teams' queues. Press g for the next one.";
+    empty.append(title, hint);
+    detail.replaceChildren(empty);
+    startPresence();  // stops the heartbeats of the closed conversation
+    var params = new URLSearchParams(location.search);
+    params.delete("view");
+    var query = params.toString();
+    history.replaceState(null, "", $("[data-filters]").getAttribute("action") + (query ? "?" + query : ""));
+  }
+
   function scrollThreadToEnd() {
     var thread = $("[data-thread]", detail);
     if (thread) { thread.scrollTop = thread.scrollHeight; }
@@ -216,6 +240,13 @@
       var actions = [];
       if (undo) {
         actions.push({ label: "Undo", run: function () { runUndo(form, undo); } });
+      }
+      if (res.data.visible === false) {
+        app.toast(res.data.message + ": it has left your queues");
+        closeConversation(res.data.message + ".");
+        refreshList(false);
+        refreshCounts();
+        return;
       }
       app.toast(res.data.message, { actions: actions });
       // A saved note or a queued reply empties its box (and its copy, if a colleague's change
