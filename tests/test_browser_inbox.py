@@ -217,3 +217,25 @@ def test_empty_state_and_hostile_content(live_server, page: Page, people, artifa
         "<img src=x onerror=window.pwned=1>"
     )
     assert page.evaluate("window.pwned") is None
+
+
+def test_on_a_phone_the_queue_and_the_conversation_take_turns(
+    live_server, page: Page, people, artifacts_dir
+):
+    factories.conversation(team="Social care", text="Router keeps rebooting", name="Phone Phil")
+    open_inbox(page, live_server, people["alice"].email, "/inbox/open")
+    page.set_viewport_size({"width": 390, "height": 844})
+    # Nothing wider than the screen, and the views are reachable as a strip.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(page.locator(".views").get_by_role("link", name=re.compile("Mine"))).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+    page.screenshot(path=str(artifacts_dir / "inbox-phone-queue.png"))
+    page.locator(".row", has_text="Phone Phil").click()
+    expect(page.locator(".convo h1")).to_have_text("Phone Phil")
+    expect(page.locator(".msg-inbound")).to_contain_text("Router keeps rebooting")
+    expect(page.get_by_label("Reply", exact=True)).to_be_visible()
+    expect(page.locator(".queue")).to_be_hidden()
+    page.screenshot(path=str(artifacts_dir / "inbox-phone-conversation.png"))
+    page.get_by_role("link", name="Back to the queue").click()
+    expect(page.locator(".row", has_text="Phone Phil")).to_be_visible()
+    expect(page.locator(".detail")).to_be_hidden()
