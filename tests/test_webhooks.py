@@ -121,6 +121,16 @@ def test_signature_with_the_wrong_secret_is_refused(webhook_app):
     assert response.status_code == 403
 
 
+def test_the_crc_endpoint_will_not_sign_a_forged_delivery(webhook_app):
+    """An attacker sends the body they want signed as the CRC token: the answer was a valid
+    signature header for it, and the forged DM posted with it was stored."""
+    client = webhook_app.test_client()
+    forged = (WEBHOOK_FIXTURES / "x_dm_event.json").read_text().replace("Hi,", "FORGED:")
+    answer = client.get("/webhooks/x", query_string={"crc_token": forged})
+    assert answer.status_code == 403
+    assert "response_token" not in answer.get_data(as_text=True)
+
+
 def test_unconfigured_secret_refuses_everything_with_503(make_app):
     app = make_app()  # no platform secrets set
     raw = (WEBHOOK_FIXTURES / "x_dm_event.json").read_bytes()

@@ -13,6 +13,7 @@ of the DM event the webhook echoes back) and a public reply with `POST /2/tweets
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,10 @@ from inbox.connectors.base import (
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 
+# X's CRC tokens are short base64 strings; a JSON body (what a webhook signature covers) can
+# never match.
+_CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
+
 # Top-level keys that give context to the event lists rather than being events themselves.
 _CONTEXT_KEYS = frozenset({"for_user_id", "users", "apps", "user_has_blocked", "is_blocked_by"})
 
@@ -75,9 +80,12 @@ class XConnector(Connector):
         return signature_matches(raw_body, received, secret, "base64")
 
     def handshake(self, args: Mapping[str, str], secret: str) -> HandshakeReply | None:
-        """Answer the CRC: the token signed with the consumer secret proves we hold it."""
+        """Answer the CRC: the token signed with the consumer secret proves we hold it. The
+        answer is the same HMAC that signs webhook bodies, so anyone could have us sign a
+        forged delivery through it: only a token shaped like X's (a short base64 or uuid-like
+        string, never a JSON body) is signed."""
         token = args.get("crc_token")
-        if not token or not secret:
+        if not token or not secret or not _CRC_TOKEN.fullmatch(token):
             return None
         response_token = sha256_signature(secret, token.encode(), "base64")
         return HandshakeReply(

@@ -38,6 +38,17 @@ def test_x_crc_is_refused_without_token_or_secret(args: dict[str, str], secret: 
     assert get_connector("x").handshake(args, secret) is None
 
 
+def test_x_crc_does_not_sign_a_webhook_body_so_it_cannot_forge_deliveries(
+    load_payload, handshakes: dict[str, Any]
+) -> None:
+    """The CRC answer is the HMAC a webhook's signature header carries: signing any token
+    would let anyone sign a forged delivery. Only tokens shaped like X's are answered."""
+    secret = handshakes["x_crc"]["consumer_secret"]
+    body = json.dumps(load_payload("x_dm_event.json"))
+    assert get_connector("x").handshake({"crc_token": body}, secret) is None
+    assert get_connector("x").handshake({"crc_token": "a" * 129}, secret) is None
+
+
 @pytest.mark.parametrize("connector", ["meta", "whatsapp"])
 def test_hub_verification_echoes_challenge_as_plain_text(
     connector: str, handshakes: dict[str, Any]
