@@ -212,6 +212,17 @@ def test_conversation_page_shows_the_sla_timeline(client, agent, policies):
     assert "sla-timeline" in page and "First response" in page
 
 
+def test_the_sla_timeline_page_keeps_to_the_agent_s_teams(client, agent, policies):
+    ours = fresh_conversation()
+    theirs = fresh_conversation()
+    theirs.team = get_or_create_team("Billing support")
+    db.session.commit()
+    assert client.get(f"/conversations/{ours.id}/sla").status_code == 200
+    other = client.get(f"/conversations/{theirs.id}/sla")
+    assert other.status_code == 404
+    assert theirs.contact.label not in other.get_data(as_text=True)
+
+
 def test_api_conversation_carries_its_sla_clocks(app, client, make_user, policies):
     from inbox.services.accounts import create_api_token
 

@@ -1,16 +1,15 @@
-"""The SLA timeline of one conversation at /conversations/<id>/sla (any signed-in role; the
-conversation page embeds templates/sla/_timeline.html the same way).
+"""The SLA timeline of one conversation at /conversations/<id>/sla (any signed-in role that may
+see the conversation; the conversation page embeds templates/sla/_timeline.html the same way).
 
-Imports: models, extensions.db, services.sla, timeutil.
+Imports: services.conversations (visibility), services.sla, timeutil.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
-from flask_login import login_required
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
 
-from inbox.extensions import db
-from inbox.models import Conversation
+from inbox.services.conversations import get_conversation_for
 from inbox.services.sla import explain
 from inbox.timeutil import utcnow
 
@@ -20,9 +19,8 @@ bp = Blueprint("sla", __name__)
 @bp.route("/conversations/<int:conversation_id>/sla")
 @login_required
 def timeline(conversation_id: int):
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None:
-        abort(404)
+    # Team visibility as on the conversation page: 404 for another team's conversation.
+    conversation = get_conversation_for(current_user, conversation_id)
     now = utcnow()
     return render_template(
         "sla/conversation.html",
