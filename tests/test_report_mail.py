@@ -4,6 +4,8 @@ due period once through a real SMTP conversation (a tiny local server records th
 from __future__ import annotations
 
 import email
+import email.message
+import smtplib
 import socket
 import socketserver
 import threading
@@ -37,6 +39,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         while line := self.rfile.readline():
             command = line.decode().strip()
             verb = command.split(" ", 1)[0].upper()
+            self.server.verbs.append(verb)
             if verb in ("EHLO", "HELO"):
                 self.reply("250 test-smtp")
             elif verb == "MAIL":
@@ -64,6 +67,7 @@ def smtp_server():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
     server.daemon_threads = True
     server.messages = []
+    server.verbs = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -146,3 +150,21 @@ def test_a_failed_send_is_retried_on_the_next_run(mail_app, make_user, smtp_serv
     assert jobs.send_report_mail() == 0
     db.session.expire_all()
     assert db.session.scalar(select(ReportSubscription.last_period)) is None
+
+
+def test_the_smtp_password_is_never_sent_over_a_plain_connection(smtp_server):
+    """The test relay offers no STARTTLS (as when someone on the path strips it): with a user
+    configured the mail is refused before AUTH, so the password never crosses in clear."""
+    settings = report_mail.SmtpSettings(
+        host="127.0.0.1",
+        port=smtp_server.server_address[1],
+        user="reports",
+        password="relay-password",
+        sender="reports@inbox.test",
+    )
+    message = email.message.EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@inbox.test", "b@inbox.test", "x"
+    with pytest.raises(smtplib.SMTPException, match="plain connection"):
+        report_mail.send_mail(settings, message)
+    assert "AUTH" not in smtp_server.verbs and "EHLO" in smtp_server.verbs
+    assert smtp_server.messages == []

@@ -9,6 +9,7 @@ Imports: models, extensions.db, services.reports, services.audit, timeutil.
 from __future__ import annotations
 
 import smtplib
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -139,12 +140,22 @@ def summary_text(report: reports.SlaReport, user: User, title: str) -> str:
 
 
 def send_mail(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Send through the relay: STARTTLS with the certificate checked whenever the server offers
+    it (`starttls`), and the password never over a plain connection (someone on the path could
+    strip STARTTLS from the server's answer to read it)."""
     with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
         smtp.ehlo()
+        secure = False
         if settings.starttls and smtp.has_extn("starttls"):
-            smtp.starttls()
+            smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
+            secure = True
         if settings.user:
+            if not secure:
+                raise smtplib.SMTPException(
+                    f"{settings.host} did not offer STARTTLS (or INBOX_SMTP_STARTTLS is off): "
+                    "not sending the SMTP password over a plain connection."
+                )
             smtp.login(settings.user, settings.password)
         smtp.send_message(message)
 
