@@ -8,7 +8,10 @@ import io
 import re
 from html import unescape
 
-from inbox.models import Role
+from sqlalchemy import select
+
+from inbox.extensions import db
+from inbox.models import ChannelAccount, Role
 from inbox.services.accounts import create_api_token
 from tests.conftest import login
 from tests.services.test_reports import (  # noqa: F401 (fixtures)
@@ -82,6 +85,18 @@ def test_row_csv_streams_one_row_per_conversation(client, admin, generated):  # 
     lines = list(csv.reader(io.StringIO(summary.get_data(as_text=True))))
     met = next(r for r in lines if r[:5] == ["attainment", "all", "first_response", "", "met"])
     assert int(met[5]) == expected_attainment(generated, FR)["met"]
+
+
+def test_row_csv_cells_cannot_be_spreadsheet_formulas(client, admin, generated):  # noqa: F811
+    account = db.session.scalars(select(ChannelAccount)).first()
+    account.name = '=HYPERLINK("http://evil.example","open")'
+    db.session.commit()
+    login(client, admin)
+    response = client.get("/reports/conversations.csv", query_string=RANGE)
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert "'" + account.name in cells
+    assert not [c for c in cells if c.startswith(("=", "+", "@"))]
 
 
 def test_api_answers_the_same_numbers_as_the_page(client, admin, make_user, generated):  # noqa: F811

@@ -154,13 +154,25 @@ def index():
     )
 
 
+# A text cell starting with one of these is a formula to Excel and Sheets: names and tags come
+# from agents, rules and imports, so `=HYPERLINK(...)` in a tag would run in the supervisor's
+# spreadsheet. Such cells get a leading apostrophe (OWASP's advice), which shows as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow(
-            [value.isoformat() if isinstance(value, datetime) else value for value in row]
-        )
+        writer.writerow([_cell(value) for value in row])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate(0)
