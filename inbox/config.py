@@ -178,6 +178,11 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
     }
 
 
+# .env.example's placeholder: a deployment that copied the file as is would sign sessions with
+# a key anyone can read, and so let anyone forge an admin's session cookie.
+SAMPLE_SECRET_KEY = "change-me"  # noqa: S105 (the known value we refuse)
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to start with settings that would be unsafe or cannot work."""
     if not config.get("SECRET_KEY"):
@@ -186,4 +191,9 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             "SECRET_KEY is not set. Set it in the environment (see .env.example); "
             "`make run` generates one under instance/."
+        )
+    if config["SECRET_KEY"] == SAMPLE_SECRET_KEY:
+        raise ConfigError(
+            "SECRET_KEY is still .env.example's placeholder. Generate one: "
+            "python -c 'import secrets; print(secrets.token_hex(32))'"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,17 @@ def test_missing_secret_key_outside_testing_is_a_clear_startup_error(monkeypatch
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("INBOX_TESTING", raising=False)
     with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app()
+
+
+def test_the_sample_secret_key_of_env_example_is_refused_at_startup(monkeypatch):
+    sample = next(
+        line.split("=", 1)[1]
+        for line in (Path(__file__).parent.parent / ".env.example").read_text().splitlines()
+        if line.startswith("SECRET_KEY=")
+    )
+    monkeypatch.setenv("SECRET_KEY", sample)
+    with pytest.raises(ConfigError, match="placeholder"):
         create_app()
 
 
