@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -389,6 +390,12 @@ class HttpAnswer:
     status: int
     headers: Mapping[str, str]
     body: dict[str, Any]
+
+
+def path_segment(value: str) -> str:
+    """An id from a payload as one segment of an API path: `/`, `?`, `#` and `..` cannot change
+    which endpoint the brand's token is sent to (quote's default keeps `/`)."""
+    return urllib.parse.quote(value, safe="")
 
 
 def post_json(url: str, body: dict[str, Any], *, token: str, timeout: float) -> HttpAnswer:

@@ -44,6 +44,7 @@ from inbox.connectors.base import (
     get_json,
     header_value,
     id_str,
+    path_segment,
     post_json,
     retry_after_seconds,
     signature_matches,
@@ -191,14 +192,14 @@ class MetaConnector(MetaAppConnector):
             if reply.platform == "messenger":
                 # A reply to a message the person sent us (inside the standard messaging window).
                 body["messaging_type"] = "RESPONSE"
-            answer = graph_post(api, f"{quote(reply.account_id)}/messages", body, reply)
+            answer = graph_post(api, f"{path_segment(reply.account_id)}/messages", body, reply)
             return SendResult(external_id=_required_id(answer, "message_id"), raw=answer.body)
         if not reply.reply_to_external_id:
             raise PermanentSendError(
                 "no_parent", "There is no comment in this conversation to answer."
             )
         edge = "replies" if reply.platform == "instagram" else "comments"
-        path = f"{quote(reply.reply_to_external_id)}/{edge}"
+        path = f"{path_segment(reply.reply_to_external_id)}/{edge}"
         answer = graph_post(api, path, {"message": reply.text}, reply)
         return SendResult(external_id=_required_id(answer, "id"), raw=answer.body)
 
@@ -218,7 +219,7 @@ class MetaConnector(MetaAppConnector):
             edge = "mentioned_media"
             field = f"{edge}.media_id({message.external_id}){{id,caption,timestamp,username}}"
         answer = get_json(
-            f"{api.base_url}/{quote(message.account_id)}?fields={quote(field, safe='')}",
+            f"{api.base_url}/{path_segment(message.account_id)}?fields={quote(field, safe='')}",
             token=access_token,
             timeout=api.timeout,
         )

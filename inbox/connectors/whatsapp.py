@@ -12,7 +12,6 @@ echo of our own messages, only those statuses.
 from __future__ import annotations
 
 from typing import Any, cast, get_args
-from urllib.parse import quote
 
 from inbox.connectors.base import (
     ApiEndpoint,
@@ -27,6 +26,7 @@ from inbox.connectors.base import (
     Status,
     UnsupportedEvent,
     id_str,
+    path_segment,
     utc_from_epoch,
 )
 from inbox.connectors.meta import MetaAppConnector, graph_post
@@ -64,7 +64,7 @@ class WhatsAppConnector(MetaAppConnector):
             "type": "text",
             "text": {"preview_url": False, "body": reply.text},
         }
-        answer = graph_post(api, f"{quote(reply.account_id)}/messages", body, reply)
+        answer = graph_post(api, f"{path_segment(reply.account_id)}/messages", body, reply)
         messages = answer.body.get("messages") or [{}]
         if "id" not in messages[0]:
             raise PermanentSendError(str(answer.status), "WhatsApp answered without a message id")

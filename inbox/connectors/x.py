@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from inbox.connectors.base import (
     ApiEndpoint,
@@ -36,6 +35,7 @@ from inbox.connectors.base import (
     UnsupportedEvent,
     header_value,
     id_str,
+    path_segment,
     post_json,
     retry_after_seconds,
     sha256_signature,
@@ -123,7 +123,8 @@ class XConnector(Connector):
         if not reply.is_public:
             if not reply.recipient_id:
                 raise PermanentSendError("no_recipient", "This conversation has no X user to DM.")
-            url = f"{api.base_url}/2/dm_conversations/with/{quote(reply.recipient_id)}/messages"
+            recipient = path_segment(reply.recipient_id)
+            url = f"{api.base_url}/2/dm_conversations/with/{recipient}/messages"
             answer = post_json(
                 url, {"text": reply.text}, token=reply.access_token, timeout=api.timeout
             )

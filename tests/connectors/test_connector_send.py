@@ -3,6 +3,7 @@ from the answers, and how each platform's error answers are classified."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -83,6 +84,16 @@ def test_send_posts_the_documented_body_with_the_token_and_returns_the_platform_
     assert call.headers["content-type"] == "application/json"
     assert TOKEN not in call.path  # never in the URL, where proxies and logs would see it
     assert result.external_id == "PLATFORM-ID-1"
+
+
+@pytest.mark.parametrize("name", ["x_dm", "messenger", "whatsapp", "facebook_comment"])
+def test_an_id_from_a_payload_cannot_change_the_api_path_the_token_goes_to(fake, name):
+    case = dataclasses.replace(
+        CASES[name], customer_id="../../x/2/tweets", account_id="1/../../x", inbound_id="../../me"
+    )
+    send(fake, case)
+    [call] = fake.calls
+    assert "/../" not in call.path and call.path.count("/") == case.path.count("/")
 
 
 def test_x_dm_id_is_the_dm_event_id_not_the_conversation_id(fake):
