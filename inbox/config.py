@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 
@@ -117,6 +118,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env_bool(environ, "INBOX_SECURE_COOKIES", True),
+        # "Remember me" for two weeks, not Flask-Login's year: the cookie holds no expiry of its
+        # own and stays valid until then (deactivating the user still ends it at once).
+        "REMEMBER_COOKIE_DURATION": timedelta(days=env_int(environ, "INBOX_REMEMBER_DAYS", 14)),
         "PERMANENT_SESSION_LIFETIME": env_int(environ, "INBOX_SESSION_HOURS", 12) * 3600,
         "WTF_CSRF_ENABLED": env_bool(environ, "INBOX_CSRF_ENABLED", True),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -28,6 +29,14 @@ def test_sign_in_then_sign_out(client, make_user):
     assert b"Alice Agent" in page.data
     assert client.post("/logout").status_code == 302
     assert client.get("/inbox").status_code == 302  # back to the login page
+
+
+def test_remember_me_lasts_two_weeks_not_a_year(client, make_user):
+    user = make_user(Role.AGENT)
+    response = sign_in(client, user.email, remember="y")
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember"))
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
+    assert timedelta(days=13) < expires - utcnow() <= timedelta(days=14)
 
 
 def test_wrong_password_is_refused_with_a_message(client, make_user):
