@@ -62,10 +62,12 @@ log = logging.getLogger(__name__)
 MAX_PATTERN_LENGTH = 200
 # Regexes run over at most this much of a message: bounds the work of any pattern.
 MAX_MATCHED_TEXT = 4000
-# A quantified group that itself contains a quantifier ("(a+)+", "(\w*)*", "(x|y+){2,}")
-# is the shape of catastrophic backtracking; Python's re has no timeout, so such patterns
-# are refused when the rule is saved.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*(?:[+*]|\{\d*,)")
+# A group repeated without bound ("+", "*", "{n,}") whose body holds a repetition or an
+# alternation ("(a+)+", "(\w*)*", "(x|y+){2,}", "(a|aa)+", "((a|aa))+") is the shape of
+# catastrophic backtracking; Python's re has no timeout, so such patterns are refused when the
+# rule is saved.
+_UNBOUNDED_REPEAT = re.compile(r"[+*]|\{\d*,")
+_REPEAT_OR_CHOICE = re.compile(r"[+*}|]")
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
 
 CONDITION_TYPES = {
@@ -109,7 +111,7 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
         raise RuleInvalid("The pattern is empty.")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RuleInvalid(f"Patterns are at most {MAX_PATTERN_LENGTH} characters.")
-    if _NESTED_QUANTIFIER.search(pattern) or _BACKREFERENCE.search(pattern):
+    if _repeats_a_risky_group(pattern) or _BACKREFERENCE.search(pattern):
         raise RuleInvalid(
             "That pattern could take very long on some texts (a repeated group containing a "
             "repetition, or a backreference). Simplify it, e.g. use a word list instead."
@@ -118,6 +120,34 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise RuleInvalid(f"The pattern does not compile: {exc}.") from None
+
+
+def _repeats_a_risky_group(pattern: str) -> bool:
+    """Whether a group repeated without bound holds a repetition or an alternation, at any
+    depth (escapes and character classes are skipped: "[+|]" is two literal characters)."""
+    opened: list[int] = []  # where each open group's body starts in `body`
+    body: list[str] = []  # the pattern with escapes and classes reduced to a placeholder
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            body.append("x")
+            i += 2
+            continue
+        if char == "[":
+            end = pattern.find("]", i + 2)  # "[]...]": a "]" first in a class is literal
+            i = len(pattern) if end < 0 else end + 1
+            body.append("x")
+            continue
+        if char == "(":
+            opened.append(len(body))
+        elif char == ")" and opened:
+            inner = "".join(body[opened.pop() :])
+            if _UNBOUNDED_REPEAT.match(pattern, i + 1) and _REPEAT_OR_CHOICE.search(inner):
+                return True
+        body.append(char)
+        i += 1
+    return False
 
 
 def _strings(value: Any, what: str) -> list[str]:

@@ -381,11 +381,31 @@ def test_rule_edits_made_in_one_app_instance_are_applied_by_another(account, adm
 
 
 @pytest.mark.parametrize(
-    "pattern", [r"(a+)+$", r"(\w*)*x", r"(x|y+){2,}", r"(a)\1", "a" * 201, "([unclosed"]
+    "pattern",
+    [
+        r"(a+)+$",
+        r"(\w*)*x",
+        r"(x|y+){2,}",
+        r"(a|aa)+b",
+        r"((a|aa))+b",
+        r"(?:a|aa)*b",
+        r"(a)\1",
+        "a" * 201,
+        "([unclosed",
+    ],
 )
 def test_dangerous_or_broken_patterns_are_refused(app, admin, pattern):
     with pytest.raises(routing.RuleInvalid):
         rule(admin, conditions=[{"type": "text_regex", "pattern": pattern}], actions=TAG)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\b(refund|chargeback)s?\b", r"order #?\d+", r"[+|*]+ urgent", r"(ab)+", r"\(a|b\)+"],
+)
+def test_ordinary_patterns_are_accepted(app, admin, pattern):
+    saved = rule(admin, conditions=[{"type": "text_regex", "pattern": pattern}], actions=TAG)
+    assert saved.conditions[0]["pattern"] == pattern
 
 
 @pytest.mark.parametrize(
