@@ -4,6 +4,7 @@
 hands back any HTTP answer as a `WebhookAnswer` instead of raising, so each caller decides what
 a status means. Only getting no answer at all (refused, reset, timed out, bad TLS) raises
 `Unreachable`. URLs must be http(s): an admin-entered `file:` URL would read local files.
+Redirects are not followed: a 3xx is the answer.
 Imports: stdlib only.
 """
 
@@ -63,13 +64,24 @@ def check_url(url: str) -> str:
     return url
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the receiver's answer (a failure), not an address to call next: followed,
+    it would carry the signature headers to wherever it points, inside our network included."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError with the 3xx, answered below like any status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post(url: str, body: bytes, *, headers: Mapping[str, str], timeout: float) -> WebhookAnswer:
     """POST `body` to `url` with `headers`; the answer, whatever its status."""
     request = urllib.request.Request(  # noqa: S310 (scheme checked by check_url)
         check_url(url), data=body, method="POST", headers={"User-Agent": "inbox/1", **headers}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             return _answer(response.status, response.read(BODY_EXCERPT_BYTES))
     except urllib.error.HTTPError as error:
         with error:

@@ -4,6 +4,9 @@ non-http(s) URLs are refused; the SLA escalation webhook, which shares it, raise
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 from sqlalchemy import select
 
@@ -42,6 +45,44 @@ def test_any_status_is_an_answer_and_the_body_is_an_excerpt(receiver):
     assert not signed_post(receiver).transient
     assert signed_post(receiver).ok  # nothing queued: 200
     assert receiver.received[0].body == b'{"a":1}'  # sent as given, byte for byte
+
+
+def test_a_redirect_is_an_answer_not_followed():
+    """A receiver answering 302 to an internal address: the signed call is not repeated there."""
+    hits = []
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    class Redirect(Target):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_port}/internal")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    target, redirect = HTTPServer(("127.0.0.1", 0), Target), HTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (target, redirect):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answer = webhook_client.post(
+            f"http://127.0.0.1:{redirect.server_port}/hook", b"{}", headers={}, timeout=5
+        )
+    finally:
+        for server in (target, redirect):
+            server.shutdown()
+            server.server_close()
+    assert (answer.status, answer.ok, answer.transient) == (302, False, False)
+    assert hits == []
 
 
 def test_no_answer_raises_unreachable():
