@@ -79,7 +79,8 @@ def test_a_status_update_is_stored_shown_in_the_thread_audited_and_published(
     case = db.session.get(HelpdeskCase, c.id)
     assert (case.external_id, case.status, case.note) == ("HD-4711", "in_progress", HOSTILE)
     note = fresh(c).messages[-1]
-    assert note.direction is Direction.NOTE and note.author_user_id is None
+    # Signed by the integration's user, not shown as "System" (any token could speak for it).
+    assert note.direction is Direction.NOTE and note.author_user_id == integration.id
     assert note.text == f"Helpdesk case HD-4711: in_progress — {HOSTILE}"
     audit = db.session.scalar(
         select(AuditEvent).where(AuditEvent.action == "conversation.external_status")

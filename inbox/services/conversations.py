@@ -499,9 +499,13 @@ def reply(
 # --- Notes and mentions -------------------------------------------------------------------------
 
 
-def add_system_note(conversation: Conversation, text: str, *, now: datetime) -> Message:
-    """A note written by the system (auto-assignment, rules) into the thread, for the history."""
-    message = _note_message(conversation, text, actor=None, now=now)
+def add_system_note(
+    conversation: Conversation, text: str, *, now: datetime, author: User | None = None
+) -> Message:
+    """A note written by the system (auto-assignment, rules) into the thread, for the history.
+    `author`: the user whose call wrote it (an integration's API token), shown in the thread
+    instead of "System", so no token can put words in the system's mouth."""
+    message = _note_message(conversation, text, actor=author, now=now)
     publish_after_commit(
         db.session, "message.created", conversation_id=conversation.id, message_id=message.id
     )

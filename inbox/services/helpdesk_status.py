@@ -88,7 +88,7 @@ def record_status(
     case.updated_at = now
     line = f"Helpdesk case {case.external_id or ''}".rstrip() + f": {update.status}"
     conversations.add_system_note(
-        conversation, line + (f" — {update.note}" if update.note else ""), now=now
+        conversation, line + (f" — {update.note}" if update.note else ""), now=now, author=actor
     )
     record_audit(
         "conversation.external_status",
