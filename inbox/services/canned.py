@@ -18,6 +18,8 @@ from inbox.models import CannedResponse, Conversation, User
 from inbox.services.audit import record_audit
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+# Anything written as a placeholder, known or not: checked when a response is saved.
+_ANY_PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 PLACEHOLDERS = {
     "contact_name": "the customer's name",
     "contact_first_name": "the customer's first name",
@@ -61,6 +63,13 @@ def _check(title: str, body: str, *, current: CannedResponse | None) -> tuple[st
     title, body = title.strip(), body.strip()
     if not title or not body:
         raise InboxError("A canned response needs a title and a text.")
+    # A mistyped {{first_name}} would reach the customer as written.
+    unknown = sorted({name for name in _ANY_PLACEHOLDER.findall(body) if name not in PLACEHOLDERS})
+    if unknown:
+        known = ", ".join(f"{{{{{name}}}}}" for name in PLACEHOLDERS)
+        raise InboxError(
+            f"Unknown placeholder {', '.join(f'{{{{{n}}}}}' for n in unknown)}. Use one of {known}."
+        )
     clash = db.session.scalar(select(CannedResponse).where(CannedResponse.title == title))
     if clash is not None and clash is not current:
         raise InboxError(f"A canned response called “{title}” already exists.")

@@ -170,6 +170,17 @@ def test_canned_titles_are_unique(app, make_user):
         canned.create_response("Thanks", "again", actor=admin, now=NOW)
 
 
+def test_a_canned_response_with_an_unknown_placeholder_is_refused_naming_the_known_ones(
+    app, make_user
+):
+    admin = make_user(Role.ADMIN)
+    with pytest.raises(InboxError, match=r"Unknown placeholder \{\{first_name\}\}.*contact_first"):
+        canned.create_response("Refunds", "Hi {{first_name}}, 5-7 days.", actor=admin, now=NOW)
+    saved = canned.create_response("Refunds", "Hi {{ contact_first_name }}", actor=admin, now=NOW)
+    with pytest.raises(InboxError, match=r"\{\{Agent\}\}"):
+        canned.update_response(saved, "Refunds", "Hi, {{Agent}} here", actor=admin, now=NOW)
+
+
 def test_read_state_is_per_agent(app, make_user):
     alice = make_user(Role.AGENT)
     bob = make_user(Role.AGENT)
