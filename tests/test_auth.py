@@ -39,6 +39,15 @@ def test_remember_me_lasts_two_weeks_not_a_year(client, make_user):
     assert timedelta(days=13) < expires - utcnow() <= timedelta(days=14)
 
 
+def test_an_empty_sign_in_says_what_is_missing(client, make_user):
+    user = make_user(Role.AGENT)
+    both = client.post("/login", data={"email": "", "password": ""})
+    assert both.status_code == 400 and "Enter your email and password." in both.text
+    password = client.post("/login", data={"email": user.email, "password": ""})
+    assert "Enter your password." in password.text
+    assert client.get("/inbox").status_code == 302
+
+
 def test_wrong_password_is_refused_with_a_message(client, make_user):
     user = make_user()
     response = sign_in(client, user.email, "wrong password")

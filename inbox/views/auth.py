@@ -52,7 +52,16 @@ def login():
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong email or password.", "error")
         return render_template("auth/login.html", form=form), 401
+    if request.method == "POST":
+        # An empty field: say which, rather than the same page again.
+        flash(_form_problem(form), "error")
+        return render_template("auth/login.html", form=form), 400
     return render_template("auth/login.html", form=form)
+
+
+def _form_problem(form: LoginForm) -> str:
+    missing = [field.label.text.lower() for field in (form.email, form.password) if not field.data]
+    return f"Enter your {' and '.join(missing)}." if missing else "Wrong email or password."
 
 
 @bp.route("/logout", methods=["POST"])
