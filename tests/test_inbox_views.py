@@ -430,6 +430,15 @@ def fresh_title(item):
     return db.session.get(CannedResponse, item.id).title
 
 
+def test_a_note_says_who_was_mentioned_but_not_notified(client, agent, make_user):
+    make_user(Role.AGENT, name="Bob Billing", email="bob@example.com", team="Billing support")
+    c = factories.conversation(team="Social care")
+    answer = post(client, c, "note", text="Checking with billing @bob")
+    assert answer.json["message"] == (
+        "Note added; not notified: Bob Billing (not in this conversation's team)"
+    )
+
+
 def test_notifications_bell_list_and_mark_read(client, agent, make_user):
     bob = make_user(Role.AGENT, name="Bob Agent", email="bob@example.com")
     c = factories.conversation(team="Social care")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.sql import ColumnElement
@@ -544,6 +544,12 @@ def mentioned_users(text: str, *, exclude: User | None = None) -> list[User]:
     return [u for u in found.values() if exclude is None or u.id != exclude.id]
 
 
+class NoteAdded(NamedTuple):
+    message: Message
+    notified: list[User]  # the mentioned colleagues who may see the conversation
+    unreachable: list[User]  # mentioned but outside its teams: not notified, said to the writer
+
+
 def add_note(
     conversation: Conversation,
     text: str,
@@ -551,9 +557,9 @@ def add_note(
     actor: User,
     now: datetime,
     version: int | None = None,
-) -> tuple[Message, list[User]]:
+) -> NoteAdded:
     """Add an internal note; colleagues @mentioned in it who may see the conversation are
-    notified. Returns the note and the users notified."""
+    notified (the others are returned, so the writer learns they were not)."""
     text = text.strip()
     if not text:
         raise InboxError("The note is empty.")
@@ -561,7 +567,8 @@ def add_note(
         raise InboxError(f"Notes are at most {MAX_NOTE_LENGTH} characters.")
     _claim_version(conversation, version)
     message = _note_message(conversation, text, actor=actor, now=now)
-    notified = [u for u in mentioned_users(text, exclude=actor) if can_see(u, conversation)]
+    mentioned = mentioned_users(text, exclude=actor)
+    notified = [u for u in mentioned if can_see(u, conversation)]
     for user in notified:
         notify(
             user,
@@ -579,7 +586,7 @@ def add_note(
         before=None,
         after={"message_id": message.id, "mentioned": [u.id for u in notified]},
     )
-    return message, notified
+    return NoteAdded(message, notified, [u for u in mentioned if u not in notified])
 
 
 # --- Contact and read state ---------------------------------------------------------------------

@@ -392,12 +392,16 @@ def _spam(c, form, now):
 
 
 def _note(c, form, now):
-    _, notified = actions.add_note(
+    added = actions.add_note(
         c, form.text.data, actor=current_user, now=now, version=form.version.data
     )
-    if notified:
-        return "Note added; notified " + ", ".join(u.name for u in notified), None
-    return "Note added", None
+    message = "Note added"
+    if added.notified:
+        message += "; notified " + ", ".join(u.name for u in added.notified)
+    if added.unreachable:
+        names = ", ".join(u.name for u in added.unreachable)
+        message += f"; not notified: {names} (not in this conversation's team)"
+    return message, None
 
 
 def _reply(c, form, now):

@@ -97,11 +97,12 @@ def test_note_with_mention_notifies_the_colleague_who_can_see_it(app, make_user)
     bob = make_user(Role.AGENT, name="Bob Jones", email="bob.j@example.com")
     other = make_user(Role.AGENT, name="Olga Other", team="Billing support")
     c = factories.conversation(team="Social care")
-    note, notified = svc.add_note(
+    note, notified, unreachable = svc.add_note(
         c, "@bob.j and @olga please look. mail a@b.c is no mention", actor=alice, now=NOW
     )
     assert note.direction is Direction.NOTE and note.author_user_id == alice.id
     assert notified == [bob]  # Olga is in another team and cannot see it
+    assert unreachable == [other]  # so the writer is told she was not notified
     rows = db.session.query(Notification).all()
     assert [(n.user_id, n.kind, n.conversation_id) for n in rows] == [(bob.id, "mention", c.id)]
     assert other.id not in [n.user_id for n in rows]
@@ -112,8 +113,8 @@ def test_mention_by_unique_first_name(app, make_user):
     alice = make_user(Role.AGENT, name="Alice Smith")
     bob = make_user(Role.SUPERVISOR, name="Bob Jones")
     c = factories.conversation(team="Social care")
-    _, notified = svc.add_note(c, "Thoughts, @Bob?", actor=alice, now=NOW)
-    assert notified == [bob]
+    added = svc.add_note(c, "Thoughts, @Bob?", actor=alice, now=NOW)
+    assert (added.notified, added.unreachable) == ([bob], [])
 
 
 def test_route_to_support_moves_team_unassigns_keeps_history_and_notifies(app, make_user):
