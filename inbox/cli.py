@@ -7,7 +7,6 @@ Imports: services, models, extensions.db, timeutil.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import click
@@ -16,7 +15,12 @@ from sqlalchemy import or_, select
 
 from inbox.extensions import db
 from inbox.models import EventState, InboundEvent, Platform, Role
-from inbox.services.accounts import create_api_token, create_user, get_or_create_team
+from inbox.services.accounts import (
+    create_api_token,
+    create_user,
+    get_or_create_team,
+    new_password,
+)
 from inbox.services.channels import add_channel, set_access_token
 from inbox.services.csv_import import (
     ImportFormatError,
@@ -38,7 +42,7 @@ from inbox.timeutil import utcnow
 def create_user_command(email, name, role, teams, password, api_token):
     """Create a user who can sign in (and optionally use the API)."""
     generated = password is None
-    password = password or secrets.token_urlsafe(12)
+    password = password or new_password()
     try:
         user = create_user(
             email,

@@ -37,7 +37,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from inbox.models import Availability, Priority, Status
+from inbox.models import Availability, Priority, Role, Status
 
 
 class LoginForm(FlaskForm):
@@ -307,6 +307,19 @@ class RetryForm(VersionedForm):
 class ContactForm(FlaskForm):
     notes = TextAreaField("Notes", validators=[Length(max=5000)])
     is_vip = BooleanField("VIP")
+
+
+ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in Role]
+
+
+class PersonForm(FlaskForm):
+    """Adding someone (name, email, role, teams) or changing them (role, teams, access)."""
+
+    name = StringField("Name", validators=[Optional(), Length(max=120)])
+    email = EmailField("Email", validators=[Optional(), Length(max=255)])
+    role = SelectField("Role", choices=ROLE_CHOICES, validators=[DataRequired()])
+    teams = MultiCheckboxField("Teams", coerce=int)
+    active = BooleanField("Can sign in", default=True)
 
 
 class CannedResponseForm(FlaskForm):

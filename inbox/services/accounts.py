@@ -1,6 +1,6 @@
 """Users, teams and API tokens: creating them, checking passwords and resolving tokens.
 
-Imports: models, extensions.db, timeutil.
+Imports: models, errors, extensions.db, services.audit, timeutil.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import ApiToken, Role, Team, User
 from inbox.services.audit import record_audit
@@ -64,6 +65,39 @@ def create_user(
 
 def set_password(user: User, password: str) -> None:
     user.password_hash = generate_password_hash(password)
+
+
+def new_password() -> str:
+    """A password for a new or reset account, shown once to the admin who hands it over."""
+    return secrets.token_urlsafe(12)
+
+
+def update_user(user: User, *, role: Role, teams: list[Team], active: bool, actor: User) -> None:
+    """An admin changes someone's role, teams or access (audited). Admins cannot demote or
+    deactivate themselves: the workspace would risk having no admin left."""
+    if user.id == actor.id and (role is not Role.ADMIN or not active):
+        raise InboxError("You cannot remove your own admin role or deactivate yourself.")
+    before = _user_state(user)
+    user.role, user.teams, user.active = role, list(teams), active
+    after = _user_state(user)
+    if after != before:
+        record_audit("user.update", user, actor=actor, before=before, after=after)
+
+
+def reset_password(user: User, *, actor: User) -> str:
+    """A new password for `user` (audited, never logged); returned to show once."""
+    password = new_password()
+    set_password(user, password)
+    record_audit("user.password_reset", user, actor=actor)
+    return password
+
+
+def _user_state(user: User) -> dict[str, object]:
+    return {
+        "role": str(user.role),
+        "teams": sorted(t.name for t in user.teams),
+        "active": user.active,
+    }
 
 
 def authenticate(email: str, password: str) -> User | None:

@@ -1,4 +1,5 @@
-"""Admin pages: the people, teams and channel accounts of the workspace, ingestion health
+"""Admin pages: the people, teams and channel accounts of the workspace (people added, their
+role, teams and access changed, passwords reset), ingestion health
 (accounts' last delivery, failed and unhandled webhook events, replay), the log of helpdesk
 case deliveries (replay) and canned responses.
 
@@ -11,10 +12,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import CannedResponseForm, PostForm
+from inbox.forms import CannedResponseForm, PersonForm, PostForm
 from inbox.models import (
     CannedResponse,
     ChannelAccount,
@@ -28,7 +30,7 @@ from inbox.models import (
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import canned, helpdesk
+from inbox.services import accounts, canned, helpdesk
 from inbox.services.audit import record_audit
 from inbox.services.events import enqueue_processing, reset_for_replay
 from inbox.timeutil import utcnow
@@ -73,6 +75,115 @@ def index():
         channels=channels,
         **_ingestion_health(),
     )
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+def _people_page(form: PersonForm, *, status: int = 200, password_for=None, password=None):
+    users = db.session.scalars(
+        select(User).options(selectinload(User.teams)).order_by(User.active.desc(), User.name)
+    ).all()
+    edit_forms = {}
+    for user in users:
+        edit = PersonForm(
+            formdata=None, role=str(user.role), teams=[t.id for t in user.teams], active=user.active
+        )
+        edit.teams.choices = form.teams.choices
+        edit_forms[user.id] = edit
+    page = render_template(
+        "admin/people.html",
+        users=users,
+        form=form,
+        edit_forms=edit_forms,
+        post_form=PostForm(),
+        password_for=password_for,
+        password=password,
+    )
+    return page, status
+
+
+def _person_form(*, blank: bool = False) -> PersonForm:
+    """The add form with the teams to choose from; `blank` ignores what was just posted."""
+    form = PersonForm(formdata=None) if blank else PersonForm()
+    form.teams.choices = [
+        SelectChoice(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
+    ]
+    return form
+
+
+def _chosen_teams(form: PersonForm) -> list[Team]:
+    ids = form.teams.data or []
+    return list(db.session.scalars(select(Team).where(Team.id.in_(ids)))) if ids else []
+
+
+@bp.route("/people", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def people():
+    """Everyone who can sign in; POST adds someone, whose password is shown once."""
+    form = _person_form()
+    if not form.is_submitted():
+        return _people_page(form)
+    name, email = (form.name.data or "").strip(), (form.email.data or "").strip()
+    if not form.validate() or not name or "@" not in email:
+        flash("Give a name, an email address and a role.", "error")
+        return _people_page(form, status=400)
+    password = accounts.new_password()
+    try:
+        user = accounts.create_user(
+            email,
+            name=name,
+            role=Role(form.role.data),
+            password=password,
+            teams=_chosen_teams(form),
+            actor=current_user,
+        )
+    except ValueError as error:
+        db.session.rollback()
+        flash(f"Not added: {error}.", "error")
+        return _people_page(form, status=409)
+    db.session.commit()
+    # Shown in this answer only (never flashed: the session cookie is readable, not secret).
+    return _people_page(_person_form(blank=True), password_for=user, password=password)
+
+
+@bp.route("/people/<int:user_id>", methods=["POST"])
+@role_required(Role.ADMIN)
+def update_person(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    form = _person_form()
+    if not form.validate():
+        flash("Choose a role.", "error")
+        return redirect(url_for("admin.people"))
+    try:
+        accounts.update_user(
+            user,
+            role=Role(form.role.data),
+            teams=_chosen_teams(form),
+            active=form.active.data,
+            actor=current_user,
+        )
+    except InboxError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("admin.people"))
+    db.session.commit()
+    flash(f"Saved {user.name}.", "info")
+    return redirect(url_for("admin.people"))
+
+
+@bp.route("/people/<int:user_id>/password", methods=["POST"])
+@role_required(Role.ADMIN)
+def reset_person_password(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    if not PostForm().validate_on_submit():
+        abort(400)
+    password = accounts.reset_password(user, actor=current_user)
+    db.session.commit()
+    return _people_page(_person_form(blank=True), password_for=user, password=password)
+
+
+# --- canned responses ---------------------------------------------------------------------
 
 
 @bp.route("/canned", methods=["GET", "POST"])

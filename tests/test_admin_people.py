@@ -1,0 +1,120 @@
+"""Admin › People: an admin adds someone (their password shown once, and it signs them in),
+changes a person's role and teams, deactivates and reactivates them, resets a password; every
+change is audited; admins cannot lock themselves out; other roles cannot reach the page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from inbox.extensions import db
+from inbox.models import AuditEvent, Role, User
+from inbox.services.accounts import authenticate, get_or_create_team
+from tests.conftest import login
+
+
+@pytest.fixture
+def admin(make_user, client):
+    user = make_user(Role.ADMIN, name="Ada Admin", email="ada@example.com")
+    login(client, user)
+    return user
+
+
+def shown_password(html: str) -> str:
+    return re.search(r"<code data-password>([^<]+)</code>", html).group(1)
+
+
+def person(email: str) -> User:
+    db.session.expire_all()
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def test_an_admin_adds_someone_whose_shown_password_signs_them_in(client, admin):
+    billing = get_or_create_team("Billing support")
+    db.session.commit()
+    page = client.post(
+        "/admin/people",
+        data={
+            "name": "Nia New",
+            "email": "Nia@Example.com",
+            "role": "agent",
+            "teams": [billing.id],
+        },
+    )
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Nia New" in html and "not shown again" in html
+    password = shown_password(html)
+    nia = person("nia@example.com")
+    assert nia.role is Role.AGENT and [t.name for t in nia.teams] == ["Billing support"]
+    assert authenticate("nia@example.com", password) == nia
+    assert password not in client.get("/admin/people").get_data(as_text=True)
+    audit = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "user.create", AuditEvent.target_id == nia.id)
+    )
+    assert audit.actor_id == admin.id
+
+
+def test_adding_someone_twice_or_without_an_email_is_refused(client, admin, make_user):
+    make_user(Role.AGENT, email="taken@example.com")
+    twice = client.post(
+        "/admin/people", data={"name": "Again", "email": "taken@example.com", "role": "agent"}
+    )
+    assert twice.status_code == 409 and "already exists" in twice.get_data(as_text=True)
+    bare = client.post("/admin/people", data={"name": "No mail", "email": "", "role": "agent"})
+    assert bare.status_code == 400
+    assert person("") is None
+
+
+def test_role_teams_and_access_change_and_are_audited(client, admin, make_user):
+    bob = make_user(Role.AGENT, name="Bob", email="bob@example.com")
+    billing = get_or_create_team("Billing support")
+    db.session.commit()
+    client.post(
+        f"/admin/people/{bob.id}", data={"role": "supervisor", "teams": [billing.id]}
+    )  # "active" unticked: deactivated
+    bob = person("bob@example.com")
+    assert bob.role is Role.SUPERVISOR and [t.name for t in bob.teams] == ["Billing support"]
+    assert bob.active is False
+    assert authenticate("bob@example.com", "test-password-123") is None
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.update"))
+    assert audit.before["role"] == "agent" and audit.after == {
+        "role": "supervisor",
+        "teams": ["Billing support"],
+        "active": False,
+    }
+    client.post(f"/admin/people/{bob.id}", data={"role": "supervisor", "active": "y"})
+    assert person("bob@example.com").active is True
+
+
+def test_an_admin_cannot_demote_or_deactivate_themselves(client, admin):
+    page = client.post(
+        f"/admin/people/{admin.id}", data={"role": "agent", "active": "y"}, follow_redirects=True
+    )
+    assert "cannot remove your own admin role" in page.get_data(as_text=True)
+    assert person("ada@example.com").role is Role.ADMIN
+
+
+def test_a_reset_password_replaces_the_old_one(client, admin, make_user):
+    bob = make_user(Role.AGENT, email="bob@example.com")
+    page = client.post(f"/admin/people/{bob.id}/password")
+    password = shown_password(page.get_data(as_text=True))
+    assert authenticate("bob@example.com", password) is not None
+    assert authenticate("bob@example.com", "test-password-123") is None
+    assert password not in str(
+        db.session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "user.password_reset")
+        ).after
+    )
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR])
+def test_only_admins_reach_the_people_page(client, make_user, role):
+    login(client, make_user(role))
+    assert client.get("/admin/people").status_code == 403
+    target = make_user(Role.AGENT)
+    answer = client.post(f"/admin/people/{target.id}", data={"role": "admin", "active": "y"})
+    assert answer.status_code == 403
+    assert person(target.email).role is Role.AGENT
