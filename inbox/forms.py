@@ -322,6 +322,10 @@ class PersonForm(FlaskForm):
     active = BooleanField("Can sign in", default=True)
 
 
+class ApiTokenForm(FlaskForm):
+    name = StringField("Token name", validators=[DataRequired(), Length(max=120)])
+
+
 class CannedResponseForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
     body = TextAreaField("Text", validators=[DataRequired(), Length(max=5000)])

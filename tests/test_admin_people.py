@@ -118,3 +118,21 @@ def test_only_admins_reach_the_people_page(client, make_user, role):
     answer = client.post(f"/admin/people/{target.id}", data={"role": "admin", "active": "y"})
     assert answer.status_code == 403
     assert person(target.email).role is Role.AGENT
+
+
+def test_an_admin_makes_an_api_token_for_someone_shown_once_and_revokes_it(
+    client, admin, make_user
+):
+    bot = make_user(Role.AGENT, name="Helpdesk bot", email="bot@example.com")
+    page = client.post(f"/admin/people/{bot.id}/tokens", data={"name": "Helpdesk"})
+    html = page.get_data(as_text=True)
+    token = re.search(r"<code data-token>([^<]+)</code>", html).group(1)
+    api = client.application.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.get("/api/v1/me", headers=headers).json["email"] == "bot@example.com"
+    assert token not in client.get("/admin/people").get_data(as_text=True)
+    made = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "api_token.create"))
+    assert made.actor_id == admin.id and made.target_id == bot.id
+    [stored] = person("bot@example.com").api_tokens
+    client.post(f"/admin/tokens/{stored.id}/revoke")
+    assert api.get("/api/v1/me", headers=headers).status_code == 401

@@ -119,14 +119,17 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(user: User, *, name: str = "api", now: datetime | None = None) -> str:
-    """Create a token for `user` and return it; only its hash is stored, so show it now."""
+def create_api_token(
+    user: User, *, name: str = "api", now: datetime | None = None, actor: User | None = None
+) -> str:
+    """Create a token for `user` and return it; only its hash is stored, so show it now.
+    `actor`: who made it (an admin), when not `user` themselves."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(
         ApiToken(user=user, name=name, token_hash=_hash_token(token), created_at=now or utcnow())
     )
     db.session.flush()
-    record_audit("api_token.create", user, actor=user, after={"name": name})
+    record_audit("api_token.create", user, actor=actor or user, after={"name": name})
     return token
 
 

@@ -1,5 +1,5 @@
 """Admin pages: the people, teams and channel accounts of the workspace (people added, their
-role, teams and access changed, passwords reset), ingestion health
+role, teams and access changed, passwords reset, API tokens made and revoked), ingestion health
 (accounts' last delivery, failed and unhandled webhook events, replay), the log of helpdesk
 case deliveries (replay) and canned responses.
 
@@ -16,8 +16,9 @@ from wtforms.fields.choices import SelectChoice
 
 from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import CannedResponseForm, PersonForm, PostForm
+from inbox.forms import ApiTokenForm, CannedResponseForm, PersonForm, PostForm
 from inbox.models import (
+    ApiToken,
     CannedResponse,
     ChannelAccount,
     Conversation,
@@ -80,9 +81,13 @@ def index():
 # --- people ------------------------------------------------------------------------------
 
 
-def _people_page(form: PersonForm, *, status: int = 200, password_for=None, password=None):
+def _people_page(form: PersonForm, *, status: int = 200, **shown_once):
+    """The people page; `shown_once`: a new password (password_for, password) or API token
+    (token_for, token), in this answer only (never flashed: the session cookie is readable)."""
     users = db.session.scalars(
-        select(User).options(selectinload(User.teams)).order_by(User.active.desc(), User.name)
+        select(User)
+        .options(selectinload(User.teams), selectinload(User.api_tokens))
+        .order_by(User.active.desc(), User.name)
     ).all()
     edit_forms = {}
     for user in users:
@@ -97,8 +102,8 @@ def _people_page(form: PersonForm, *, status: int = 200, password_for=None, pass
         form=form,
         edit_forms=edit_forms,
         post_form=PostForm(),
-        password_for=password_for,
-        password=password,
+        token_form=ApiTokenForm(formdata=None),
+        **shown_once,
     )
     return page, status
 
@@ -143,7 +148,6 @@ def people():
         flash(f"Not added: {error}.", "error")
         return _people_page(form, status=409)
     db.session.commit()
-    # Shown in this answer only (never flashed: the session cookie is readable, not secret).
     return _people_page(_person_form(blank=True), password_for=user, password=password)
 
 
@@ -181,6 +185,34 @@ def reset_person_password(user_id: int):
     password = accounts.reset_password(user, actor=current_user)
     db.session.commit()
     return _people_page(_person_form(blank=True), password_for=user, password=password)
+
+
+@bp.route("/people/<int:user_id>/tokens", methods=["POST"])
+@role_required(Role.ADMIN)
+def create_person_token(user_id: int):
+    """An API token for an integration acting as this person; shown once."""
+    user = db.session.get(User, user_id) or abort(404)
+    form = ApiTokenForm()
+    if not form.validate():
+        flash("Name the token (what uses it, e.g. 'Helpdesk').", "error")
+        return redirect(url_for("admin.people"))
+    name = form.name.data.strip()
+    token = accounts.create_api_token(user, name=name, now=utcnow(), actor=current_user)
+    db.session.commit()
+    return _people_page(_person_form(blank=True), token_for=user, token=token, token_name=name)
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@role_required(Role.ADMIN)
+def revoke_token(token_id: int):
+    token = db.session.get(ApiToken, token_id) or abort(404)
+    if not PostForm().validate_on_submit():
+        abort(400)
+    if token.revoked_at is None:
+        accounts.revoke_api_token(token, actor=current_user, now=utcnow())
+        db.session.commit()
+    flash(f"Revoked the token “{token.name}” of {token.user.name}.", "info")
+    return redirect(url_for("admin.people"))
 
 
 # --- canned responses ---------------------------------------------------------------------
