@@ -448,6 +448,7 @@ def test_notifications_bell_list_and_mark_read(client, agent, make_user):
     assert "data-notification-count>1<" in page
     listing = bob_client.get("/notifications", headers={"X-Fragment": "1"}).data.decode()
     assert "Alice Agent mentioned you: @bob please check" in listing
+    assert f"{c.contact.label} · Social care" in listing  # which customer, not only an id
     assert f'href="/inbox/c/{c.id}"' in listing
     bob_client.post("/notifications/read", headers=JSON)
     assert bob_client.get("/inbox/counts").json["notifications"] == 0

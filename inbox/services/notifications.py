@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from inbox.extensions import db
 from inbox.live import publish_after_commit
@@ -44,6 +45,13 @@ def recent(user: User, *, limit: int = 30) -> list[Notification]:
             .where(Notification.user_id == user.id)
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(limit)
+            # Each item names its customer and team (the conversation's id means nothing to
+            # an agent): loaded in two queries, not two per item.
+            .options(
+                selectinload(Notification.conversation).options(
+                    selectinload(Conversation.contact), selectinload(Conversation.team)
+                )
+            )
         )
     )
 
