@@ -122,6 +122,18 @@ def test_test_panel_lists_matches_without_saving_or_changing_anything(client, ma
     assert not db.session.get(Conversation, hit.id).is_spam
 
 
+def test_a_rule_can_be_tested_before_it_has_a_name_but_not_saved(client, make_user):
+    admin_client(client, make_user)
+    factories.conversation(text="I need a refund", name="Rita Refund")
+    tried = client.post(
+        "/admin/routing/rules/new", data=form(name="", text_contains="refund", test="1")
+    )
+    assert tried.status_code == 200 and "Rita Refund" in tried.get_data(as_text=True)
+    saved = client.post("/admin/routing/rules/new", data=form(name="", text_contains="refund"))
+    assert saved.status_code == 400
+    assert db.session.scalar(select(RoutingRule)) is None
+
+
 def test_reorder_and_delete(client, make_user):
     admin_client(client, make_user)
     for name in ("one", "two"):

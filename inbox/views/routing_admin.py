@@ -14,6 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length
 
 from inbox.errors import InboxError
 from inbox.extensions import db
@@ -240,13 +241,16 @@ def rule(rule_id: int | None = None):
     form = _rule_form(existing)
     tested: list | None = None
     status = 200
+    if "test" in request.form:
+        # A dry run needs no name yet: trying conditions out comes before naming the rule.
+        form.name.validators = [Length(max=120)]
     if form.validate_on_submit():
         conditions, actions = _conditions(form), _actions(form)
         try:
             if "test" in request.form:
                 # Dry run of what is in the form (saved or not): nothing is written.
                 draft = RoutingRule(
-                    name=form.name.data,
+                    name=form.name.data or "Untitled rule",
                     conditions=[routing.validate_condition(c) for c in conditions],
                     actions=[routing.validate_action(a) for a in actions],
                 )
