@@ -118,7 +118,11 @@ def test_api_answers_the_same_numbers_as_the_page(client, admin, make_user, gene
     assert "/reports/sla" in client.get("/api/v1/openapi.json").json["paths"]
 
 
-def test_bad_report_arguments_are_400(client, admin):  # noqa: F811
+def test_bad_report_arguments_are_400_on_the_report_page_saying_why(client, admin):  # noqa: F811
     login(client, admin)
-    assert client.get("/reports/?tz=Mars/Olympus").status_code == 400
-    assert client.get("/reports/?preset=custom&from=2026-02-01&to=2026-01-01").status_code == 400
+    zone = client.get("/reports/?tz=Mars/Olympus")
+    assert zone.status_code == 400
+    assert "Unknown time zone &#39;Mars/Olympus&#39;. Showing the default report" in zone.text
+    assert 'data-chart="attainment"' in zone.text  # the report itself, with its filters
+    backwards = client.get("/reports/?preset=custom&from=2026-02-01&to=2026-01-01")
+    assert backwards.status_code == 400 and "The range ends before it starts." in backwards.text

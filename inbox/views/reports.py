@@ -33,7 +33,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from inbox import permissions
-from inbox.errors import Forbidden, NotFound
+from inbox.errors import Forbidden, InboxError, NotFound
 from inbox.extensions import db
 from inbox.forms import PostForm, ReportSubscriptionForm
 from inbox.models import (
@@ -130,7 +130,15 @@ def _options() -> dict[str, Any]:
 @reports_access
 def index():
     now = utcnow()
-    query = reports.parse_query(request.args, now=now)
+    status = 200
+    try:
+        query = reports.parse_query(request.args, now=now)
+    except InboxError as error:
+        status = 400
+        # A mistyped time zone or a custom range without dates: the report's own page, with
+        # the problem said above its filters, rather than an error page that loses the way.
+        flash(f"{error.message} Showing the default report instead.", "error")
+        query = reports.parse_query({}, now=now)
     report = reports.sla_report(query, viewer=current_user)
     live = reports.live_panel(current_user, now=now)
     basis = "calendar" if request.args.get("basis") == "calendar" else "business"
@@ -151,7 +159,7 @@ def index():
         subscriptions=report_mail.subscriptions_of(current_user),
         post_form=PostForm(),
         **_options(),
-    )
+    ), status
 
 
 # A text cell starting with one of these is a formula to Excel and Sheets: names and tags come
