@@ -198,7 +198,7 @@ class Conversation(TimestampMixin, Base):
         Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
         Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
         Index("ix_conversations_status_last", "status", "last_message_at"),
-        # "Breaching soon": open items by their nearest SLA deadline.
+        # "At risk or breached": open items by their nearest SLA deadline.
         Index("ix_conversations_status_sla_due", "status", "sla_due_at"),
         # The first page of every queue view in the default (SLA-first) order walks one of these
         # in order and stops after a page, instead of sorting all the view's rows: one per view

@@ -65,7 +65,7 @@ from inbox.services.conversations import visibility_clause
 from inbox.timeutil import utcnow
 
 VIEWS: list[tuple[str, str]] = [
-    ("breaching", "Breaching soon"),
+    ("breaching", "At risk or breached"),
     ("unassigned", "Unassigned"),
     ("mine", "Mine"),
     ("teams", "My teams"),
@@ -82,7 +82,7 @@ VIEW_NAMES = dict(VIEWS)
 # Sort name -> (key expression, ascending). The key never is NULL (coalesced with created_at,
 # or NO_DEADLINE) so the keyset comparison is total. Each key is the expression of the queue's
 # indexes (models.conversations), so a page is read in index order.
-# "Breaching soon" shows what is warned, breached, or due within this horizon.
+# "At risk or breached" (the "breaching" view) shows what is warned, breached, or due within this horizon.
 BREACHING_HORIZON = timedelta(hours=1)
 
 SORTS: dict[str, tuple[ColumnElement[datetime], bool]] = {
