@@ -395,6 +395,8 @@ class HttpAnswer:
 def path_segment(value: str) -> str:
     """An id from a payload as one segment of an API path: `/`, `?`, `#` and `..` cannot change
     which endpoint the brand's token is sent to (quote's default keeps `/`)."""
+    if value in (".", ".."):  # dot segments: a server would resolve them to this or the parent
+        return value.replace(".", "%2E")
     return urllib.parse.quote(value, safe="")
 
 

@@ -82,7 +82,7 @@ VIEW_NAMES = dict(VIEWS)
 # Sort name -> (key expression, ascending). The key never is NULL (coalesced with created_at,
 # or NO_DEADLINE) so the keyset comparison is total. Each key is the expression of the queue's
 # indexes (models.conversations), so a page is read in index order.
-# "At risk or breached" (the "breaching" view) shows what is warned, breached, or due within this horizon.
+# The "breaching" view ("At risk or breached") holds what is warned, breached, or due within:
 BREACHING_HORIZON = timedelta(hours=1)
 
 SORTS: dict[str, tuple[ColumnElement[datetime], bool]] = {

@@ -62,12 +62,16 @@ log = logging.getLogger(__name__)
 MAX_PATTERN_LENGTH = 200
 # Regexes run over at most this much of a message: bounds the work of any pattern.
 MAX_MATCHED_TEXT = 4000
-# A group repeated without bound ("+", "*", "{n,}") whose body holds a repetition or an
-# alternation ("(a+)+", "(\w*)*", "(x|y+){2,}", "(a|aa)+", "((a|aa))+") is the shape of
-# catastrophic backtracking; Python's re has no timeout, so such patterns are refused when the
-# rule is saved.
-_UNBOUNDED_REPEAT = re.compile(r"[+*]|\{\d*,")
-_REPEAT_OR_CHOICE = re.compile(r"[+*}|]")
+# A group repeated without bound ("+", "*", "{n,}") whose body holds a repetition, an
+# alternation or an optional part ("(a+)+", "(\w*)*", "(x|y+){2,}", "(a|aa)+", "((a|aa))+",
+# "(a?a?)+") is the shape of catastrophic backtracking; Python's re has no timeout, so such
+# patterns are refused when the rule is saved.
+_UNBOUNDED_REPEAT = re.compile(r"[+*]|\{\d*,\}")
+# In a group's body: a repetition, an alternation, or an optional part ("(a?a?)+"); a "?" right
+# after "(" opens a group kind ("(?:", "(?P<x>") instead.
+_REPEAT_OR_CHOICE = re.compile(r"[+*}|]|(?<!\()\?")
+# Verbose mode ignores spaces, so "(a|aa) +" repeats the group: refused rather than parsed.
+_VERBOSE_FLAG = re.compile(r"\(\?[a-zA-Z]*x")
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
 
 CONDITION_TYPES = {
@@ -111,7 +115,11 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
         raise RuleInvalid("The pattern is empty.")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RuleInvalid(f"Patterns are at most {MAX_PATTERN_LENGTH} characters.")
-    if _repeats_a_risky_group(pattern) or _BACKREFERENCE.search(pattern):
+    if (
+        _repeats_a_risky_group(pattern)
+        or _BACKREFERENCE.search(pattern)
+        or _VERBOSE_FLAG.search(pattern)
+    ):
         raise RuleInvalid(
             "That pattern could take very long on some texts (a repeated group containing a "
             "repetition, or a backreference). Simplify it, e.g. use a word list instead."
@@ -135,8 +143,15 @@ def _repeats_a_risky_group(pattern: str) -> bool:
             i += 2
             continue
         if char == "[":
-            end = pattern.find("]", i + 2)  # "[]...]": a "]" first in a class is literal
-            i = len(pattern) if end < 0 else end + 1
+            # To the class's end: a "]" first (after any "^") is literal, "\\]" too.
+            j = i + 1
+            if j < len(pattern) and pattern[j] == "^":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":
+                j += 1
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
             body.append("x")
             continue
         if char == "(":

@@ -76,6 +76,7 @@
   // The conversation left the agent's reach (routed to a team they are not in): reloading it
   // would answer 404, so the pane closes and says why, and the address goes back to the view.
   function closeConversation(text) {
+    leaveCurrent();
     var c = convo();
     var row = c && rowFor(c.dataset.convo);
     if (row) { row.remove(); }
@@ -243,7 +244,8 @@
       }
       if (res.data.visible === false) {
         app.toast(res.data.message + ": it has left your queues");
-        closeConversation(res.data.message + ".");
+        // Only if the agent has not opened another conversation meanwhile.
+        if (convo() && convo().dataset.convo === sentFrom) { closeConversation(res.data.message + "."); }
         refreshList(false);
         refreshCounts();
         return;

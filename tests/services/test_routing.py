@@ -389,6 +389,10 @@ def test_rule_edits_made_in_one_app_instance_are_applied_by_another(account, adm
         r"(a|aa)+b",
         r"((a|aa))+b",
         r"(?:a|aa)*b",
+        r"(a|aa|[^])])+$",
+        r"(a|aa|[\])])+$",
+        r"(a?a?)+$",
+        r"(?x)(a|aa) +$",
         r"(a)\1",
         "a" * 201,
         "([unclosed",
@@ -401,7 +405,16 @@ def test_dangerous_or_broken_patterns_are_refused(app, admin, pattern):
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"\b(refund|chargeback)s?\b", r"order #?\d+", r"[+|*]+ urgent", r"(ab)+", r"\(a|b\)+"],
+    [
+        r"\b(refund|chargeback)s?\b",
+        r"order #?\d+",
+        r"[+|*]+ urgent",
+        r"(ab)+",
+        r"\(a|b\)+",
+        r"(?:ab)+",
+        r"(a|b){2,5}",
+        r"[]a]+ [^]]+",
+    ],
 )
 def test_ordinary_patterns_are_accepted(app, admin, pattern):
     saved = rule(admin, conditions=[{"type": "text_regex", "pattern": pattern}], actions=TAG)
