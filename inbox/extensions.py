@@ -5,6 +5,7 @@ Imports: third-party only (and models.base for the declarative Base).
 
 from __future__ import annotations
 
+import psycopg._queries
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -19,6 +20,13 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# psycopg rewrites a statement's %(name)s placeholders as $n on every execute, and remembers the
+# rewrite only for statements up to 4,096 bytes (it expects long ones to be one-off ORM
+# batches). Our statements are built once per process from constant parts; get next's, which
+# returns the conversation as JSON (≈ 6 KB), was re-parsed on every call: ≈ 15 % of its CPU
+# (docs/benchmarks.md). The cache stays bounded (psycopg keeps 128 statements).
+# test_psycopg_keeps_get_nexts_statement fails if a psycopg upgrade renames the setting.
+psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = 16_384
 # compare_type so autogenerate notices type changes; batch mode so ALTERs work on SQLite.
 migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()

@@ -3,15 +3,32 @@ keeps last_seen_at fresh, and the supervisors' agent list."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import psycopg._queries
+import pytest
 
 from inbox.extensions import db
-from inbox.models import AuditEvent, Availability, Conversation, Role
+from inbox.models import (
+    AuditEvent,
+    Availability,
+    ContactIdentity,
+    Conversation,
+    Platform,
+    Role,
+    SlaClock,
+    SlaMetric,
+    SlaPolicy,
+    StopReason,
+)
+from inbox.services import assignment
 from inbox.services.accounts import create_api_token
 from inbox.services.conversations import set_tags
 from inbox.timeutil import utcnow
+from inbox.views.api import conversation_sql
 from tests import factories
-from tests.conftest import login
+from tests.conftest import _using_postgres, login
 from tests.support.statements import captured_statements
 
 
@@ -31,27 +48,147 @@ def test_api_next_claims_the_most_urgent_and_answers_204_when_nothing_waits(clie
     assert empty.status_code == 204 and empty.data == b""
 
 
-def test_api_next_answers_what_it_committed_in_one_transaction(client, make_user):
+def test_api_next_answers_what_it_committed_without_reloading(client, make_user, monkeypatch):
     agent = make_user(Role.AGENT)
     headers = {"Authorization": f"Bearer {create_api_token(agent)}"}
     conversation = factories.conversation(team="Social care")
     set_tags(conversation, ["refund", "vip"], actor=agent, now=utcnow())
     db.session.commit()
     client.get("/api/v1/me", headers=headers)  # the token's first use is written; now in use
-    answers = []
+    answers, commands = [], []
+    command = psycopg.Connection._exec_command
+
+    def counted(self, sql, *args, **kwargs):
+        commands.append(bytes(sql).split()[0])
+        return command(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "_exec_command", counted)
+    agent_id, conversation_id = agent.id, conversation.id
+    db.session.close()  # the request starts with no transaction, as each one does when served
     sent = captured_statements(
         lambda: answers.append(client.post("/api/v1/conversations/next", headers=headers))
     )
+    monkeypatch.undo()
     # The answer is built before the commit; read again afterwards it is the same.
     claimed = answers[0].json
+    detail = client.get(f"/api/v1/conversations/{conversation_id}", headers=headers).json
+    del detail["messages"]
+    assert claimed == detail
+    assert claimed["tags"] == ["refund", "vip"] and claimed["assignee"]["id"] == agent_id
+    # No reloads after a commit. PostgreSQL: the token with its user, then the claim, which also
+    # writes the audit row and returns the answer; each statement atomic on its own, so no
+    # BEGIN or COMMIT round trips (autocommit). SQLite, in one transaction: the token, the take,
+    # the audit row, the relations.
+    if db.engine.dialect.name == "postgresql":
+        assert len(sent) == 2, sent
+        assert b"BEGIN" not in commands and b"COMMIT" not in commands, commands
+    else:
+        assert len(sent) == 4, sent
+
+
+def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user):
+    """On PostgreSQL get next's answer is built in SQL (`conversation_sql`), elsewhere from the
+    ORM (`conversation_json`); GET builds it from the ORM everywhere. Every field the two can
+    disagree on is set here: several identities, tags in an order where code points and a
+    locale's collation differ, clocks of several kinds with and without a policy, instants
+    with and without a fraction of a second, a float sentiment."""
+    agent = make_user(Role.AGENT)
+    headers = {"Authorization": f"Bearer {create_api_token(agent)}"}
+    conversation = factories.conversation(team="Social care", followers=1234)
+    other = ContactIdentity(
+        contact=conversation.contact,
+        platform=Platform.INSTAGRAM,
+        external_user_id="ig-1",
+        handle="<b>ig</b>",
+        display_name='Zoë "Z" <Z>',
+        follower_count=None,
+    )
+    db.session.add(other)
+    set_tags(conversation, ["zebra", "Zulu", "été", "Apple", "banana"], actor=agent, now=utcnow())
+    conversation.language, conversation.sentiment = "fr", 0.1234567
+    at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    conversation.first_response_at = at + timedelta(microseconds=120)
+    conversation.resolved_at = None
+    conversation.snoozed_until = at + timedelta(days=1)
+    policy = SlaPolicy(name="VIP <24h>")
+    db.session.add(policy)
+    db.session.add_all(
+        [
+            SlaClock(
+                conversation=conversation,
+                policy=policy,
+                metric=SlaMetric.RESOLUTION,
+                cycle=7,
+                started_at=at,
+                due_at=at + timedelta(hours=8),
+            ),
+            SlaClock(
+                conversation=conversation,
+                policy=None,
+                metric=SlaMetric.FIRST_RESPONSE,
+                cycle=8,
+                started_at=at,
+                due_at=at + timedelta(hours=1),
+                stopped_at=at + timedelta(minutes=5, microseconds=500000),
+                stop_reason=StopReason.REPLIED,
+                warned_at=at + timedelta(minutes=4),
+                breached_at=None,
+                paused_seconds=17,
+            ),
+            SlaClock(
+                conversation=conversation,
+                policy=policy,
+                metric=SlaMetric.NEXT_RESPONSE,
+                cycle=9,
+                started_at=at - timedelta(seconds=1),
+                due_at=None,
+            ),
+        ]
+    )
+    db.session.commit()
+    claimed = client.post("/api/v1/conversations/next", headers=headers).json
     detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).json
     del detail["messages"]
     assert claimed == detail
-    assert claimed["tags"] == ["refund", "vip"] and claimed["assignee"]["id"] == agent.id
-    # One transaction, no reloads after a commit: the token with its user, then the claim,
-    # which on PostgreSQL also writes the audit row and returns the answer's relations and
-    # SLA clocks; SQLite writes the audit row and reads the relations after the take.
-    assert len(sent) == (2 if db.engine.dialect.name == "postgresql" else 4), sent
+    assert claimed["tags"] == ["Apple", "Zulu", "banana", "zebra", "été"]
+    assert [i["handle"] for i in claimed["contact"]["identities"]][1] == "<b>ig</b>"
+    added = [k for k in claimed["sla_clocks"] if k["cycle"] >= 7]  # after the default ones
+    assert [(k["metric"], k["policy"]) for k in added] == [
+        ("next_response", "VIP <24h>"),
+        ("resolution", "VIP <24h>"),
+        ("first_response", None),
+    ]
+    assert added[2]["stopped_at"] == "2026-03-02T09:35:00.500000+00:00"
+    assert added[2]["started_at"] == "2026-03-02T09:30:00+00:00"
+    assert claimed["sentiment"] == 0.1234567
+
+
+@pytest.mark.skipif(
+    not _using_postgres(),
+    reason="get next answers in SQL on PostgreSQL only; `make test` runs there too",
+)
+def test_psycopg_keeps_get_nexts_statement(client, make_user, monkeypatch):
+    """The claim that answers in JSON is longer than psycopg's default 4,096-byte limit for
+    remembering a statement's placeholders (inbox.extensions raises it): get next must not
+    have its statement parsed again on each call (psycopg's uncached path, counted here)."""
+    agent = make_user(Role.AGENT)
+    headers = {"Authorization": f"Bearer {create_api_token(agent)}"}
+    for _ in range(3):
+        factories.conversation(team="Social care")
+    uncached = []
+    parse = psycopg._queries._query2pg_nocache
+
+    def counted(query, encoding):
+        uncached.append(len(query))
+        return parse(query, encoding)
+
+    monkeypatch.setattr(psycopg._queries, "_query2pg_nocache", counted)
+    for _ in range(2):
+        assert client.post("/api/v1/conversations/next", headers=headers).status_code == 200
+    assert uncached == []
+    statement = assignment._claim_statements("postgresql", "agent", answer=conversation_sql)
+    sql = str(statement.take.compile(dialect=db.engine.dialect))
+    assert len(sql) > 4096  # so the test is about the raised limit
 
 
 def test_api_next_needs_a_token(client):

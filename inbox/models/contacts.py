@@ -23,7 +23,10 @@ class Contact(TimestampMixin, Base):
     is_vip: Mapped[bool] = mapped_column(default=False)
     notes: Mapped[str] = mapped_column(Text, default="")
 
-    identities: Mapped[list[ContactIdentity]] = relationship(back_populates="contact")
+    # In a fixed order (the API lists them; get next's SQL answer orders them the same way).
+    identities: Mapped[list[ContactIdentity]] = relationship(
+        back_populates="contact", order_by="ContactIdentity.id"
+    )
 
     @property
     def label(self) -> str:

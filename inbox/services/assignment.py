@@ -16,7 +16,7 @@ services.calendar, services.sla (calendar specs), timeutil.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -182,12 +182,19 @@ class _Claim:
     reload: Select | None = None
 
 
+Answer = Callable[[FromClause], ColumnElement[Any]]
+
+
 @functools.cache
-def _claim_statements(dialect: str, target: str, with_relations: bool = False) -> _Claim:
+def _claim_statements(
+    dialect: str, target: str, with_relations: bool = False, answer: Answer | None = None
+) -> _Claim:
     """Built once per process (then compiled once by SQLAlchemy and prepared by psycopg):
     `target` is "everything" (get next for a manager), "agent" (get next for an agent, whose
     teams the statement looks up) or "given" (auto-assignment: :conversation_id);
-    `with_relations` also loads `_relations` (in the same statement on PostgreSQL)."""
+    `with_relations` also loads `_relations` (in the same statement on PostgreSQL);
+    `answer` (PostgreSQL only) makes the statement return `answer(took)` instead of the
+    conversation, `took` being the taken row."""
     if target == "given":
         conversation_id: Any = bindparam("conversation_id", type_=Integer())
     else:
@@ -226,8 +233,12 @@ def _claim_statements(dialect: str, target: str, with_relations: bool = False) -
             )
         return _Claim(take.returning(Conversation), _assign_audit(taken), reload)
     took = take.returning(*Conversation.__table__.c).cte("took")
+    audit = _assign_audit(took).cte("audit")
+    if answer is not None:
+        answered = select(answer(took).label("answer"), took.c.id, took.c.version)
+        return _Claim(answered.add_cte(audit), None)
     taken_conversation = aliased(Conversation, took)
-    one_statement = select(taken_conversation).add_cte(_assign_audit(took).cte("audit"))
+    one_statement = select(taken_conversation).add_cte(audit)
     if with_relations:
         one_statement = one_statement.options(*_relations(taken_conversation))
     # Compiled once here, before any thread shares it: SQLAlchemy fills parts of a select of
@@ -289,6 +300,26 @@ def claim_next(user: User, *, now: datetime, with_relations: bool = False) -> Co
     return _claim(
         target, user, actor=user, reason="get next", now=now, with_relations=with_relations
     )
+
+
+def claim_next_answer(user: User, *, now: datetime, answer: Answer) -> Any | None:
+    """`claim_next` on PostgreSQL for a caller that only shows the conversation: the claiming
+    statement returns `answer(took)` (say a JSON document PostgreSQL builds from the taken row
+    `took` and its relations), and no ORM object is made. None when there is nothing to claim.
+    Why: building the conversation and its relations as ORM objects, to turn them into JSON
+    at once, was most of get next's CPU (docs/benchmarks.md)."""
+    if db.engine.dialect.name != "postgresql":
+        raise RuntimeError("claim_next_answer needs PostgreSQL's data-modifying CTEs")
+    target = "everything" if conversations.sees_everything(user) else "agent"
+    claim = _claim_statements("postgresql", target, answer=answer)
+    taken = db.session.execute(
+        claim.take,
+        {"user_id": user.id, "actor_id": user.id, "reason": "get next", "now": now},
+    ).one_or_none()
+    if taken is None:
+        return None
+    conversations.announce_change(taken.id, taken.version, "assign", actor=user)
+    return taken.answer
 
 
 # --- auto-assignment ------------------------------------------------------------------------

@@ -145,13 +145,18 @@ def _done(
 
 def announce(conversation: Conversation, action: str, *, actor: User | None) -> None:
     """The live update of an action on `conversation`, published after the commit."""
+    announce_change(conversation.id, conversation.version, action, actor=actor)
+
+
+def announce_change(conversation_id: int, version: int, action: str, *, actor: User | None) -> None:
+    """`announce` for a conversation known by id and new version only (no ORM object)."""
     publish_after_commit(
         db.session,
         "conversation.updated",
-        conversation_id=conversation.id,
+        conversation_id=conversation_id,
         action=action,
         actor_id=actor.id if actor else None,
-        version=conversation.version,
+        version=version,
     )
 
 
