@@ -11,7 +11,6 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from inbox.errors import InboxError
@@ -139,26 +138,34 @@ def revoke_api_token(token: ApiToken, *, actor: User | None, now: datetime | Non
 
 
 @functools.cache
-def _token_with_user() -> Select[tuple[ApiToken]]:
+def _token_with_user() -> Select[tuple[User, int, datetime | None]]:
     # Built once per process (every request runs it): SQLAlchemy then neither rebuilds the
-    # statement nor works out its cache key again.
+    # statement nor works out its cache key again. The user is the one entity loaded; of the
+    # token only what the check needs (an ORM token as well cost a tenth of a get next).
     return (
-        select(ApiToken)
-        .where(ApiToken.token_hash == bindparam("token_hash"))
-        .options(joinedload(ApiToken.user))
+        select(User, ApiToken.id, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == bindparam("token_hash"),
+            ApiToken.revoked_at.is_(None),
+            User.active.is_(True),
+        )
     )
 
 
 def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
     """Resolve a bearer token to its active user (one query); revoked tokens and inactive
     users get None. `last_used_at` is kept to the minute (`LAST_USED_PRECISION`): a token in
-    constant use is written once a minute, not on every request."""
+    constant use is written once a minute, not on every request (the session is then dirty)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    row = db.session.scalar(_token_with_user(), {"token_hash": _hash_token(token)})
-    if row is None or row.revoked_at is not None or not row.user.active:
+    row = db.session.execute(_token_with_user(), {"token_hash": _hash_token(token)}).one_or_none()
+    if row is None:
         return None
+    user, token_id, last_used_at = row
     now = now or utcnow()
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_PRECISION:
-        row.last_used_at = now
-    return row.user
+    if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
+        stored = db.session.get(ApiToken, token_id)
+        if stored is not None:
+            stored.last_used_at = now
+    return user
