@@ -154,7 +154,7 @@ def test_an_agent_routing_out_of_their_teams_sees_the_pane_close_not_an_error(
     route = page.locator(".route-form")
     team = route.get_by_label("Support team")
     expect(team.locator("option", has_text="Tech support")).to_have_text(
-        "Tech support (no members, no helpdesk)"
+        "Tech support (no active members, no helpdesk)"
     )
     expect(team.locator("option", has_text="Billing support")).to_have_text("Billing support")
     team.select_option(label="Billing support")

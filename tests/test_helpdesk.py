@@ -25,6 +25,7 @@ from inbox.models import (
     Role,
     RoutingRule,
     SlaPolicy,
+    Team,
 )
 from inbox.services import helpdesk, routing
 from inbox.services.accounts import get_or_create_team
@@ -436,3 +437,22 @@ def test_the_worker_delivers_the_case_retrying_a_500(app, agent, support, receiv
     assert all(r.signature_valid for r in receiver.received)
     assert receiver.received[-1].case["conversation"]["id"] == c.id
     assert receiver.received[-1].case["handoff_note"] == "Worker path"
+
+
+def test_a_team_whose_members_are_all_deactivated_reaches_no_one(app, make_user, receiver):
+    """The route form marks teams a conversation would sit in unseen: no one active in it and
+    no helpdesk to hand it to."""
+    gone = make_user(Role.AGENT, team="Night shift")
+    gone.active = False
+    make_user(Role.AGENT, team="Day shift")
+    get_or_create_team("Empty")
+    with_helpdesk = get_or_create_team("Tier 2")
+    db.session.flush()
+    helpdesk.configure_endpoint(
+        with_helpdesk, url=receiver.url, secret=SECRET, actor=make_user(Role.ADMIN), now=utcnow()
+    )
+    db.session.commit()
+    names = {
+        t.name for t in db.session.scalars(select(Team)) if t.id in helpdesk.unstaffed_team_ids()
+    }
+    assert names == {"Night shift", "Empty"}

@@ -66,12 +66,12 @@ def endpoint_for(team: Team) -> HelpdeskEndpoint | None:
 
 
 def unstaffed_team_ids() -> set[int]:
-    """Teams a conversation routed to would reach no one in: no members and no helpdesk
-    endpoint (the route form says so beside their names)."""
+    """Teams a conversation routed to would reach no one in: no active members and no
+    helpdesk endpoint (the route form says so beside their names)."""
     return set(
         db.session.scalars(
             select(Team.id).where(
-                ~Team.members.any(),
+                ~Team.members.any(User.active.is_(True)),
                 ~select(HelpdeskEndpoint.team_id)
                 .where(HelpdeskEndpoint.team_id == Team.id)
                 .exists(),
