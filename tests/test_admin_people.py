@@ -46,11 +46,14 @@ def test_an_admin_adds_someone_whose_shown_password_signs_them_in(client, admin)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Nia New" in html and "not shown again" in html
+    assert page.headers["Cache-Control"] == "no-store"  # the browser keeps no copy of it
     password = shown_password(html)
     nia = person("nia@example.com")
     assert nia.role is Role.AGENT and [t.name for t in nia.teams] == ["Billing support"]
     assert authenticate("nia@example.com", password) == nia
-    assert password not in client.get("/admin/people").get_data(as_text=True)
+    again = client.get("/admin/people")
+    assert password not in again.get_data(as_text=True)
+    assert "no-store" not in again.headers.get("Cache-Control", "")
     audit = db.session.scalar(
         select(AuditEvent).where(AuditEvent.action == "user.create", AuditEvent.target_id == nia.id)
     )
@@ -101,6 +104,7 @@ def test_a_reset_password_replaces_the_old_one(client, admin, make_user):
     bob = make_user(Role.AGENT, email="bob@example.com")
     page = client.post(f"/admin/people/{bob.id}/password")
     password = shown_password(page.get_data(as_text=True))
+    assert page.headers["Cache-Control"] == "no-store"
     assert authenticate("bob@example.com", password) is not None
     assert authenticate("bob@example.com", PASSWORD) is None
     reset = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.password_reset"))
@@ -123,6 +127,7 @@ def test_an_admin_makes_an_api_token_for_someone_shown_once_and_revokes_it(
 ):
     bot = make_user(Role.AGENT, name="Helpdesk bot", email="bot@example.com")
     page = client.post(f"/admin/people/{bot.id}/tokens", data={"name": "Helpdesk"})
+    assert page.headers["Cache-Control"] == "no-store"
     html = page.get_data(as_text=True)
     token = re.search(r"<code data-token>([^<]+)</code>", html).group(1)
     api = client.application.test_client()

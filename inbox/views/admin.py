@@ -105,7 +105,10 @@ def _people_page(form: PersonForm, *, status: int = 200, **shown_once):
         token_form=ApiTokenForm(formdata=None),
         **shown_once,
     )
-    return page, status
+    # A page with a password or token in it must not be kept by the browser (its back button,
+    # its disk cache) or by a proxy.
+    headers = {"Cache-Control": "no-store"} if shown_once else {}
+    return page, status, headers
 
 
 def _person_form(*, blank: bool = False) -> PersonForm:
