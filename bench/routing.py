@@ -324,14 +324,15 @@ def _with_children(times) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _machine_busy_seconds() -> tuple[float, float]:
+def _machine_busy_seconds() -> tuple[float, float, float]:
     """CPU seconds the whole machine has spent not idle (all cores), and of those the ones in
-    interrupts (irq, softirq: mostly the loopback network, charged to no process), from
+    interrupts (irq, softirq: mostly the loopback network, charged to no process) and the
+    ones stolen (the VM's host ran something else while this VM wanted the core), from
     /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle, iowait
     tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields[:8]) - idle) / tick, (fields[5] + fields[6]) / tick
+    return (sum(fields[:8]) - idle) / tick, (fields[5] + fields[6]) / tick, fields[7] / tick
 
 
 def _cpu_by_group(
@@ -448,6 +449,7 @@ def bench_get_next(
         "this script": own,
     }
     cpu["interrupts (loopback network)"] = busy_after[1] - busy_before[1]
+    cpu["stolen by the VM's host"] = busy_after[2] - busy_before[2]
     # Other processes, by command name (other engineers' work, kernel threads): the three
     # busiest, then the rest of the machine's busy time.
     for group, seconds in sorted(others.items(), key=lambda kv: -kv[1])[:3]:

@@ -79,7 +79,13 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
         "TESTING": env_bool(environ, "INBOX_TESTING", False),
         "SQLALCHEMY_DATABASE_URI": database_uri(environ.get("DATABASE_URL", default_db)),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # One pooled connection per request thread (README's gunicorn runs 16 per process):
+        # with fewer, the threads beyond the pool open an overflow connection per request and
+        # close it after, and PostgreSQL forks a backend for each (docs/benchmarks.md, get next).
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": env_int(environ, "INBOX_DB_POOL_SIZE", 16),
+        },
         "REDIS_URL": redis_url,
         # Queues are named by purpose so operators can scale them separately.
         "RQ_QUEUES": [
