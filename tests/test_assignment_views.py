@@ -3,11 +3,13 @@ keeps last_seen_at fresh, and the supervisors' agent list."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import psycopg._queries
 import pytest
+from sqlalchemy import select
 
 from inbox.extensions import db
 from inbox.models import (
@@ -189,6 +191,46 @@ def test_psycopg_keeps_get_nexts_statement(client, make_user, monkeypatch):
     statement = assignment._claim_statements("postgresql", "agent", answer=conversation_sql)
     sql = str(statement.take.compile(dialect=db.engine.dialect))
     assert len(sql) > 4096  # so the test is about the raised limit
+
+
+def test_concurrent_api_get_next_never_hands_out_a_conversation_twice(app, make_user):
+    """8 agents call the endpoint at once from threads (each request its own session and
+    connection; on PostgreSQL the SQL answer in autocommit mode) until nothing is left: every
+    conversation is handed out exactly once."""
+    count = 60 if db.engine.dialect.name == "sqlite" else 240
+    headers = [
+        {"Authorization": f"Bearer {create_api_token(make_user(Role.AGENT))}"} for _ in range(8)
+    ]
+    account = factories.channel()
+    for _ in range(count):
+        factories.conversation(team="Social care", account=account, commit=False)
+    db.session.commit()
+    expected = set(db.session.scalars(select(Conversation.id)))
+    db.session.close()
+    got: list[int] = []
+    failures: list[object] = []
+    start = threading.Barrier(len(headers))
+
+    def agent(auth: dict[str, str]) -> None:
+        client = app.test_client()
+        start.wait()
+        while True:
+            answer = client.post("/api/v1/conversations/next", headers=auth)
+            if answer.status_code == 204:
+                return
+            if answer.status_code != 200:
+                failures.append((answer.status_code, answer.get_data(as_text=True)))
+                return
+            got.append(answer.json["id"])
+
+    threads = [threading.Thread(target=agent, args=(h,)) for h in headers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    assert len(got) == len(set(got)) == count
+    assert set(got) == expected
 
 
 def test_api_next_needs_a_token(client):

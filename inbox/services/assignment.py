@@ -235,12 +235,13 @@ def _claim_statements(
     took = take.returning(*Conversation.__table__.c).cte("took")
     audit = _assign_audit(took).cte("audit")
     if answer is not None:
-        answered = select(answer(took).label("answer"), took.c.id, took.c.version)
-        return _Claim(answered.add_cte(audit), None)
-    taken_conversation = aliased(Conversation, took)
-    one_statement = select(taken_conversation).add_cte(audit)
-    if with_relations:
-        one_statement = one_statement.options(*_relations(taken_conversation))
+        one_statement = select(answer(took).label("answer"), took.c.id, took.c.version)
+        one_statement = one_statement.add_cte(audit)
+    else:
+        taken_conversation = aliased(Conversation, took)
+        one_statement = select(taken_conversation).add_cte(audit)
+        if with_relations:
+            one_statement = one_statement.options(*_relations(taken_conversation))
     # Compiled once here, before any thread shares it: SQLAlchemy fills parts of a select of
     # an entity aliased to a CTE lazily on the first compile, and threads compiling it for the
     # first time together (a gthread worker warming up) could get SQL without the CTE's
