@@ -20,7 +20,7 @@ __all__ = ["create_app"]
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from inbox import cli, queue
-    from inbox.config import check_config, load_config
+    from inbox.config import check_config, engine_options, load_config
     from inbox.errors import register_error_handlers
     from inbox.extensions import csrf, db, limiter, login_manager, migrate
     from inbox.services.listing import sentiment_label
@@ -38,6 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.from_mapping(overrides)
     check_config(app.config)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(root, "migrations"))

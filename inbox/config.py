@@ -79,13 +79,9 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
         "TESTING": env_bool(environ, "INBOX_TESTING", False),
         "SQLALCHEMY_DATABASE_URI": database_uri(environ.get("DATABASE_URL", default_db)),
-        # One pooled connection per request thread (README's gunicorn runs 16 per process):
-        # with fewer, the threads beyond the pool open an overflow connection per request and
-        # close it after, and PostgreSQL forks a backend for each (docs/benchmarks.md, get next).
-        "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_pre_ping": True,
-            "pool_size": env_int(environ, "INBOX_DB_POOL_SIZE", 16),
-        },
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # PostgreSQL connections pooled per process (`engine_options`).
+        "INBOX_DB_POOL_SIZE": env_int(environ, "INBOX_DB_POOL_SIZE", 16),
         "REDIS_URL": redis_url,
         # Queues are named by purpose so operators can scale them separately.
         "RQ_QUEUES": [
@@ -193,8 +189,23 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
 SAMPLE_SECRET_KEY = "change-me"  # noqa: S105 (the known value we refuse)
 
 
+def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy's engine options for the database the app ends up with (after overrides).
+    PostgreSQL: one pooled connection per request thread (README's gunicorn runs 16 per
+    process); with fewer, the threads beyond the pool open an overflow connection per request
+    and close it after, and PostgreSQL forks a backend for each (docs/benchmarks.md, get
+    next). SQLite keeps SQLAlchemy's own pool (an in-memory database's takes no size)."""
+    options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options.setdefault("pool_size", config["INBOX_DB_POOL_SIZE"])
+    return options
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Refuse to start with settings that would be unsafe or cannot work."""
+    if config.get("INBOX_DB_POOL_SIZE", 1) < 1:
+        # SQLAlchemy reads 0 as "no limit": never what a smaller number meant.
+        raise ConfigError("INBOX_DB_POOL_SIZE must be at least 1.")
     if not config.get("SECRET_KEY"):
         if config.get("TESTING"):
             return

@@ -23,9 +23,12 @@ db = SQLAlchemy(model_class=Base)
 # psycopg rewrites a statement's %(name)s placeholders as $n on every execute, and remembers the
 # rewrite only for statements up to 4,096 bytes (it expects long ones to be one-off ORM
 # batches). Our statements are built once per process from constant parts; get next's, which
-# returns the conversation as JSON (≈ 6 KB), was re-parsed on every call: ≈ 15 % of its CPU
-# (docs/benchmarks.md). The cache stays bounded (psycopg keeps 128 statements).
-# test_psycopg_keeps_get_nexts_statement fails if a psycopg upgrade renames the setting.
+# returns the conversation as JSON (≈ 6 KB), was re-parsed on every call: ≈ 13 % of its CPU
+# (docs/benchmarks.md). The cache stays bounded (psycopg keeps 128 statements). A private
+# setting (psycopg is pinned): an upgrade that renames it stops the app here, and
+# test_psycopg_keeps_get_nexts_statement checks that the setting still works.
+if not hasattr(psycopg._queries, "MAX_CACHED_STATEMENT_LENGTH"):
+    raise RuntimeError("psycopg._queries.MAX_CACHED_STATEMENT_LENGTH is gone: see this comment")
 psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = 16_384
 # compare_type so autogenerate notices type changes; batch mode so ALTERs work on SQLite.
 migrate = Migrate(compare_type=True, render_as_batch=True)

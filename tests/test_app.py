@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from inbox import create_app
-from inbox.config import ConfigError, load_config
+from inbox.config import ConfigError, engine_options, load_config
 from inbox.extensions import db
 
 
@@ -113,10 +114,24 @@ def test_each_web_process_keeps_a_database_connection_per_readme_gunicorn_thread
     backends in 40 s of get next). The pool follows README's deployment."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     threads = int(re.search(r"gunicorn -k gthread --threads (\d+)", readme).group(1))
+    production = {**load_config({}, ""), "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://db/x"}
+    assert engine_options(production)["pool_size"] == threads
+    smaller = {**production, **load_config({"INBOX_DB_POOL_SIZE": "4"}, "")}
+    smaller["SQLALCHEMY_DATABASE_URI"] = production["SQLALCHEMY_DATABASE_URI"]
+    assert engine_options(smaller)["pool_size"] == 4
     app = make_app()
     with app.app_context():
-        assert db.engine.pool.size() == threads
-    assert (
-        load_config({"INBOX_DB_POOL_SIZE": "4"}, "/tmp")["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"]
-        == 4
-    )
+        if db.engine.dialect.name == "postgresql":
+            assert db.engine.pool.size() == threads
+
+
+def test_an_in_memory_sqlite_database_still_starts():
+    # SQLAlchemy's pool for an in-memory SQLite database takes no size.
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with app.app_context():
+        assert db.session.execute(text("select 1")).scalar() == 1
+
+
+def test_a_database_pool_of_zero_is_refused_at_startup():
+    with pytest.raises(ConfigError, match="INBOX_DB_POOL_SIZE"):
+        create_app({"TESTING": True, "INBOX_DB_POOL_SIZE": 0})

@@ -3,6 +3,7 @@ keeps last_seen_at fresh, and the supervisors' agent list."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -88,12 +89,14 @@ def test_api_next_answers_what_it_committed_without_reloading(client, make_user,
         assert len(sent) == 4, sent
 
 
-def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user):
+@pytest.mark.parametrize("sentiment", [0.0, 0.1234567])  # VADER's neutral, and any other
+def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user, sentiment):
     """On PostgreSQL get next's answer is built in SQL (`conversation_sql`), elsewhere from the
     ORM (`conversation_json`); GET builds it from the ORM everywhere. Every field the two can
     disagree on is set here: several identities, tags in an order where code points and a
     locale's collation differ, clocks of several kinds with and without a policy, instants
-    with and without a fraction of a second, a float sentiment."""
+    with and without a fraction of a second, a float sentiment (whole, too: compared as JSON
+    text, so 0 and 0.0 differ)."""
     agent = make_user(Role.AGENT)
     headers = {"Authorization": f"Bearer {create_api_token(agent)}"}
     conversation = factories.conversation(team="Social care", followers=1234)
@@ -107,7 +110,7 @@ def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user):
     )
     db.session.add(other)
     set_tags(conversation, ["zebra", "Zulu", "été", "Apple", "banana"], actor=agent, now=utcnow())
-    conversation.language, conversation.sentiment = "fr", 0.1234567
+    conversation.language, conversation.sentiment = "fr", sentiment
     at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     conversation.first_response_at = at + timedelta(microseconds=120)
     conversation.resolved_at = None
@@ -151,7 +154,7 @@ def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user):
     claimed = client.post("/api/v1/conversations/next", headers=headers).json
     detail = client.get(f"/api/v1/conversations/{conversation.id}", headers=headers).json
     del detail["messages"]
-    assert claimed == detail
+    assert json.dumps(claimed, sort_keys=True) == json.dumps(detail, sort_keys=True)
     assert claimed["tags"] == ["Apple", "Zulu", "banana", "zebra", "été"]
     assert [i["handle"] for i in claimed["contact"]["identities"]][1] == "<b>ig</b>"
     added = [k for k in claimed["sla_clocks"] if k["cycle"] >= 7]  # after the default ones
@@ -162,7 +165,7 @@ def test_get_next_answers_the_conversation_as_get_shows_it(client, make_user):
     ]
     assert added[2]["stopped_at"] == "2026-03-02T09:35:00.500000+00:00"
     assert added[2]["started_at"] == "2026-03-02T09:30:00+00:00"
-    assert claimed["sentiment"] == 0.1234567
+    assert claimed["sentiment"] == sentiment and isinstance(claimed["sentiment"], float)
 
 
 @pytest.mark.skipif(
@@ -191,12 +194,16 @@ def test_psycopg_keeps_get_nexts_statement(client, make_user, monkeypatch):
     statement = assignment._claim_statements("postgresql", "agent", answer=conversation_sql)
     sql = str(statement.take.compile(dialect=db.engine.dialect))
     assert len(sql) > 4096  # so the test is about the raised limit
+    # The tags' code point order: the test cluster's locale (C.UTF-8) sorts that way anyway, so
+    # the ordering assertion above cannot tell; a database in en_US would not.
+    assert 'COLLATE "C"' in sql
 
 
 def test_concurrent_api_get_next_never_hands_out_a_conversation_twice(app, make_user):
     """8 agents call the endpoint at once from threads (each request its own session and
-    connection; on PostgreSQL the SQL answer in autocommit mode) until nothing is left: every
-    conversation is handed out exactly once."""
+    connection; on PostgreSQL the SQL answer, in autocommit mode but for the request that
+    writes a token's first use) until nothing is left: every conversation is handed out
+    exactly once."""
     count = 60 if db.engine.dialect.name == "sqlite" else 240
     headers = [
         {"Authorization": f"Bearer {create_api_token(make_user(Role.AGENT))}"} for _ in range(8)
@@ -209,25 +216,29 @@ def test_concurrent_api_get_next_never_hands_out_a_conversation_twice(app, make_
     db.session.close()
     got: list[int] = []
     failures: list[object] = []
-    start = threading.Barrier(len(headers))
+    start = threading.Barrier(len(headers), timeout=60)
 
     def agent(auth: dict[str, str]) -> None:
-        client = app.test_client()
-        start.wait()
-        while True:
-            answer = client.post("/api/v1/conversations/next", headers=auth)
-            if answer.status_code == 204:
-                return
-            if answer.status_code != 200:
-                failures.append((answer.status_code, answer.get_data(as_text=True)))
-                return
-            got.append(answer.json["id"])
+        try:
+            client = app.test_client()
+            start.wait()
+            while True:
+                answer = client.post("/api/v1/conversations/next", headers=auth)
+                if answer.status_code == 204:
+                    return
+                if answer.status_code != 200:
+                    failures.append((answer.status_code, answer.get_data(as_text=True)))
+                    return
+                got.append(answer.json["id"])
+        except BaseException as error:  # a request that raised (TESTING) must fail the test
+            failures.append(error)
 
-    threads = [threading.Thread(target=agent, args=(h,)) for h in headers]
+    threads = [threading.Thread(target=agent, args=(h,), daemon=True) for h in headers]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
     assert failures == []
     assert len(got) == len(set(got)) == count
     assert set(got) == expected

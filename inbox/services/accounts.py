@@ -154,7 +154,8 @@ def _token_with_user() -> Select[tuple[User, int, datetime | None]]:
 
 
 def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
-    """Resolve a bearer token to its active user (one query); revoked tokens and inactive
+    """Resolve a bearer token to its active user (one query, and a second once a minute to
+    write the token's last use); revoked tokens and inactive
     users get None. `last_used_at` is kept to the minute (`LAST_USED_PRECISION`): a token in
     constant use is written once a minute, not on every request (the session is then dirty)."""
     if not token.startswith(TOKEN_PREFIX):

@@ -8,7 +8,8 @@ assignment's bookkeeping (on PostgreSQL the pick is `SELECT … FOR UPDATE SKIP 
 concurrent agents skip each other's rows, and the audit row is written by the same statement;
 SQLite runs one writer at a time and writes the audit row next). The statements are built
 once per process and take every value as a parameter.
-Nothing here commits.
+Nothing here commits (but `claim_next_answer` is made for a request in autocommit mode, where
+its one statement is its own transaction).
 Imports: models, extensions.db, errors, services.conversations, services.audit,
 services.calendar, services.sla (calendar specs), timeutil.
 """
@@ -171,7 +172,8 @@ def _relations(entity: Any) -> tuple[ORMOption, ...]:
 
 @dataclass(frozen=True)
 class _Claim:
-    """The statements of one way of claiming; `take` returns the taken conversation. With
+    """The statements of one way of claiming; `take` returns the taken conversation (with an
+    `answer`: the row of that answer, the conversation's id and new version). With
     `audit` None (PostgreSQL) the take wrote the audit row itself, in a data-modifying CTE;
     SQLite, which has no such CTEs, runs `audit` after it (with :conversation_id). `reload`
     (SQLite, with relations asked for) reads the taken conversation with them, as
@@ -307,6 +309,10 @@ def claim_next_answer(user: User, *, now: datetime, answer: Answer) -> Any | Non
     """`claim_next` on PostgreSQL for a caller that only shows the conversation: the claiming
     statement returns `answer(took)` (say a JSON document PostgreSQL builds from the taken row
     `took` and its relations), and no ORM object is made. None when there is nothing to claim.
+    In autocommit mode (the API's get next) the claim is written when this returns: should the
+    caller fail before answering, the agent holds a conversation they were not told of, as
+    after a lost answer; it shows in their queue, and the live update goes out with the
+    session's commit.
     Why: building the conversation and its relations as ORM objects, to turn them into JSON
     at once, was most of get next's CPU (docs/benchmarks.md)."""
     if db.engine.dialect.name != "postgresql":

@@ -202,6 +202,7 @@ def _iso_sql(instant: Any) -> Any:
 
 def _object(**fields: Any) -> Any:
     """json_build_object of `fields`; the keys are SQL constants, not parameters."""
+    assert all(key.isidentifier() for key in fields)  # written into the SQL as they are
     pairs = [part for key, value in fields.items() for part in (literal_column(f"'{key}'"), value)]
     return func.json_build_object(*pairs)
 
@@ -357,6 +358,9 @@ def claim_next_conversation():
         if body is None:
             db.session.rollback()
             return "", 204
+        if body["sentiment"] is not None:
+            # PostgreSQL's JSON writes a whole float (VADER's neutral 0.0) as 0: an int to json.
+            body["sentiment"] = float(body["sentiment"])
         body["assignee"] = _user(user)
         body["url"] = url_for("inbox.conversation", conversation_id=body["id"], _external=True)
         db.session.commit()
