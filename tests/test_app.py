@@ -114,11 +114,11 @@ def test_each_web_process_keeps_a_database_connection_per_readme_gunicorn_thread
     backends in 40 s of get next). The pool follows README's deployment."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     threads = int(re.search(r"gunicorn -k gthread --threads (\d+)", readme).group(1))
-    production = {**load_config({}, ""), "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://db/x"}
-    assert engine_options(production)["pool_size"] == threads
-    smaller = {**production, **load_config({"INBOX_DB_POOL_SIZE": "4"}, "")}
-    smaller["SQLALCHEMY_DATABASE_URI"] = production["SQLALCHEMY_DATABASE_URI"]
+    postgresql = {"DATABASE_URL": "postgresql://db/inbox"}
+    assert engine_options(load_config(postgresql, ""))["pool_size"] == threads
+    smaller = load_config({**postgresql, "INBOX_DB_POOL_SIZE": "4"}, "")
     assert engine_options(smaller)["pool_size"] == 4
+    assert "pool_size" not in engine_options(load_config({}, ""))  # SQLite: its own pool
     app = make_app()
     with app.app_context():
         if db.engine.dialect.name == "postgresql":

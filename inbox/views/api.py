@@ -299,6 +299,16 @@ def conversation_sql(conversation: FromClause) -> Any:
     )
 
 
+def _completed_sql_answer(body: dict[str, Any], assignee: User) -> dict[str, Any]:
+    """`conversation_sql`'s answer made `conversation_json`'s: the fields the view knows, and
+    a whole sentiment back to a float (PostgreSQL's JSON writes VADER's neutral 0.0 as 0)."""
+    if body["sentiment"] is not None:
+        body["sentiment"] = float(body["sentiment"])
+    body["assignee"] = _user(assignee)
+    body["url"] = url_for("inbox.conversation", conversation_id=body["id"], _external=True)
+    return body
+
+
 def message_json(m: Message) -> dict[str, Any]:
     if m.author_identity is not None:
         author = {
@@ -354,25 +364,19 @@ def claim_next_conversation():
     """Claim the caller's most urgent eligible conversation: 200 with it, 204 if none."""
     user = g.api_user
     if db.engine.dialect.name == "postgresql":
-        body = assignment.claim_next_answer(user, now=utcnow(), answer=conversation_sql)
-        if body is None:
-            db.session.rollback()
-            return "", 204
-        if body["sentiment"] is not None:
-            # PostgreSQL's JSON writes a whole float (VADER's neutral 0.0) as 0: an int to json.
-            body["sentiment"] = float(body["sentiment"])
-        body["assignee"] = _user(user)
-        body["url"] = url_for("inbox.conversation", conversation_id=body["id"], _external=True)
-        db.session.commit()
-        return jsonify(body)
-    conversation = assignment.claim_next(user, now=utcnow(), with_relations=True)
-    if conversation is None:
+        answer = assignment.claim_next_answer(user, now=utcnow(), answer=conversation_sql)
+        body = None if answer is None else _completed_sql_answer(answer, user)
+    else:
+        conversation = assignment.claim_next(user, now=utcnow(), with_relations=True)
+        # Built before the commit, from what the claim loaded with the conversation (its
+        # relations and clocks): after the commit every attribute would be expired and read
+        # again. The assignee, the caller, is already in the session.
+        body = None
+        if conversation is not None:
+            body = conversation_json(conversation, sla.in_ledger_order(conversation.sla_clocks))
+    if body is None:
         db.session.rollback()
         return "", 204
-    # The answer is built before the commit, from what the claim returned with the
-    # conversation (its relations and clocks): after the commit every attribute would be
-    # expired and read again. The assignee, the caller, is already in the session.
-    body = conversation_json(conversation, sla.in_ledger_order(conversation.sla_clocks))
     db.session.commit()
     return jsonify(body)
 
