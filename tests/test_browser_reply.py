@@ -80,4 +80,7 @@ def test_a_channel_that_cannot_send_is_said_in_the_composer_and_its_error_is_not
     # Opened again, the composer says so before anything is written, and does not send.
     page.reload()
     expect(page.locator("[data-send-problem]")).to_contain_text("Ask an admin to connect it")
-    expect(page.get_by_role("button", name="Send reply")).to_be_disabled()
+    send = page.get_by_role("button", name="Send reply")
+    expect(send).to_be_disabled()
+    # and looks it: a disabled button that kept the primary style read as "press me"
+    assert float(send.evaluate("b => getComputedStyle(b).opacity")) < 0.5
