@@ -346,6 +346,26 @@ def _cpu_by_group(
     return spent
 
 
+def _connections_per_worker(server: int, port: int) -> tuple[int, ...]:
+    """How many client connections each gunicorn worker holds now, busiest first: kept-alive
+    connections stay with the worker that accepted them, so this says how many processes (and
+    GILs) share the agents."""
+    counts = []
+    for worker in psutil.Process(server).children():
+        try:
+            connections = worker.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        counts.append(
+            sum(
+                1
+                for c in connections
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
+        )
+    return tuple(sorted(counts, reverse=True))
+
+
 def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
     """gunicorn with `options` on a free loopback port, once it answers."""
     port = free_port()
@@ -426,6 +446,7 @@ def bench_get_next(
         own_before = time.process_time()
         load_before = os.getloadavg()
         started = time.perf_counter()
+        spread = _connections_per_worker(server.pid, port)
         outcomes = [results.get(timeout=seconds + 120) for _ in processes]
         wall = time.perf_counter() - started
         cpu_after, busy_after = _processes_cpu(roots, apart), _machine_busy_seconds()
@@ -463,6 +484,7 @@ def bench_get_next(
         "per_second": len(latencies) / wall,
         "load": (load_before, load_after),
         "plan": plan,
+        "spread": spread,
         "cpu": cpu,
         "wall": wall,
     }
@@ -542,6 +564,10 @@ def main() -> None:
         f"median {claims['median_ms']:.1f} ms, "
         f"p95 {claims['p95_ms']:.1f} ms, {claims['per_second']:.0f} claims/s, "
         f"{claims['duplicates']} duplicates |"
+    )
+    print(
+        "\nClient connections per gunicorn worker as the timed claims began: "
+        + "/".join(str(n) for n in claims["spread"])
     )
     before, after = claims["load"]
     print(f"\nLoad average (1, 5, 15 min) as the timed claims began: {before}, at the end: {after}")
