@@ -162,7 +162,7 @@ def main() -> None:
             ).scalar_one()
             client = app.test_client()
             with client.session_transaction() as session:
-                session["_user_id"] = "1"  # Agent 0, team Social care
+                session["_user_id"] = db.session.get(User, 1).get_id()  # Agent 0, Social care
             views = {}
             for view in (
                 "breaching",

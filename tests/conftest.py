@@ -214,7 +214,7 @@ def make_user(app):
 def login(client, user: User) -> None:
     """Sign in without the form (most tests); the auth tests use the real form."""
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+        session["_user_id"] = user.get_id()
         session["_fresh"] = True
 
 

@@ -139,3 +139,25 @@ def test_an_admin_makes_an_api_token_for_someone_shown_once_and_revokes_it(
     [stored] = person("bot@example.com").api_tokens
     client.post(f"/admin/tokens/{stored.id}/revoke")
     assert api.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_reset_password_signs_the_person_out_of_every_browser(app, client, admin, make_user):
+    bob = make_user(Role.AGENT, email="bob@example.com")
+    bobs_browser = app.test_client()
+    login(bobs_browser, bob)
+    # Each browser's requests in an app context of their own: Flask-Login keeps the signed-in
+    # user in `g`, which the test's app context would otherwise share between the two.
+    with app.app_context():
+        assert bobs_browser.get("/inbox").status_code == 200
+    assert client.post(f"/admin/people/{bob.id}/password").status_code == 200
+    with app.app_context():
+        assert bobs_browser.get("/inbox").status_code == 302  # back to the sign-in page
+    assert client.get("/admin/people").status_code == 200  # the admin's own session goes on
+
+
+def test_a_session_naming_only_an_id_signs_nobody_in(app, make_user):
+    browser = app.test_client()
+    with browser.session_transaction() as session:
+        session["_user_id"] = str(make_user(Role.AGENT).id)  # no password fingerprint
+    with app.app_context():
+        assert browser.get("/inbox").status_code == 302

@@ -6,6 +6,7 @@ Imports: extensions, models.base.
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -91,6 +92,18 @@ class User(UserMixin, TimestampMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    @property
+    def session_fingerprint(self) -> str:
+        """Changes whenever the password does (each hash has a fresh salt)."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:
+        """How the session and remember-me cookies name this user: the id and the password's
+        fingerprint, so a new password signs out every browser signed in with the old one
+        (`views.auth.load_user` compares them). The cookies are signed, so neither part can be
+        forged, and a digest of a salted hash tells nothing about the password."""
+        return f"{self.id}:{self.session_fingerprint}"
 
     @property
     def initials(self) -> str:

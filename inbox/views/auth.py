@@ -6,6 +6,7 @@ Imports: services.accounts, models, extensions, forms.
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -22,9 +23,16 @@ bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
+    """The user a session names (`User.get_id`), unless deactivated or their password has
+    changed since that session signed in."""
+    user_id, _, fingerprint = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
     user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    return user if hmac.compare_digest(fingerprint, user.session_fingerprint) else None
 
 
 def _safe_next(target: str | None) -> str:
