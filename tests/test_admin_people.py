@@ -155,9 +155,28 @@ def test_a_reset_password_signs_the_person_out_of_every_browser(app, client, adm
     assert client.get("/admin/people").status_code == 200  # the admin's own session goes on
 
 
-def test_a_session_naming_only_an_id_signs_nobody_in(app, make_user):
+def test_an_admin_resetting_their_own_password_stays_signed_in_here_only(app, make_user):
+    ada = make_user(Role.ADMIN, email="ada@example.com")
+    here, elsewhere = app.test_client(), app.test_client()
+    with app.app_context():
+        here.post("/login", data={"email": ada.email, "password": PASSWORD, "remember": "y"})
+    login(elsewhere, ada)
+    with app.app_context():
+        assert here.post(f"/admin/people/{ada.id}/password").status_code == 200
+    with app.app_context():
+        assert here.get("/admin/people").status_code == 200
+    with app.app_context():
+        assert elsewhere.get("/admin/people").status_code == 302
+    # The browser closed: its renewed remember-me cookie alone signs it back in.
+    here.delete_cookie(app.config["SESSION_COOKIE_NAME"])
+    with app.app_context():
+        assert here.get("/admin/people").status_code == 200
+
+
+@pytest.mark.parametrize("fingerprint", ["", ":0000000000000000", ":\u00e9t\u00e9"])
+def test_a_session_without_the_password_fingerprint_signs_nobody_in(app, make_user, fingerprint):
     browser = app.test_client()
     with browser.session_transaction() as session:
-        session["_user_id"] = str(make_user(Role.AGENT).id)  # no password fingerprint
+        session["_user_id"] = f"{make_user(Role.AGENT).id}{fingerprint}"
     with app.app_context():
         assert browser.get("/inbox").status_code == 302

@@ -8,8 +8,9 @@ Imports: services, models, extensions.db, errors, permissions, forms, timeutil.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user
+from flask_login.config import COOKIE_NAME
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
@@ -187,6 +188,11 @@ def reset_person_password(user_id: int):
         abort(400)
     password = accounts.reset_password(user, actor=current_user)
     db.session.commit()
+    if user.id == current_user.id:
+        # The new password signs out every browser, this one too unless its cookies learn the
+        # new fingerprint (`User.get_id`); a remember-me cookie is renewed only if it was there.
+        remembered = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies
+        login_user(user, remember=remembered)
     return _people_page(_person_form(blank=True), password_for=user, password=password)
 
 

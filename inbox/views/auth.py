@@ -32,7 +32,9 @@ def load_user(session_id: str) -> User | None:
     user = db.session.get(User, int(user_id))
     if user is None or not user.active:
         return None
-    return user if hmac.compare_digest(fingerprint, user.session_fingerprint) else None
+    # Bytes, as compare_digest refuses a str with non-ASCII characters.
+    matches = hmac.compare_digest(fingerprint.encode(), user.session_fingerprint.encode())
+    return user if matches else None
 
 
 def _safe_next(target: str | None) -> str:
