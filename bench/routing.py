@@ -9,12 +9,16 @@ claims or --seconds have passed, on one kept-alive connection; the latency is th
 request and the whole answer), after an untimed warm-up. `--client loop` drives the same agents
 (a connection and a token each, closed loop, no pause) from one client process with
 non-blocking sockets instead, so the load generator takes less of the 2 cores it shares with the
-system under test. Either way the script reports where the CPU went during the timed claims, per
-process type (clients, gunicorn, PostgreSQL, Redis, anything else on the machine), per claim.
+system under test. `--client together` makes the agent processes press get next at the same
+moment, round after round (the next round once every agent has its answer): all the agents'
+requests arrive at once, and none queues behind its own previous claim. Every way, the script
+reports where the CPU went during the timed claims, per process type (clients, gunicorn,
+PostgreSQL, Redis, anything else on the machine), per claim.
 
     .venv/bin/python bench/routing.py [--conversations 1000000] [--agents 8] [--claims 2000]
         [--gunicorn "-k gthread --threads 16 -w 4": the web server's options, README's default]
-        [--client processes|loop: one process per agent (default) or one for all]
+        [--client processes|together|loop: one process per agent (default), the same
+         pressing together, or one for all]
 
 Prints a markdown table (copy it into docs/benchmarks.md).
 """
@@ -32,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,10 +180,11 @@ def _claim_over_http(conn: http.client.HTTPConnection, token: str) -> tuple[floa
     return elapsed, json.loads(body)["id"]
 
 
-def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start, results):
+def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start, results, together):
     """One agent (a client process): `warm` claims, then claim in a loop, no pause, until it
     has made `claims` or `seconds` have passed; report the latencies and every claimed id.
-    One connection, kept alive as a browser would."""
+    One connection, kept alive as a browser would. With `together` (a barrier of all the
+    agents) each claim waits for every agent's last one, so they press get next at once."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     claimed: list[int] = []
     for _ in range(warm):
@@ -188,9 +194,16 @@ def _agent(port: int, token: str, warm: int, claims: int, seconds: float, start,
     deadline = time.monotonic() + seconds
     cpu_began = time.process_time()
     while len(latencies) < claims and time.monotonic() < deadline:
+        if together is not None:
+            try:
+                together.wait(timeout=60)
+            except threading.BrokenBarrierError:
+                break  # another agent is out of time: this round is not complete
         elapsed, conversation_id = _claim_over_http(conn, token)
         latencies.append(elapsed)
         claimed.append(conversation_id)
+    if together is not None:
+        together.abort()  # whoever is still waiting for this agent stops too
     cpu = time.process_time() - cpu_began
     results.put(([latencies], [c for c in claimed if c is not None], cpu))
 
@@ -394,8 +407,9 @@ def bench_get_next(
     services: dict[str, list[int]],
 ) -> dict:
     """`agents` agents against gunicorn: every claim is a real HTTP request with the agent's
-    API token, timed by the client (`client`: "processes", one process per agent, or "loop",
-    one process for all). Each agent first makes `WARM_CLAIMS` claims (not timed) so every web
+    API token, timed by the client (`client`: "processes", one process per agent, "together",
+    the same pressing get next at the same moment, round after round, or "loop", one process
+    for all, closed loops). Each agent first makes `WARM_CLAIMS` claims (not timed) so every web
     process has imported, connected and prepared its statements. `services` are the root pids
     of the other processes whose CPU is reported (PostgreSQL, Redis)."""
     users = [
@@ -430,10 +444,20 @@ def bench_get_next(
             ]
         else:
             start, results = context.Barrier(agents + 1), context.Queue()
+            together = context.Barrier(agents) if client == "together" else None
             processes = [
                 context.Process(
                     target=_agent,
-                    args=(port, token, WARM_CLAIMS, claims // agents, seconds, start, results),
+                    args=(
+                        port,
+                        token,
+                        WARM_CLAIMS,
+                        claims // agents,
+                        seconds,
+                        start,
+                        results,
+                        together,
+                    ),
                 )
                 for token in tokens
             ]
@@ -503,9 +527,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--client",
-        choices=["processes", "loop"],
+        choices=["processes", "together", "loop"],
         default="processes",
-        help="the load generator: one process per agent, or one process for all agents",
+        help="the load generator: one process per agent claiming without a pause; the same "
+        "processes pressing get next at the same moment, each round once all are answered; or "
+        "one process for all agents without a pause",
     )
     parser.add_argument("--sqlite", action="store_true")
     args = parser.parse_args()
