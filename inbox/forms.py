@@ -37,7 +37,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from inbox.models import Availability, Priority, Role, Status
+from inbox.models import Availability, Platform, Priority, Role, Status
 
 
 class LoginForm(FlaskForm):
@@ -320,6 +320,27 @@ class PersonForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, validators=[DataRequired()])
     teams = MultiCheckboxField("Teams", coerce=int)
     active = BooleanField("Can sign in", default=True)
+
+
+PLATFORM_CHOICES = [SelectChoice(p.value, p.label) for p in Platform]
+
+
+class ChannelForm(FlaskForm):
+    """Connecting a brand account; the access token (for replies) may come later."""
+
+    platform = SelectField("Platform", choices=PLATFORM_CHOICES, validators=[DataRequired()])
+    account_id = StringField("Account id", validators=[DataRequired(), Length(max=64)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    access_token = PasswordField("Access token", validators=[Optional(), Length(max=2000)])
+
+
+class ChannelEditForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    active = BooleanField("Receiving")
+
+
+class ChannelTokenForm(FlaskForm):
+    access_token = PasswordField("New access token", validators=[DataRequired(), Length(max=2000)])
 
 
 class ApiTokenForm(FlaskForm):

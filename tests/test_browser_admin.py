@@ -50,3 +50,36 @@ def test_an_admin_adds_an_agent_who_signs_in_then_is_deactivated(
     sign_in(again, live_server, "nia@example.com", password)
     expect(again.locator(".flash-error")).to_contain_text("Wrong email or password")
     again.close()
+
+
+def test_an_admin_connects_a_whatsapp_number_then_pauses_it(
+    live_server, page: Page, make_user, artifacts_dir
+):
+    admin = make_user(Role.ADMIN, name="Ada Admin", email="ada@example.com")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, admin.email)
+    page.goto(live_server + "/admin/")
+    page.get_by_role("link", name="Channels", exact=True).click()
+    expect(page.locator("[data-channels]")).to_contain_text("No channel accounts yet")
+    add = page.locator("[data-add-channel]")
+    add.get_by_label("Platform").select_option("whatsapp")
+    add.get_by_label("Account id").fill("118273645501928")
+    add.get_by_label("Name").fill("Acme <b>+1 555</b>")
+    add.get_by_label("Access token").fill("EAAG-secret")
+    add.get_by_role("button", name="Connect").click()
+    expect(page.locator(".flash")).to_contain_text("WhatsApp 118273645501928 connected")
+    row = page.locator('[data-channel="whatsapp:118273645501928"]')
+    expect(row).to_contain_text("token stored")
+    expect(row.get_by_label("Name of WhatsApp 118273645501928")).to_have_value(
+        "Acme <b>+1 555</b>"  # escaped: the value as typed, not markup
+    )
+    # This server has no webhook secrets: the setup table says which to set.
+    expect(page.locator('[data-endpoint="whatsapp"]')).to_contain_text(
+        "missing: set INBOX_META_APP_SECRET"
+    )
+    page.screenshot(path=str(artifacts_dir / "admin-channels.png"), full_page=True)
+    row.get_by_label("Acme <b>+1 555</b> is receiving").uncheck()
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator('[data-channel="whatsapp:118273645501928"]')).to_have_class("inactive")
+    expect(page.locator('[data-channel="whatsapp:118273645501928"]')).to_contain_text("paused")
+    assert "EAAG-secret" not in page.content()

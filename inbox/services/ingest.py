@@ -55,7 +55,7 @@ from inbox.models import (
 )
 from inbox.services import sla
 from inbox.services.audit import record_audit
-from inbox.services.channels import access_token_for, api_endpoint
+from inbox.services.channels import UNKNOWN_ACCOUNT, access_token_for, api_endpoint
 from inbox.timeutil import utcnow
 
 if TYPE_CHECKING:  # classify is imported where it is used (see _store_customer_messages)
@@ -456,9 +456,10 @@ def find_account(platform: str, account_id: str | None) -> ChannelAccount:
 
 def _unknown_account(platform: str, account_id: str | None) -> Unhandled:
     return Unhandled(
-        "unknown_account",
-        f"no active {platform} channel account {account_id!r}: connect it with "
-        f"`flask --app inbox add-channel --platform {platform} --account-id {account_id}`",
+        UNKNOWN_ACCOUNT,
+        f"no active {platform} channel account {account_id!r}: connect it in Admin › Channels "
+        f"(or `flask --app inbox add-channel --platform {platform} --account-id {account_id}`), "
+        "then replay its deliveries there",
     )
 
 

@@ -11,13 +11,22 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
 from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import ApiTokenForm, CannedResponseForm, PersonForm, PostForm
+from inbox.forms import (
+    ApiTokenForm,
+    CannedResponseForm,
+    ChannelEditForm,
+    ChannelForm,
+    ChannelTokenForm,
+    PersonForm,
+    PostForm,
+)
 from inbox.models import (
     ApiToken,
     CannedResponse,
@@ -27,15 +36,17 @@ from inbox.models import (
     EventState,
     HelpdeskDelivery,
     InboundEvent,
+    Platform,
     Role,
     Team,
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import accounts, canned, helpdesk
+from inbox.services import accounts, canned, channels, helpdesk
 from inbox.services.audit import record_audit
 from inbox.services.events import enqueue_processing, reset_for_replay
 from inbox.timeutil import utcnow
+from inbox.views.webhooks import SIGNING_SECRET
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -225,6 +236,123 @@ def revoke_token(token_id: int):
 
 
 # --- canned responses ---------------------------------------------------------------------
+
+
+# --- channels ----------------------------------------------------------------------------
+
+
+def _channels_page(form: ChannelForm, *, status: int = 200):
+    conversations = (
+        select(func.count(Conversation.id))
+        .where(Conversation.channel_account_id == ChannelAccount.id)
+        .scalar_subquery()
+    )
+    accounts = db.session.execute(
+        select(ChannelAccount, conversations).order_by(ChannelAccount.platform, ChannelAccount.name)
+    ).all()
+    config = current_app.config
+    # What each platform's developer console asks for: the callback URL, and whether the secret
+    # that signs its deliveries (and, for Meta, the verify token of the handshake) is set.
+    endpoints = [
+        {
+            "name": name,
+            "url": url_for("webhooks.receive", name=name, _external=True),
+            "secret": secret,
+            "secret_set": bool(config[secret]),
+            "verify_token_set": name == "x" or bool(config["INBOX_META_VERIFY_TOKEN"]),
+        }
+        for name, secret in SIGNING_SECRET.items()
+    ]
+    page = render_template(
+        "admin/channels.html",
+        accounts=accounts,
+        waiting=channels.unknown_account_counts(),
+        endpoints=endpoints,
+        form=form,
+        edit_form=ChannelEditForm(formdata=None),
+        token_form=ChannelTokenForm(formdata=None),
+        post_form=PostForm(),
+    )
+    return page, status
+
+
+@bp.route("/channels", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def channel_accounts():
+    """The brand accounts whose deliveries become conversations; POST connects one."""
+    form = ChannelForm()
+    if not form.is_submitted():
+        return _channels_page(form)
+    if not form.validate():
+        flash("Choose the platform and give the account's id and a name.", "error")
+        return _channels_page(form, status=400)
+    name, account_id = form.name.data.strip(), form.account_id.data.strip()
+    account, created = channels.add_channel(
+        Platform(form.platform.data), account_id, name=name, actor=current_user
+    )
+    if form.access_token.data and form.access_token.data.strip():
+        channels.set_access_token(account, form.access_token.data, actor=current_user)
+    db.session.commit()
+    if created:
+        flash(f"{account.platform.label} {account_id} connected as “{name}”.", "info")
+    else:
+        flash(
+            f"{account.platform.label} {account_id} was already connected; it is now “{name}”.",
+            "info",
+        )
+    return redirect(url_for("admin.channel_accounts"))
+
+
+def _channel_or_404(account_id: int, form: FlaskForm) -> ChannelAccount:
+    account = db.session.get(ChannelAccount, account_id) or abort(404)
+    if not form.validate_on_submit():
+        abort(400, description="The form is incomplete or expired; reload the page and try again.")
+    return account
+
+
+@bp.post("/channels/<int:account_id>")
+@role_required(Role.ADMIN)
+def update_channel_account(account_id: int):
+    form = ChannelEditForm()
+    account = _channel_or_404(account_id, form)
+    channels.update_channel(
+        account, name=form.name.data.strip(), active=form.active.data, actor=current_user
+    )
+    db.session.commit()
+    flash(f"“{account.name}” saved.", "info")
+    return redirect(url_for("admin.channel_accounts"))
+
+
+@bp.post("/channels/<int:account_id>/token")
+@role_required(Role.ADMIN)
+def set_channel_token(account_id: int):
+    """A new access token for replies; the page never shows a stored one."""
+    form = ChannelTokenForm()
+    account = _channel_or_404(account_id, form)
+    if channels.set_access_token(account, form.access_token.data, actor=current_user):
+        flash(f"New access token stored for “{account.name}”.", "info")
+    else:
+        flash(f"“{account.name}” already has that access token.", "info")
+    db.session.commit()
+    return redirect(url_for("admin.channel_accounts"))
+
+
+@bp.post("/channels/<int:account_id>/replay")
+@role_required(Role.ADMIN)
+def replay_channel_deliveries(account_id: int):
+    """Process again the deliveries that arrived for this account before it was connected (or
+    while paused): replays never duplicate a stored message."""
+    account = _channel_or_404(account_id, PostForm())
+    if not account.active:
+        abort(409, description="The account is paused: resume it before replaying.")
+    events = channels.unknown_account_events(account)
+    for event in events:
+        reset_for_replay(event)
+        enqueue_processing(event.id)  # once committed
+        record_audit("event.replay", event, actor=current_user)
+    db.session.commit()
+    flash(f"{len(events)} deliveries for “{account.name}” queued for processing again.", "info")
+    return redirect(url_for("admin.channel_accounts"))
 
 
 @bp.route("/canned", methods=["GET", "POST"])
