@@ -1,9 +1,11 @@
 """Admin pages: the people, teams and channel accounts of the workspace (people added, their
-role, teams and access changed, passwords reset, API tokens made and revoked), ingestion health
-(accounts' last delivery, failed and unhandled webhook events, replay), the log of helpdesk
-case deliveries (replay) and canned responses.
+role, teams and access changed, passwords reset, API tokens made and revoked; accounts
+connected, renamed, paused, their access tokens stored, the deliveries that came before them
+replayed), ingestion health (accounts' last delivery, failed and unhandled webhook events,
+replay), the log of helpdesk case deliveries (replay) and canned responses.
 
-Imports: services, models, extensions.db, errors, permissions, forms, timeutil.
+Imports: services, models, extensions.db, errors, permissions, forms, timeutil, views.webhooks
+(which secret signs each endpoint).
 """
 
 from __future__ import annotations
@@ -303,7 +305,7 @@ def channel_accounts():
     return redirect(url_for("admin.channel_accounts"))
 
 
-def _channel_or_404(account_id: int, form: FlaskForm) -> ChannelAccount:
+def _posted_channel(account_id: int, form: FlaskForm) -> ChannelAccount:
     account = db.session.get(ChannelAccount, account_id) or abort(404)
     if not form.validate_on_submit():
         abort(400, description="The form is incomplete or expired; reload the page and try again.")
@@ -314,7 +316,7 @@ def _channel_or_404(account_id: int, form: FlaskForm) -> ChannelAccount:
 @role_required(Role.ADMIN)
 def update_channel_account(account_id: int):
     form = ChannelEditForm()
-    account = _channel_or_404(account_id, form)
+    account = _posted_channel(account_id, form)
     channels.update_channel(
         account, name=form.name.data.strip(), active=form.active.data, actor=current_user
     )
@@ -328,7 +330,7 @@ def update_channel_account(account_id: int):
 def set_channel_token(account_id: int):
     """A new access token for replies; the page never shows a stored one."""
     form = ChannelTokenForm()
-    account = _channel_or_404(account_id, form)
+    account = _posted_channel(account_id, form)
     if channels.set_access_token(account, form.access_token.data, actor=current_user):
         flash(f"New access token stored for “{account.name}”.", "info")
     else:
@@ -342,7 +344,7 @@ def set_channel_token(account_id: int):
 def replay_channel_deliveries(account_id: int):
     """Process again the deliveries that arrived for this account before it was connected (or
     while paused): replays never duplicate a stored message."""
-    account = _channel_or_404(account_id, PostForm())
+    account = _posted_channel(account_id, PostForm())
     if not account.active:
         abort(409, description="The account is paused: resume it before replaying.")
     events = channels.unknown_account_events(account)
