@@ -379,22 +379,39 @@ def _connections_per_worker(server: int, port: int) -> tuple[int, ...]:
     return tuple(sorted(counts, reverse=True))
 
 
+# A gunicorn config that only marks each worker ready (its app loaded), in INBOX_BENCH_READY.
+_READY_HOOK = """
+import os
+def post_worker_init(worker):
+    open(os.path.join(os.environ["INBOX_BENCH_READY"], str(worker.pid)), "w").close()
+"""
+
+
 def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
-    """gunicorn with `options` on a free loopback port, once it answers."""
+    """gunicorn with `options` on a free loopback port, once every worker has loaded the app.
+
+    The master listens before its workers have booted, and connections made then wait in the
+    backlog until the first worker is up, which accepts them all: the agents would share one
+    process (and its GIL) however many there are. A real floor connects to workers that are
+    long up, so the agents connect only once all of them are."""
     port = free_port()
+    ready = Path(tempfile.mkdtemp())
+    hook = ready / "gunicorn_ready.py"
+    hook.write_text(_READY_HOOK)
     proc = subprocess.Popen(
-        gunicorn_command(port, *options),
-        env={**os.environ, **env},
+        gunicorn_command(port, *options, "-c", str(hook)),
+        env={**os.environ, **env, "INBOX_BENCH_READY": str(ready)},
         cwd=ROOT,
     )
-    for _ in range(300):
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/login")
+    for _ in range(600):
+        workers = {str(child.pid) for child in psutil.Process(proc.pid).children()}
+        if workers and workers <= {f.name for f in ready.iterdir()}:
             return proc, port
-        except OSError:
-            time.sleep(0.1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
     proc.terminate()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError("gunicorn's workers did not start")
 
 
 def bench_get_next(
