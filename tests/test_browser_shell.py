@@ -98,3 +98,12 @@ def test_hostile_message_text_is_shown_as_text_not_run(page: Page, live_server, 
     expect(page.locator(".who").first).to_contain_text("<img src=x onerror=alert(1)>")
     assert page.evaluate("window.pwned") is None
     assert dialogs == []
+
+
+def test_only_the_three_newest_toasts_stay_on_screen(page: Page, live_server, make_user):
+    sign_in(page, live_server, make_user(Role.AGENT).email)
+    expect(page).to_have_url(re.compile(r"/inbox$"))
+    page.evaluate("for (let i = 1; i <= 5; i++) window.inboxApp.toast('Done ' + i)")
+    toasts = page.locator("[data-toasts] .toast")
+    expect(toasts).to_have_count(3)
+    expect(toasts).to_have_text(["Done 3", "Done 4", "Done 5"])

@@ -29,6 +29,8 @@
     });
   }
 
+  var MAX_TOASTS = 3;
+
   /* A toast: text plus optional buttons [{label, run}]. */
   function toast(text, options) {
     options = options || {};
@@ -48,6 +50,9 @@
       el.appendChild(button);
     });
     box.appendChild(el);
+    // An agent triaging by keyboard makes a toast a second: keep the newest few, not a column
+    // over the queue (an older one with an Undo goes too; the action can be redone).
+    while (box.children.length > MAX_TOASTS) { box.firstElementChild.remove(); }
     var ms = options.sticky ? 0 : (options.actions && options.actions.length ? 8000 : 4000);
     if (ms) { setTimeout(function () { el.remove(); }, ms); }
     return el;
