@@ -28,7 +28,7 @@ from inbox.services.csv_import import (
     read_twcs,
 )
 from inbox.services.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
-from inbox.services.events import enqueue_processing, process_event, reset_for_replay
+from inbox.services.events import process_event, replay, reset_for_replay
 from inbox.timeutil import utcnow
 
 
@@ -157,11 +157,11 @@ def replay_events_command(ids, failed, inline):
     if missing:
         raise click.ClickException(f"no such event: {', '.join(map(str, sorted(missing)))}")
     for event in events:
-        reset_for_replay(event)
         if inline:
+            reset_for_replay(event)
             process_event(event, now=utcnow())
         else:
-            enqueue_processing(event.id)
+            replay(event, actor=None)
     db.session.commit()
     if inline:
         states = ", ".join(f"#{e.id} {e.state}" for e in events)

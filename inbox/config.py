@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 
 class ConfigError(RuntimeError):
@@ -69,6 +70,25 @@ def limits_storage_uri(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url[len("unix://") :]
     return redis_url
+
+
+class WebhookSecrets(NamedTuple):
+    """The settings one webhook endpoint needs: the secret that signs its deliveries, and the
+    one its verification handshake uses."""
+
+    signing: str
+    handshake: str
+
+
+# Per endpoint (/webhooks/<name>): X signs its CRC with the consumer secret; Meta's endpoints
+# (WhatsApp's included: one Meta app) echo the challenge for our verify token.
+WEBHOOK_SECRETS: Mapping[str, WebhookSecrets] = MappingProxyType(
+    {
+        "x": WebhookSecrets("INBOX_X_CONSUMER_SECRET", "INBOX_X_CONSUMER_SECRET"),
+        "meta": WebhookSecrets("INBOX_META_APP_SECRET", "INBOX_META_VERIFY_TOKEN"),
+        "whatsapp": WebhookSecrets("INBOX_META_APP_SECRET", "INBOX_META_VERIFY_TOKEN"),
+    }
+)
 
 
 def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from inbox.extensions import db
 from inbox.models import AuditEvent, ChannelAccount, EventIssue, Message, Platform, Role
+from inbox.services import events
 from inbox.services.channels import access_token_for
 from tests.conftest import WEBHOOK_SETTINGS, login, run_jobs, signed_post
 
@@ -50,6 +51,8 @@ def test_connecting_an_account_turns_the_deliveries_that_came_before_into_messag
 ):
     deliver(webhook_app, "x_dm_event.json")  # nothing connected yet: kept as an issue
     assert count(Message) == 0 and count(EventIssue) == 1
+    unconnected = admin_client.get("/admin/channels").get_data(as_text=True)
+    assert f"x <code>{X_ACCOUNT}</code>: 1 delivery" in unconnected  # what to connect
 
     assert connect(admin_client, access_token="tok-Secret-123").status_code == 302
     page = admin_client.get("/admin/channels").get_data(as_text=True)
@@ -70,6 +73,19 @@ def test_connecting_an_account_turns_the_deliveries_that_came_before_into_messag
     assert count(Message) == 1 and count(EventIssue) == 0
     page = admin_client.get("/admin/channels").get_data(as_text=True)
     assert "arrived while it was not connected" not in page
+    assert "Deliveries for accounts not connected" not in page
+
+
+def test_a_long_backlog_is_replayed_a_batch_at_a_time(webhook_app, admin_client):
+    for _ in range(3):  # the same delivery three times: three stored events
+        deliver(webhook_app, "x_dm_event.json")
+    connect(admin_client)
+    assert events.replay_waiting(x_account(), actor=None, limit=2) == (2, 1)
+    db.session.commit()
+    run_jobs(webhook_app)
+    db.session.expire_all()
+    assert events.waiting_counts() == {("x", X_ACCOUNT): 1}
+    assert count(Message) == 1  # the one message, stored once whatever the replays
 
 
 def test_a_paused_account_keeps_its_deliveries_until_it_is_resumed_and_replayed(
@@ -98,10 +114,11 @@ def test_a_paused_account_keeps_its_deliveries_until_it_is_resumed_and_replayed(
 
 def test_connecting_an_account_again_renames_it_without_a_twin(admin_client):
     connect(admin_client)
+    admin_client.post(f"/admin/channels/{x_account().id}", data={"name": "Acme"})  # paused
     again = connect(admin_client, name="Acme Care")
     assert again.status_code == 302
     page = admin_client.get("/admin/channels").get_data(as_text=True)
-    assert "was already connected; it is now “Acme Care”" in page
+    assert "was already connected; it is now “Acme Care”. It is paused" in page
     assert count(ChannelAccount) == 1 and x_account().name == "Acme Care"
 
 

@@ -155,6 +155,19 @@ def test_a_reset_password_signs_the_person_out_of_every_browser(app, client, adm
     assert client.get("/admin/people").status_code == 200  # the admin's own session goes on
 
 
+def test_resetting_ones_own_password_keeps_a_browser_without_remember_me_without_it(app, make_user):
+    ada = make_user(Role.ADMIN, email="ada@example.com")
+    browser = app.test_client()
+    with app.app_context():
+        browser.post("/login", data={"email": ada.email, "password": PASSWORD})
+    with app.app_context():
+        reset = browser.post(f"/admin/people/{ada.id}/password")
+    assert reset.status_code == 200
+    assert not [c for c in reset.headers.getlist("Set-Cookie") if c.startswith("remember")]
+    with app.app_context():
+        assert browser.get("/admin/people").status_code == 200
+
+
 def test_an_admin_resetting_their_own_password_stays_signed_in_here_only(app, make_user):
     ada = make_user(Role.ADMIN, email="ada@example.com")
     here, elsewhere = app.test_client(), app.test_client()

@@ -100,10 +100,14 @@ def test_hostile_message_text_is_shown_as_text_not_run(page: Page, live_server, 
     assert dialogs == []
 
 
-def test_only_the_three_newest_toasts_stay_on_screen(page: Page, live_server, make_user):
+def test_only_the_three_newest_toasts_stay_on_screen_besides_a_sticky_one(
+    page: Page, live_server, make_user
+):
     sign_in(page, live_server, make_user(Role.AGENT).email)
     expect(page).to_have_url(re.compile(r"/inbox$"))
-    page.evaluate("for (let i = 1; i <= 5; i++) window.inboxApp.toast('Done ' + i)")
+    page.evaluate(
+        "window.inboxApp.toast('Changed since you opened it', {sticky: true});"
+        "for (let i = 1; i <= 5; i++) window.inboxApp.toast('Done ' + i)"
+    )
     toasts = page.locator("[data-toasts] .toast")
-    expect(toasts).to_have_count(3)
-    expect(toasts).to_have_text(["Done 3", "Done 4", "Done 5"])
+    expect(toasts).to_have_text(["Changed since you opened it", "Done 3", "Done 4", "Done 5"])

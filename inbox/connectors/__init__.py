@@ -81,6 +81,11 @@ def connector_for_platform(platform: str) -> Connector:
         raise LookupError(f"no connector sends on {platform!r}") from None
 
 
+def webhook_platforms(name: str) -> tuple[str, ...]:
+    """The platforms whose deliveries come to /webhooks/<name> (the connector's own)."""
+    return tuple(platform for platform, sender in _SENDERS.items() if sender == name)
+
+
 def get_connector(name: str) -> Connector:
     """The connector for a webhook name ("x", "meta", "whatsapp"); LookupError if there is none."""
     try:
@@ -118,4 +123,5 @@ __all__ = [
     "connector_for_platform",
     "get_connector",
     "reply_modes",
+    "webhook_platforms",
 ]

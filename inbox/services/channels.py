@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from inbox import encryption
 from inbox.connectors import ApiEndpoint
 from inbox.extensions import db
-from inbox.models import ChannelAccount, EventIssue, InboundEvent, Platform, User
+from inbox.models import ChannelAccount, Platform, User
 from inbox.services.audit import record_audit
 
 # The kind of `EventIssue` a delivery part gets when its account is not connected (or paused).
@@ -69,41 +69,6 @@ def update_channel(account: ChannelAccount, *, name: str, active: bool, actor: U
     if account.active != active:
         record_audit("channel.resume" if active else "channel.pause", account, actor=actor)
         account.active = active
-
-
-def unknown_account_events(account: ChannelAccount) -> list[InboundEvent]:
-    """The stored deliveries with a part for this account that became no message because the
-    account was not connected (or paused) then: connecting it and replaying them ingests them."""
-    return list(
-        db.session.scalars(
-            select(InboundEvent)
-            .where(
-                InboundEvent.id.in_(
-                    select(EventIssue.event_id).where(
-                        EventIssue.kind == UNKNOWN_ACCOUNT,
-                        EventIssue.platform == str(account.platform),
-                        EventIssue.account_external_id == account.external_account_id,
-                    )
-                )
-            )
-            .order_by(InboundEvent.id)
-        )
-    )
-
-
-def unknown_account_counts() -> dict[tuple[str, str], int]:
-    """(platform, account id) → how many stored deliveries name that account but were not
-    turned into messages for want of it (`unknown_account_events`)."""
-    rows = db.session.execute(
-        select(
-            EventIssue.platform,
-            EventIssue.account_external_id,
-            func.count(func.distinct(EventIssue.event_id)),
-        )
-        .where(EventIssue.kind == UNKNOWN_ACCOUNT, EventIssue.account_external_id.is_not(None))
-        .group_by(EventIssue.platform, EventIssue.account_external_id)
-    ).all()
-    return {(platform, account_id): n for platform, account_id, n in rows}
 
 
 def set_access_token(

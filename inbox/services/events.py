@@ -1,7 +1,8 @@
 """The life of a webhook delivery: recorded before we answer, processed by a worker, retried,
 re-enqueued when it was missed, replayed on request. Nothing accepted is ever lost.
 
-Imports: models, extensions.db, connectors, services.ingest, queue (enqueue-after-commit).
+Imports: models, extensions.db, connectors, services.ingest, services.channels, services.audit,
+queue (enqueue-after-commit).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import defer, selectinload
 
 from inbox.connectors import ParseError, get_connector
 from inbox.extensions import db
-from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent
+from inbox.models import ChannelAccount, EventIssue, EventState, InboundEvent, User
 from inbox.queue import (
     after_commit,
     enqueue_after_commit,
@@ -25,6 +27,8 @@ from inbox.queue import (
     retry_policy,
     run_committed,
 )
+from inbox.services.audit import record_audit
+from inbox.services.channels import UNKNOWN_ACCOUNT
 from inbox.services.ingest import apply_events
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ PROCESS_JOB = "inbox.jobs.process_inbound_event"
 DRAIN_JOB = "inbox.jobs.drain_inbound_events"
 # After this many failed attempts an event stops being retried and waits for a replay.
 MAX_ATTEMPTS = 5
+# Deliveries replayed for an account per request (`replay_waiting`).
+REPLAY_BATCH = 500
 # Headers worth keeping with the raw body (for support and re-verification); nothing else.
 KEPT_HEADERS = (
     "content-type",
@@ -277,6 +283,63 @@ def requeue_stale_events(*, now: datetime, older_than: timedelta, limit: int = 1
         event.requeued_at = now
         enqueue_processing(event.id)
     return len(stale)
+
+
+def replay(event: InboundEvent, *, actor: User | None) -> None:
+    """Process a stored delivery again once the caller commits (a stored message is never
+    stored twice); audited."""
+    reset_for_replay(event)
+    enqueue_processing(event.id)
+    record_audit("event.replay", event, actor=actor)
+
+
+def _waiting_for(account: ChannelAccount):
+    """The deliveries with a part that named `account` when it was not connected or paused."""
+    return InboundEvent.id.in_(
+        select(EventIssue.event_id).where(
+            EventIssue.kind == UNKNOWN_ACCOUNT,
+            EventIssue.platform == str(account.platform),
+            EventIssue.account_external_id == account.external_account_id,
+        )
+    )
+
+
+def waiting_counts() -> dict[tuple[str, str], int]:
+    """(platform, account id) → how many stored deliveries named that account while it was not
+    connected or paused, and so made no message for it (`replay_waiting` turns them into
+    messages once it is connected)."""
+    rows = db.session.execute(
+        select(
+            EventIssue.platform,
+            EventIssue.account_external_id,
+            func.count(func.distinct(EventIssue.event_id)),
+        )
+        .where(EventIssue.kind == UNKNOWN_ACCOUNT, EventIssue.account_external_id.is_not(None))
+        .group_by(EventIssue.platform, EventIssue.account_external_id)
+    ).all()
+    return {(platform, account_id): n for platform, account_id, n in rows}
+
+
+def replay_waiting(
+    account: ChannelAccount, *, actor: User | None, limit: int = REPLAY_BATCH
+) -> tuple[int, int]:
+    """Replay (`replay`) up to `limit` of the deliveries waiting for `account`, oldest first;
+    return how many, and how many are still waiting. A batch keeps one request short for an
+    account that received for weeks before it was connected. Replaying a delivery forgets all
+    its issues, those of other accounts too, until the worker has processed it again."""
+    waiting = _waiting_for(account)
+    events = db.session.scalars(
+        select(InboundEvent)
+        .where(waiting)
+        .options(defer(InboundEvent.body), selectinload(InboundEvent.issues))
+        .order_by(InboundEvent.id)
+        .limit(limit)
+    ).all()
+    for event in events:
+        replay(event, actor=actor)
+    # Counted after: the replayed ones have lost their issues (flushed first), so no longer wait.
+    left = db.session.scalar(select(func.count()).select_from(InboundEvent).where(waiting))
+    return len(events), left
 
 
 def reset_for_replay(event: InboundEvent) -> None:

@@ -4,8 +4,8 @@ connected, renamed, paused, their access tokens stored, the deliveries that came
 replayed), ingestion health (accounts' last delivery, failed and unhandled webhook events,
 replay), the log of helpdesk case deliveries (replay) and canned responses.
 
-Imports: services, models, extensions.db, errors, permissions, forms, timeutil, views.webhooks
-(which secret signs each endpoint).
+Imports: services, models, extensions.db, config (webhook secrets), connectors (their platforms),
+errors, permissions, forms, timeutil.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
+from inbox.config import WEBHOOK_SECRETS
+from inbox.connectors import webhook_platforms
 from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.forms import (
@@ -44,13 +46,19 @@ from inbox.models import (
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import accounts, canned, channels, helpdesk
-from inbox.services.audit import record_audit
-from inbox.services.events import enqueue_processing, reset_for_replay
+from inbox.services import accounts, canned, channels, events, helpdesk
 from inbox.timeutil import utcnow
-from inbox.views.webhooks import SIGNING_SECRET
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _conversation_count():
+    """How many conversations the account in the same query has (a correlated subquery)."""
+    return (
+        select(func.count(Conversation.id))
+        .where(Conversation.channel_account_id == ChannelAccount.id)
+        .scalar_subquery()
+    )
 
 
 @bp.route("/")
@@ -65,11 +73,6 @@ def index():
         .group_by(Team.id)
         .order_by(Team.name)
     ).all()
-    conversations = (
-        select(func.count(Conversation.id))
-        .where(Conversation.channel_account_id == ChannelAccount.id)
-        .scalar_subquery()
-    )
     issues = (
         select(func.count(EventIssue.id))
         .where(
@@ -79,7 +82,7 @@ def index():
         .scalar_subquery()
     )
     channels = db.session.execute(
-        select(ChannelAccount, conversations, issues).order_by(
+        select(ChannelAccount, _conversation_count(), issues).order_by(
             ChannelAccount.platform, ChannelAccount.name
         )
     ).all()
@@ -237,43 +240,39 @@ def revoke_token(token_id: int):
     return redirect(url_for("admin.people"))
 
 
-# --- canned responses ---------------------------------------------------------------------
-
-
 # --- channels ----------------------------------------------------------------------------
 
 
 def _channels_page(form: ChannelForm, *, status: int = 200):
-    conversations = (
-        select(func.count(Conversation.id))
-        .where(Conversation.channel_account_id == ChannelAccount.id)
-        .scalar_subquery()
-    )
-    accounts = db.session.execute(
-        select(ChannelAccount, conversations).order_by(ChannelAccount.platform, ChannelAccount.name)
+    rows = db.session.execute(
+        select(ChannelAccount, _conversation_count()).order_by(
+            ChannelAccount.platform, ChannelAccount.name
+        )
     ).all()
+    waiting = events.waiting_counts()
+    connected = {(str(account.platform), account.external_account_id) for account, _ in rows}
     config = current_app.config
-    # What each platform's developer console asks for: the callback URL, and whether the secret
-    # that signs its deliveries (and, for Meta, the verify token of the handshake) is set.
+    # What each platform's developer console asks for: the callback URL, and whether the
+    # secrets of its signatures and of its verification handshake are set.
     endpoints = [
         {
             "name": name,
+            "platforms": ", ".join(Platform(p).label for p in webhook_platforms(name)),
             "url": url_for("webhooks.receive", name=name, _external=True),
-            "secret": secret,
-            "secret_set": bool(config[secret]),
-            "verify_token_set": name == "x" or bool(config["INBOX_META_VERIFY_TOKEN"]),
+            "secrets": secrets,
+            "signing_set": bool(config[secrets.signing]),
+            "handshake_set": bool(config[secrets.handshake]),
         }
-        for name, secret in SIGNING_SECRET.items()
+        for name, secrets in WEBHOOK_SECRETS.items()
     ]
     page = render_template(
         "admin/channels.html",
-        accounts=accounts,
-        waiting=channels.unknown_account_counts(),
+        accounts=rows,
+        waiting=waiting,
+        # Accounts that deliveries named but nobody connected: what to connect next.
+        unconnected=sorted((key, n) for key, n in waiting.items() if key not in connected),
         endpoints=endpoints,
         form=form,
-        edit_form=ChannelEditForm(formdata=None),
-        token_form=ChannelTokenForm(formdata=None),
-        post_form=PostForm(),
     )
     return page, status
 
@@ -298,8 +297,10 @@ def channel_accounts():
     if created:
         flash(f"{account.platform.label} {account_id} connected as “{name}”.", "info")
     else:
+        paused = "" if account.active else " It is paused: tick “receiving” to resume it."
         flash(
-            f"{account.platform.label} {account_id} was already connected; it is now “{name}”.",
+            f"{account.platform.label} {account_id} was already connected; it is now “{name}”."
+            + paused,
             "info",
         )
     return redirect(url_for("admin.channel_accounts"))
@@ -343,18 +344,18 @@ def set_channel_token(account_id: int):
 @role_required(Role.ADMIN)
 def replay_channel_deliveries(account_id: int):
     """Process again the deliveries that arrived for this account before it was connected (or
-    while paused): replays never duplicate a stored message."""
+    while paused), a batch per request."""
     account = _posted_channel(account_id, PostForm())
     if not account.active:
         abort(409, description="The account is paused: resume it before replaying.")
-    events = channels.unknown_account_events(account)
-    for event in events:
-        reset_for_replay(event)
-        enqueue_processing(event.id)  # once committed
-        record_audit("event.replay", event, actor=current_user)
+    queued, left = events.replay_waiting(account, actor=current_user)
     db.session.commit()
-    flash(f"{len(events)} deliveries for “{account.name}” queued for processing again.", "info")
+    more = f" {left} more wait: replay again." if left else ""
+    flash(f"{queued} deliveries for “{account.name}” queued for processing again.{more}", "info")
     return redirect(url_for("admin.channel_accounts"))
+
+
+# --- canned responses ---------------------------------------------------------------------
 
 
 @bp.route("/canned", methods=["GET", "POST"])
@@ -447,9 +448,7 @@ def replay_event(event_id: int):
         abort(404)
     if not form.validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
-    reset_for_replay(event)
-    enqueue_processing(event.id)
-    record_audit("event.replay", event, actor=current_user)
+    events.replay(event, actor=current_user)
     db.session.commit()
     flash(f"Event #{event.id} queued for processing again.", "info")
     return redirect(url_for("admin.index") + "#ingestion")

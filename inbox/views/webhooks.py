@@ -3,7 +3,7 @@
 GET answers the platform's verification handshake. POST checks the signature over the raw
 body, stores the delivery as an InboundEvent, and answers 200 — the real work happens in a
 worker. No login and no CSRF token here: the HMAC signature is the authentication.
-Imports: connectors, services.events, extensions (CSRF exemption).
+Imports: config (which secrets), connectors, services.events, extensions (CSRF exemption).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from inbox.config import WEBHOOK_SECRETS
 from inbox.connectors import get_connector
 from inbox.errors import json_error
 from inbox.extensions import csrf
@@ -24,16 +25,9 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 log = logging.getLogger(__name__)
 
-# Which secret signs each endpoint's deliveries (WhatsApp uses the Meta app's).
-SIGNING_SECRET = {
-    "x": "INBOX_X_CONSUMER_SECRET",
-    "meta": "INBOX_META_APP_SECRET",
-    "whatsapp": "INBOX_META_APP_SECRET",
-}
-
 
 def _connector(name: str):
-    if name not in SIGNING_SECRET:
+    if name not in WEBHOOK_SECRETS:
         abort(404)
     return get_connector(name)
 
@@ -41,9 +35,7 @@ def _connector(name: str):
 @bp.get("/<name>")
 def handshake(name: str):
     connector = _connector(name)
-    # X signs its CRC with the consumer secret; Meta echoes the challenge for our verify token.
-    secret_key = "INBOX_X_CONSUMER_SECRET" if name == "x" else "INBOX_META_VERIFY_TOKEN"
-    reply = connector.handshake(request.args, current_app.config[secret_key])
+    reply = connector.handshake(request.args, current_app.config[WEBHOOK_SECRETS[name].handshake])
     if reply is None:
         return json_error(403, "forbidden", "Verification failed.")
     return Response(reply.body, content_type=reply.content_type)
@@ -52,9 +44,10 @@ def handshake(name: str):
 @bp.post("/<name>")
 def receive(name: str):
     connector = _connector(name)
-    secret = current_app.config[SIGNING_SECRET[name]]
+    setting = WEBHOOK_SECRETS[name].signing
+    secret = current_app.config[setting]
     if not secret:
-        log.error("webhook %s received but %s is not configured", name, SIGNING_SECRET[name])
+        log.error("webhook %s received but %s is not configured", name, setting)
         return json_error(503, "not_configured", "This webhook is not configured yet.")
     body = request.get_data(cache=False)  # raw bytes: the signature covers exactly these
     if not connector.verify_signature(body, request.headers, secret):

@@ -49,10 +49,13 @@
       button.addEventListener("click", function () { el.remove(); action.run(); });
       el.appendChild(button);
     });
+    if (options.sticky) { el.dataset.sticky = ""; }
     box.appendChild(el);
     // An agent triaging by keyboard makes a toast a second: keep the newest few, not a column
-    // over the queue (an older one with an Undo goes too; the action can be redone).
-    while (box.children.length > MAX_TOASTS) { box.firstElementChild.remove(); }
+    // over the queue (an older one with an Undo goes too; the action can be redone). A sticky
+    // toast (a conflict: the action was not applied) stays until it is answered.
+    var passing = box.querySelectorAll(".toast:not([data-sticky])");
+    for (var i = 0; i < passing.length - MAX_TOASTS; i++) { passing[i].remove(); }
     var ms = options.sticky ? 0 : (options.actions && options.actions.length ? 8000 : 4000);
     if (ms) { setTimeout(function () { el.remove(); }, ms); }
     return el;
