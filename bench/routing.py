@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import selectors
+import shutil
 import socket
 import statistics
 import subprocess
@@ -387,15 +388,18 @@ def post_worker_init(worker):
 """
 
 
-def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, int]:
-    """gunicorn with `options` on a free loopback port, once every worker has loaded the app.
+def _serve(env: dict[str, str], options: list[str], ready: Path) -> tuple[subprocess.Popen, int]:
+    """gunicorn with `options` on a free loopback port, once every worker has loaded the app
+    (each marks itself in the folder `ready`; the hook is gunicorn's `-c`, so `options` must
+    not bring one of their own).
 
     The master listens before its workers have booted, and connections made then wait in the
     backlog until the first worker is up, which accepts them all: the agents would share one
     process (and its GIL) however many there are. A real floor connects to workers that are
-    long up, so the agents connect only once all of them are."""
+    long up, so the agents connect only once all of them are: every worker the master has
+    forked is marked, and no new one has come for a second (the master sleeps up to 0.1 s
+    between forks)."""
     port = free_port()
-    ready = Path(tempfile.mkdtemp())
     hook = ready / "gunicorn_ready.py"
     hook.write_text(_READY_HOOK)
     proc = subprocess.Popen(
@@ -403,10 +407,15 @@ def _serve(env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, i
         env={**os.environ, **env, "INBOX_BENCH_READY": str(ready)},
         cwd=ROOT,
     )
+    settled_since, seen = None, set()
     for _ in range(600):
         workers = {str(child.pid) for child in psutil.Process(proc.pid).children()}
-        if workers and workers <= {f.name for f in ready.iterdir()}:
-            return proc, port
+        if workers and workers == seen and workers <= {f.name for f in ready.iterdir()}:
+            settled_since = settled_since or time.monotonic()
+            if time.monotonic() - settled_since >= 1.0:
+                return proc, port
+        else:
+            settled_since, seen = None, workers
         if proc.poll() is not None:
             break
         time.sleep(0.1)
@@ -448,7 +457,8 @@ def bench_get_next(
         db.session.rollback()  # that claim was only to see the plan
     db.session.remove()
     db.engine.dispose()  # no connection may be shared with the forked agents
-    server, port = _serve(env, options)
+    ready = Path(tempfile.mkdtemp())  # kept while gunicorn runs: a restarted worker marks too
+    server, port = _serve(env, options, ready)
     try:
         context = multiprocessing.get_context("fork")
         if client == "loop":
@@ -498,6 +508,7 @@ def bench_get_next(
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(ready)
     latencies = [ms for samples, _, _ in outcomes for agent in samples for ms in agent]
     claimed = [cid for _, ids_, _ in outcomes for cid in ids_]
     spent = _cpu_by_group(cpu_before, cpu_after)
