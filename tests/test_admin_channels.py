@@ -74,6 +74,7 @@ def test_connecting_an_account_turns_the_deliveries_that_came_before_into_messag
     page = admin_client.get("/admin/channels").get_data(as_text=True)
     assert "arrived while it was not connected" not in page
     assert "Deliveries for accounts not connected" not in page
+    assert "queued for processing again: 1." in page
 
 
 def test_a_long_backlog_is_replayed_a_batch_at_a_time(webhook_app, admin_client):

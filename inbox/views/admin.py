@@ -81,7 +81,7 @@ def index():
         )
         .scalar_subquery()
     )
-    channels = db.session.execute(
+    channel_rows = db.session.execute(
         select(ChannelAccount, _conversation_count(), issues).order_by(
             ChannelAccount.platform, ChannelAccount.name
         )
@@ -90,7 +90,7 @@ def index():
         "admin/index.html",
         users=users,
         teams=teams,
-        channels=channels,
+        channels=channel_rows,
         **_ingestion_health(),
     )
 
@@ -351,7 +351,7 @@ def replay_channel_deliveries(account_id: int):
     queued, left = events.replay_waiting(account, actor=current_user)
     db.session.commit()
     more = f" {left} more wait: replay again." if left else ""
-    flash(f"{queued} deliveries for “{account.name}” queued for processing again.{more}", "info")
+    flash(f"Deliveries for “{account.name}” queued for processing again: {queued}.{more}", "info")
     return redirect(url_for("admin.channel_accounts"))
 
 
