@@ -266,8 +266,11 @@ def worker_process(app, database_url, redis_url, tmp_path, worker_env):
 
 @pytest.fixture
 def live_server(app):
-    """The app served by werkzeug in a thread on a free port."""
+    """The app served by werkzeug in a thread on a free port, with CSRF protection on as in
+    production: every form and fetch the pages make must carry their token."""
     from werkzeug.serving import make_server
+
+    app.config["WTF_CSRF_ENABLED"] = True
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
