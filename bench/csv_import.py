@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import SAMPLE, synthetic_twcs  # noqa: E402
-from bench.output import publish  # noqa: E402
+from bench.output import SECRET_KEY, publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import BusinessCalendar, Message, SlaClock, SlaPolicy, WarnMode  # noqa: E402
@@ -48,10 +48,10 @@ FLASK = [sys.executable, "-m", "flask", "--app", "inbox"]
 
 def migrated_database(pg: PostgresServer, policy: str) -> str:
     url = pg.create_database()
-    env = {**os.environ, "SECRET_KEY": "bench", "DATABASE_URL": url}
+    env = {**os.environ, "SECRET_KEY": SECRET_KEY, "DATABASE_URL": url}
     subprocess.run([*FLASK, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     if policy == "office":
-        app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+        app = create_app({"SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
             office = BusinessCalendar(
                 name="Office",
@@ -81,7 +81,7 @@ def migrated_database(pg: PostgresServer, policy: str) -> str:
 
 def cli_run(url: str, csv_path: Path, rows: int) -> float:
     """rows/s of the import command as a process."""
-    env = {**os.environ, "SECRET_KEY": "bench", "DATABASE_URL": url}
+    env = {**os.environ, "SECRET_KEY": SECRET_KEY, "DATABASE_URL": url}
     began = time.perf_counter()
     subprocess.run(
         [*FLASK, "import-csv", str(csv_path), "--format", "twcs"],
@@ -95,7 +95,7 @@ def cli_run(url: str, csv_path: Path, rows: int) -> float:
 
 def phase_run(url: str, csv_path: Path, profile: cProfile.Profile | None) -> dict[str, float]:
     """Seconds per phase of the same import in this process, then of a re-run."""
-    app = create_app({"SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({"SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         if profile:
             profile.enable()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.output import peak_rss_mb, publish  # noqa: E402
+from bench.output import SECRET_KEY, peak_rss_mb, publish  # noqa: E402
 from bench.plans import explain_sent  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> None:
     url = args.database or pg.create_database()
     app = create_app(
         {
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": redis.url,
             "RATELIMIT_STORAGE_URI": redis.url,

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.output import peak_rss_mb, publish  # noqa: E402
+from bench.output import SECRET_KEY, peak_rss_mb, publish  # noqa: E402
 from inbox.connectors.base import sha256_signature  # noqa: E402
 from tests.support.services import (  # noqa: E402
     PostgresServer,
@@ -207,7 +207,7 @@ def main() -> None:
     database_url = pg.create_database()
     env = {
         **os.environ,
-        "SECRET_KEY": "bench",
+        "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis.url,
         "INBOX_X_CONSUMER_SECRET": SECRET,

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The app refuses a short SECRET_KEY outside tests (inbox.config), and the benches serve it so.
+SECRET_KEY = "bench-secret-key-of-loopback-runs-only"
 
 
 def peak_rss_mb(pid: int | None = None) -> float:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
-from bench.output import peak_rss_mb, publish  # noqa: E402
+from bench.output import SECRET_KEY, peak_rss_mb, publish  # noqa: E402
 from bench.plans import settle_tables  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
@@ -103,7 +103,9 @@ def main() -> None:
     server = PostgresServer()
     try:
         url = server.create_database()
-        app = create_app({"TESTING": True, "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url})
+        app = create_app(
+            {"TESTING": True, "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": url}
+        )
         with app.app_context():
             db.create_all()
             started = time.perf_counter()

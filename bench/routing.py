@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
+from bench.output import SECRET_KEY  # noqa: E402
 from bench.plans import explain_sent, settle_tables  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
@@ -573,7 +574,7 @@ def main() -> None:
         url = postgres.create_database()
     config = {
         "TESTING": True,
-        "SECRET_KEY": "bench",
+        "SECRET_KEY": SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": url,
         "REDIS_URL": redis.url,
         "RATELIMIT_STORAGE_URI": redis.url,
@@ -587,7 +588,7 @@ def main() -> None:
             fill(args.conversations)
             fill_seconds = time.perf_counter() - started
             env = {
-                "SECRET_KEY": "bench",
+                "SECRET_KEY": SECRET_KEY,
                 "DATABASE_URL": url,
                 "REDIS_URL": redis.url,
                 "INBOX_SECURE_COOKIES": "0",

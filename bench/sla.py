@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from bench.ingest import BRAND, delivery  # noqa: E402
-from bench.output import publish  # noqa: E402
+from bench.output import SECRET_KEY, publish  # noqa: E402
 from inbox import create_app  # noqa: E402
 from inbox.extensions import db  # noqa: E402
 from inbox.models import BusinessCalendar, InboundEvent, Platform, Role, SlaPolicy  # noqa: E402
@@ -112,7 +112,7 @@ def main() -> None:
     url = pg.create_database()
     app = create_app(
         {
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": url,
             "REDIS_URL": redis.url,
             "RATELIMIT_STORAGE_URI": redis.url,

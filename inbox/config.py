@@ -207,6 +207,11 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
 # .env.example's placeholder: a deployment that copied the file as is would sign sessions with
 # a key anyone can read, and so let anyone forge an admin's session cookie.
 SAMPLE_SECRET_KEY = "change-me"  # noqa: S105 (the known value we refuse)
+# The session and remember-me cookies are signed with SECRET_KEY (and the stored access tokens
+# encrypted with a key derived from it): a short one can be guessed offline from one cookie.
+# 32 characters is `secrets.token_hex(16)`; `make run` generates 64.
+MIN_SECRET_KEY_LENGTH = 32
+_HOW_TO_GENERATE_ONE = "Generate one: python -c 'import secrets; print(secrets.token_hex(32))'"
 
 
 def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,7 +239,9 @@ def check_config(config: Mapping[str, Any]) -> None:
             "`make run` generates one under instance/."
         )
     if config["SECRET_KEY"] == SAMPLE_SECRET_KEY:
+        raise ConfigError("SECRET_KEY is still .env.example's placeholder. " + _HOW_TO_GENERATE_ONE)
+    if len(config["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH and not config.get("TESTING"):
         raise ConfigError(
-            "SECRET_KEY is still .env.example's placeholder. Generate one: "
-            "python -c 'import secrets; print(secrets.token_hex(32))'"
+            f"SECRET_KEY is too short ({len(config['SECRET_KEY'])} characters; at least "
+            f"{MIN_SECRET_KEY_LENGTH}). " + _HOW_TO_GENERATE_ONE
         )

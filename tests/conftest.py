@@ -106,10 +106,14 @@ def database_url(session_database_url, tmp_path) -> str:
 # --- App -----------------------------------------------------------------------------------
 
 
+# As long as the app demands outside tests: worker and server subprocesses run without TESTING.
+TEST_SECRET_KEY = "test-secret-key-of-the-test-suite-only"
+
+
 def app_overrides(database_url: str, redis_url: str, **extra) -> dict:
     return {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url,
@@ -224,7 +228,7 @@ def login(client, user: User) -> None:
 def process_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOX_", "DATABASE_"))}
     env.update(
-        SECRET_KEY="test-secret",
+        SECRET_KEY=TEST_SECRET_KEY,
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         INBOX_HEARTBEAT_SECONDS="1",

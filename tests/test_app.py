@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import text
 
 from inbox import create_app
-from inbox.config import ConfigError, engine_options, load_config
+from inbox.config import MIN_SECRET_KEY_LENGTH, ConfigError, engine_options, load_config
 from inbox.extensions import db
+from tests.conftest import TEST_SECRET_KEY
 
 
 def test_missing_secret_key_outside_testing_is_a_clear_startup_error(monkeypatch):
@@ -34,6 +35,14 @@ def test_the_sample_secret_key_of_env_example_is_refused_at_startup(monkeypatch)
         create_app()
 
 
+def test_a_short_secret_key_is_refused_at_startup(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "k" * (MIN_SECRET_KEY_LENGTH - 1))
+    with pytest.raises(ConfigError, match="too short"):
+        create_app()
+    monkeypatch.setenv("SECRET_KEY", "k" * MIN_SECRET_KEY_LENGTH)
+    assert create_app().config["SECRET_KEY"] == "k" * MIN_SECRET_KEY_LENGTH
+
+
 def test_missing_secret_key_is_allowed_when_testing(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     app = create_app({"TESTING": True})
@@ -41,10 +50,10 @@ def test_missing_secret_key_is_allowed_when_testing(monkeypatch):
 
 
 def test_overrides_win_over_environment(monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "from-env")
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite:///override.db"})
-    assert app.config["SECRET_KEY"] == "from-env"
+    assert app.config["SECRET_KEY"] == TEST_SECRET_KEY
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///override.db"
 
 
@@ -53,9 +62,9 @@ def test_a_serving_app_freezes_what_it_built_out_of_the_collectors_reach():
     try:
         create_app({"TESTING": True})
         assert gc.get_freeze_count() == 0
-        create_app({"SECRET_KEY": "x", "INBOX_GC_FREEZE": False})
+        create_app({"SECRET_KEY": TEST_SECRET_KEY, "INBOX_GC_FREEZE": False})
         assert gc.get_freeze_count() == 0
-        create_app({"SECRET_KEY": "x"})
+        create_app({"SECRET_KEY": TEST_SECRET_KEY})
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
