@@ -99,6 +99,24 @@ def test_agent_reads_why_a_clock_was_met_or_breached(
     page.screenshot(path=str(artifacts_dir / "sla-timeline.png"), full_page=True)
 
 
+def test_the_clocks_fit_the_conversations_side_panel(
+    page: Page, live_server, make_user, conversation
+):
+    # A long zone name beside a long label once pushed the cards out of the 236 px panel, which
+    # then scrolled sideways and cut every line off at its right edge.
+    conversation.sla_clocks[0].policy.calendar.timezone = "America/Argentina/Buenos_Aires"
+    db.session.commit()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, make_user(Role.AGENT).email)
+    page.goto(f"{live_server}/inbox/c/{conversation.id}")
+    panel = page.locator(".contact-panel")
+    expect(panel.locator('.sla-clock[data-metric="next_response"]')).to_contain_text(
+        "America/Argentina/Buenos_Aires"
+    )
+    widths = panel.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert widths[0] <= widths[1], f"the side panel scrolls sideways: {widths}"
+
+
 def test_admin_creates_a_business_calendar_in_the_browser(
     page: Page, live_server, make_user, artifacts_dir
 ):
