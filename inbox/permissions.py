@@ -1,6 +1,7 @@
 """What each role may do: the view decorator and the predicates views and templates share.
 
-Agents work the inbox; supervisors also read reports; admins also manage the workspace.
+Agents work the inbox; supervisors also read reports and run routing (rules and each team's
+auto-assignment); admins also manage the workspace (people, channels, SLA, helpdesk hand-off).
 Imports: models, errors, flask_login.
 """
 
@@ -26,6 +27,10 @@ def may_see_reports(user: User, *, agents_allowed: bool) -> bool:
     """Supervisors and admins; agents too (their own teams' numbers) when `agents_allowed`
     (the INBOX_AGENTS_SEE_TEAM_REPORTS setting)."""
     return can_view_reports(user) or (agents_allowed and user.has_role(Role.AGENT))
+
+
+# Routing rules and team auto-assignment: the queue is a supervisor's to run.
+ROUTING_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 
 
 def can_admin(user: User) -> bool:

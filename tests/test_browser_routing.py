@@ -1,6 +1,7 @@
 """Routing and assignment in real headless Chromium: "Get next" (button and `g`) claims and
 opens the most urgent conversation, the availability control in the top bar, the routing
-admin page creating a rule and listing its matches in the test panel, and a route to support
+admin page creating a rule and listing its matches in the test panel, a supervisor editing a
+rule and testing it, and a route to support
 showing its helpdesk case's status. Screenshots at 1366x768."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from inbox.extensions import db
 from inbox.models import Availability, Conversation, Role, RoutingRule, User
-from inbox.services import helpdesk
+from inbox.services import helpdesk, routing
 from inbox.services.accounts import get_or_create_team
 from inbox.timeutil import utcnow
 from tests import factories
@@ -105,6 +106,38 @@ def test_admin_creates_a_rule_and_tests_it(live_server, page: Page, make_user, a
     expect(page.locator("[data-rules]")).to_contain_text("Set priority: urgent")
     page.screenshot(path=str(artifacts_dir / "routing-rules.png"))
     assert db.session.scalar(select(RoutingRule.name)) == "Refunds are urgent"
+
+
+def test_supervisor_edits_a_rule_and_tests_it(live_server, page: Page, make_user, artifacts_dir):
+    supervisor = make_user(Role.SUPERVISOR, name="Sam Supervisor", email="sam@example.com")
+    rule = routing.save_rule(
+        None,
+        name="Refunds",
+        active=True,
+        stop=False,
+        conditions=[{"type": "text_contains", "values": ["refund"]}],
+        actions_=[{"type": "set_priority", "priority": "high"}],
+        actor=supervisor,
+        now=utcnow(),
+    )
+    factories.conversation(team="Social care", text="Please refund my order", name="Rita Refund")
+    factories.conversation(team="Social care", text="I want a chargeback", name="Chad Chargeback")
+    db.session.commit()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server, supervisor.email)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Routing").click()
+    page.locator("[data-rules]").get_by_role("link", name="Refunds").click()
+    page.get_by_label("Text contains any of (comma separated)").fill("refund, chargeback")
+    page.get_by_role("button", name="Test", exact=True).click()
+    expect(page.locator("[data-test-summary]")).to_contain_text("2 matching conversations")
+    expect(page.locator("[data-test-results]")).to_contain_text("Chad Chargeback")
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.locator("[data-rules]")).to_contain_text("chargeback")
+    page.screenshot(path=str(artifacts_dir / "routing-rule-edited-by-supervisor.png"))
+    db.session.expire_all()
+    assert db.session.get(RoutingRule, rule.id).conditions == [
+        {"type": "text_contains", "values": ["refund", "chargeback"]}
+    ]
 
 
 def test_routing_to_support_shows_the_helpdesk_case_status_on_the_conversation(

@@ -1,5 +1,6 @@
 """The routing admin pages: create, edit, reorder and delete rules through the form, the dry-run
-test panel, team auto-assignment settings, and admin-only access."""
+test panel, team auto-assignment settings, and who may do what: supervisors and admins run
+routing, only admins set a team's helpdesk hand-off, agents see none of it."""
 
 from __future__ import annotations
 
@@ -31,14 +32,64 @@ def form(**fields):
     return {**BLANK, **fields}
 
 
+def post_team_settings(client, team, *, mode: str, timeout_minutes: int):
+    """Submit `team`'s row of the auto-assignment table (its fields carry a prefix)."""
+    prefix = f"team{team.id}-"
+    return client.post(
+        f"/admin/routing/teams/{team.id}",
+        data={
+            prefix + "assignment_mode": mode,
+            prefix + "assignment_timeout_minutes": str(timeout_minutes),
+            prefix + "calendar_id": "0",
+        },
+    )
+
+
 def admin_client(client, make_user):
     login(client, make_user(Role.ADMIN))
     return client
 
 
-def test_only_admins_reach_routing(client, make_user):
-    login(client, make_user(Role.SUPERVISOR))
+def test_agents_reach_no_routing_page(client, make_user):
+    team = get_or_create_team("Social care")
+    db.session.commit()
+    login(client, make_user(Role.AGENT))
     assert client.get("/admin/routing/").status_code == 403
+    assert client.get("/admin/routing/rules/new").status_code == 403
+    assert client.post("/admin/routing/rules/new", data=form(name="x")).status_code == 403
+    assert client.post(f"/admin/routing/teams/{team.id}", data={}).status_code == 403
+    assert db.session.scalar(select(RoutingRule.id)) is None
+
+
+def test_a_supervisor_runs_routing_but_leaves_the_helpdesk_hand_off_to_admins(client, make_user):
+    team = get_or_create_team("Social care")
+    db.session.commit()
+    supervisor = make_user(Role.SUPERVISOR)
+    login(client, supervisor)
+    page = client.get("/admin/routing/").get_data(as_text=True)
+    assert "+ New rule" in page
+    assert f'data-team="{team.id}"' in page
+    assert "helpdesk-form" not in page and "is set up by an admin" in page
+    assert ">Routing</a>" in client.get("/inbox").get_data(as_text=True)
+    res = client.post("/admin/routing/rules/new", data=form(name="Spam words", mark_spam="y"))
+    assert res.status_code == 302
+    rule = db.session.scalar(select(RoutingRule))
+    assert rule.name == "Spam words"
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "routing_rule.create"))
+    assert audit.actor_id == supervisor.id
+    res = post_team_settings(client, team, mode="round_robin", timeout_minutes=30)
+    assert res.status_code == 302
+    db.session.expire_all()
+    assert team.assignment_mode is AssignmentMode.ROUND_ROBIN
+    helpdesk = client.post(
+        f"/admin/routing/teams/{team.id}/helpdesk",
+        data={
+            f"helpdesk{team.id}-url": "https://hd.example/in",
+            f"helpdesk{team.id}-secret": "s" * 20,
+        },
+    )
+    assert helpdesk.status_code == 403
+    assert client.get("/admin/").status_code == 403  # people, channels, SLA: still an admin's
 
 
 def test_create_rule_from_the_form_and_list_it(client, make_user):
@@ -152,15 +203,7 @@ def test_team_assignment_settings_are_saved_and_audited(client, make_user):
     admin_client(client, make_user)
     team = get_or_create_team("Social care")
     db.session.commit()
-    prefix = f"team{team.id}-"
-    res = client.post(
-        f"/admin/routing/teams/{team.id}",
-        data={
-            prefix + "assignment_mode": "least_loaded",
-            prefix + "assignment_timeout_minutes": "45",
-            prefix + "calendar_id": "0",
-        },
-    )
+    res = post_team_settings(client, team, mode="least_loaded", timeout_minutes=45)
     assert res.status_code == 302
     db.session.expire_all()
     assert team.assignment_mode is AssignmentMode.LEAST_LOADED

@@ -1,6 +1,7 @@
-"""Admin pages for routing under /admin/routing: the ordered rules (create, edit, reorder,
-delete, and a dry-run "test this rule" panel), each team's auto-assignment settings and its
-helpdesk webhook (URL and signing secret, which is never shown back).
+"""Routing pages under /admin/routing: the ordered rules (create, edit, reorder, delete, and a
+dry-run "test this rule" panel) and each team's auto-assignment settings, for supervisors and
+admins; each team's helpdesk webhook (URL and signing secret, which is never shown back), for
+admins only.
 
 Imports: forms, models, extensions.db, errors, permissions, services.routing,
 services.assignment, services.helpdesk, timeutil.
@@ -32,7 +33,7 @@ from inbox.models import (
     Team,
     User,
 )
-from inbox.permissions import role_required
+from inbox.permissions import ROUTING_ROLES, can_admin, role_required
 from inbox.services import assignment, helpdesk, routing
 from inbox.timeutil import utcnow
 
@@ -70,7 +71,7 @@ def _helpdesk_form(team: Team) -> HelpdeskEndpointForm:
 
 
 @bp.route("/")
-@role_required(Role.ADMIN)
+@role_required(*ROUTING_ROLES)
 def index():
     teams = _teams()
     loads_by_team = {}
@@ -83,7 +84,12 @@ def index():
         describe_condition=routing.describe_condition,
         describe_action=routing.describe_action,
         teams=[(t, _team_form(t), loads_by_team[t.id]) for t in teams],
-        helpdesk_teams=[(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams],
+        # The hand-off's URL and secret decide where customer data goes: an admin's setting.
+        helpdesk_teams=(
+            [(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams]
+            if can_admin(current_user)
+            else None
+        ),
         post_form=PostForm(),
     )
 
@@ -233,7 +239,7 @@ def _fill(form: RoutingRuleForm, rule: RoutingRule) -> None:
 
 @bp.route("/rules/new", methods=["GET", "POST"])
 @bp.route("/rules/<int:rule_id>", methods=["GET", "POST"])
-@role_required(Role.ADMIN)
+@role_required(*ROUTING_ROLES)
 def rule(rule_id: int | None = None):
     existing = db.session.get(RoutingRule, rule_id) if rule_id else None
     if rule_id and existing is None:
@@ -283,7 +289,7 @@ def rule(rule_id: int | None = None):
 
 
 @bp.post("/rules/<int:rule_id>/move")
-@role_required(Role.ADMIN)
+@role_required(*ROUTING_ROLES)
 def move(rule_id: int):
     rule = db.session.get(RoutingRule, rule_id) or abort(404)
     if not PostForm().validate_on_submit():
@@ -295,7 +301,7 @@ def move(rule_id: int):
 
 
 @bp.post("/rules/<int:rule_id>/delete")
-@role_required(Role.ADMIN)
+@role_required(*ROUTING_ROLES)
 def delete(rule_id: int):
     rule = db.session.get(RoutingRule, rule_id) or abort(404)
     if not PostForm().validate_on_submit():
@@ -308,7 +314,7 @@ def delete(rule_id: int):
 
 
 @bp.post("/teams/<int:team_id>")
-@role_required(Role.ADMIN)
+@role_required(*ROUTING_ROLES)
 def team(team_id: int):
     team = db.session.get(Team, team_id) or abort(404)
     form = _team_form(team)
