@@ -20,6 +20,7 @@ from inbox.models import (
     Role,
     Status,
 )
+from inbox.services import notifications
 from inbox.services.accounts import get_or_create_team
 from inbox.timeutil import utcnow
 from tests import factories
@@ -452,6 +453,33 @@ def test_notifications_bell_list_and_mark_read(client, agent, make_user):
     assert f'href="/inbox/c/{c.id}"' in listing
     bob_client.post("/notifications/read", headers=JSON)
     assert bob_client.get("/inbox/counts").json["notifications"] == 0
+
+
+def test_a_sweeps_many_sla_notices_fold_into_one_entry_and_mentions_stay_single(
+    client, agent, make_user
+):
+    boss = make_user(Role.SUPERVISOR, name="Sue Supervisor", email="sue@example.com")
+    sweep, earlier = utcnow(), utcnow() - timedelta(hours=1)
+    breached = [factories.conversation(team="Social care") for _ in range(3)]
+    for c in breached:
+        notifications.notify(
+            boss, "sla.breach", f"SLA breached on #{c.id}", conversation=c, now=sweep
+        )
+    lone = factories.conversation(team="Social care")
+    notifications.notify(boss, "sla.breach", "SLA breached alone", conversation=lone, now=earlier)
+    notifications.notify(boss, "mention", "Alice mentioned you", conversation=lone, now=sweep)
+    notifications.notify(boss, "mention", "Alice again", conversation=lone, now=sweep)
+    db.session.commit()
+    page = OtherUser(client.application, boss).get("/notifications").data.decode()
+    entries = page.split('<li class="notification')[1:]
+    assert len(entries) == 4  # two mentions, the sweep's group, the earlier breach
+    group = next(e for e in entries if "data-notification-group" in e)
+    assert "SLA breached on 3 conversations" in group and 'href="/inbox/breaching"' in group
+    for c in breached:
+        assert f'href="/inbox/c/{c.id}"' in group and f"SLA breached on #{c.id}" in group
+    assert "SLA breached alone" not in group and "Alice" not in group
+    assert sum("Alice" in e for e in entries) == 2
+    assert "data-notification-count>6<" in page  # the bell still counts every unread notice
 
 
 def test_presence_heartbeat_lists_other_viewers_and_typing(client, agent, make_user):

@@ -685,7 +685,7 @@ def leave(conversation_id: int):
 @bp.route("/notifications")
 @login_required
 def notification_list():
-    items = notifications.recent(current_user)
+    items = notifications.listing(current_user)
     template = "inbox/_notifications.html" if _fragment() else "inbox/notifications.html"
     return render_template(template, items=items, now=utcnow(), form=PostForm())
 
