@@ -243,5 +243,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     if len(config["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH and not config.get("TESTING"):
         raise ConfigError(
             f"SECRET_KEY is too short ({len(config['SECRET_KEY'])} characters; at least "
-            f"{MIN_SECRET_KEY_LENGTH}). " + _HOW_TO_GENERATE_ONE
+            f"{MIN_SECRET_KEY_LENGTH}). " + _HOW_TO_GENERATE_ONE + ". Stored access tokens and "
+            "helpdesk secrets are encrypted with a key derived from SECRET_KEY unless "
+            "INBOX_ENCRYPTION_KEY is set: to keep them readable, first set INBOX_ENCRYPTION_KEY "
+            "to what `python -m inbox.encryption` prints with the old SECRET_KEY."
         )

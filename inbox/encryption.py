@@ -4,7 +4,9 @@ Keys come from `INBOX_ENCRYPTION_KEY`: a comma-separated list of Fernet keys whe
 encrypts and every one decrypts (MultiFernet), so a key is rotated by putting a new one first and
 re-saving the tokens (`rotate`). When it is unset, a single key is derived from SECRET_KEY with
 HKDF-SHA256, so a newcomer's install still encrypts; rotating SECRET_KEY then makes the stored
-tokens unreadable, and they have to be entered again.
+tokens unreadable, unless INBOX_ENCRYPTION_KEY is first set to the derived key, which
+`SECRET_KEY=… python -m inbox.encryption` prints (it needs no app, so it runs with a key the
+app now refuses).
 Imports: cryptography, stdlib.
 """
 
@@ -72,3 +74,12 @@ def rotate(config: Mapping[str, Any], ciphertext: bytes) -> bytes:
         return _fernet(config).rotate(bytes(ciphertext))
     except InvalidToken:
         raise DecryptionError("a stored token cannot be decrypted to rotate it") from None
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    if not os.environ.get("SECRET_KEY"):
+        sys.exit("Set SECRET_KEY (the current one) to print the encryption key derived from it.")
+    print(derive_key(os.environ["SECRET_KEY"]).decode())

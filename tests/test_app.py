@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from inbox import create_app
+from inbox import create_app, encryption
 from inbox.config import MIN_SECRET_KEY_LENGTH, ConfigError, engine_options, load_config
 from inbox.extensions import db
 from tests.conftest import TEST_SECRET_KEY
@@ -38,9 +39,30 @@ def test_the_sample_secret_key_of_env_example_is_refused_at_startup(monkeypatch)
 def test_a_short_secret_key_is_refused_at_startup(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "k" * (MIN_SECRET_KEY_LENGTH - 1))
     with pytest.raises(ConfigError, match="too short"):
-        create_app()
+        create_app({"INBOX_GC_FREEZE": False})
     monkeypatch.setenv("SECRET_KEY", "k" * MIN_SECRET_KEY_LENGTH)
-    assert create_app().config["SECRET_KEY"] == "k" * MIN_SECRET_KEY_LENGTH
+    app = create_app({"INBOX_GC_FREEZE": False})
+    assert app.config["SECRET_KEY"] == "k" * MIN_SECRET_KEY_LENGTH
+
+
+def test_changing_a_short_secret_key_keeps_stored_tokens_readable_as_the_refusal_says(
+    monkeypatch,
+):
+    old_key = "short-old-key"
+    stored = encryption.encrypt({"SECRET_KEY": old_key}, "page-access-token")
+    monkeypatch.setenv("SECRET_KEY", old_key)
+    with pytest.raises(ConfigError, match=r"python -m inbox.encryption"):
+        create_app({"INBOX_GC_FREEZE": False})
+    printed = subprocess.run(
+        [sys.executable, "-m", "inbox.encryption"],
+        env={**os.environ, "SECRET_KEY": old_key},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    ).stdout.strip()
+    new_config = {"SECRET_KEY": TEST_SECRET_KEY, "INBOX_ENCRYPTION_KEY": printed}
+    assert encryption.decrypt(new_config, stored) == "page-access-token"
 
 
 def test_missing_secret_key_is_allowed_when_testing(monkeypatch):

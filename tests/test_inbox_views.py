@@ -461,25 +461,47 @@ def test_a_sweeps_many_sla_notices_fold_into_one_entry_and_mentions_stay_single(
     boss = make_user(Role.SUPERVISOR, name="Sue Supervisor", email="sue@example.com")
     sweep, earlier = utcnow(), utcnow() - timedelta(hours=1)
     breached = [factories.conversation(team="Social care") for _ in range(3)]
-    for c in breached:
-        notifications.notify(
-            boss, "sla.breach", f"SLA breached on #{c.id}", conversation=c, now=sweep
-        )
     lone = factories.conversation(team="Social care")
+    # One sweep writes its bulk notices and its one-by-one escalations apart: interleaved.
+    for i, c in enumerate(breached):
+        notifications.notify(boss, "sla.breach", f"breach #{c.id}", conversation=c, now=sweep)
+        notifications.notify(boss, "sla.warn", f"warning {i}", conversation=lone, now=sweep)
     notifications.notify(boss, "sla.breach", "SLA breached alone", conversation=lone, now=earlier)
     notifications.notify(boss, "mention", "Alice mentioned you", conversation=lone, now=sweep)
     notifications.notify(boss, "mention", "Alice again", conversation=lone, now=sweep)
     db.session.commit()
     page = OtherUser(client.application, boss).get("/notifications").data.decode()
     entries = page.split('<li class="notification')[1:]
-    assert len(entries) == 4  # two mentions, the sweep's group, the earlier breach
-    group = next(e for e in entries if "data-notification-group" in e)
-    assert "SLA breached on 3 conversations" in group and 'href="/inbox/breaching"' in group
+    # The two mentions (newest ids), the sweep's warnings and breaches, the earlier breach.
+    assert len(entries) == 5
+    assert ["Alice again" in entries[0], "Alice mentioned you" in entries[1]] == [True, True]
+    assert "3 SLA warnings" in entries[2] and "warning 0" in entries[2]
+    breaches = entries[3]
+    assert "3 SLA breaches" in breaches and 'href="/inbox/breaching"' in breaches
     for c in breached:
-        assert f'href="/inbox/c/{c.id}"' in group and f"SLA breached on #{c.id}" in group
-    assert "SLA breached alone" not in group and "Alice" not in group
-    assert sum("Alice" in e for e in entries) == 2
-    assert "data-notification-count>6<" in page  # the bell still counts every unread notice
+        assert f'href="/inbox/c/{c.id}"' in breaches and f"breach #{c.id}" in breaches
+    assert "SLA breached alone" in entries[4] and "data-notification-group" not in entries[4]
+    assert "data-notification-count>9<" in page  # the bell still counts every unread notice
+    # The page's heading is its h1; the bell's popover (the fragment) has its own.
+    assert page.count(">Notifications</") == 1 and "<h1>Notifications</h1>" in page
+    popover = OtherUser(client.application, boss).get("/notifications", headers={"X-Fragment": "1"})
+    assert "<strong>Notifications</strong>" in popover.data.decode()
+
+
+def test_a_folded_group_counts_every_notice_and_lists_the_newest(client, agent, make_user):
+    boss = make_user(Role.SUPERVISOR, name="Sue Supervisor", email="sue@example.com")
+    c = factories.conversation(team="Social care")
+    sweep = utcnow()
+    count = notifications.FOLD_WINDOW + 5  # more than the list reads
+    for i in range(count):
+        notifications.notify(boss, "sla.breach", f"breach {i}", conversation=c, now=sweep)
+    db.session.commit()
+    page = OtherUser(client.application, boss).get("/notifications").data.decode()
+    group = page.split('<li class="notification')[1]
+    assert f"{count} SLA breaches" in group
+    assert group.count('href="/inbox/c/') == notifications.GROUP_SHOWN
+    assert f"and {count - notifications.GROUP_SHOWN} more" in group
+    assert f"breach {count - 1}<" in group  # the newest first
 
 
 def test_presence_heartbeat_lists_other_viewers_and_typing(client, agent, make_user):

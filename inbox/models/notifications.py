@@ -25,7 +25,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    # What raised it ("sla.warning", "sla.breach", "mention", "routed" …): the UI picks an icon.
+    # What raised it ("sla.warn", "sla.breach", "mention", "routed" …): the UI picks an icon.
     kind: Mapped[str] = mapped_column(String(32))
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")

@@ -7,6 +7,7 @@ Imports: models, extensions.db, live.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,13 +41,35 @@ def unread_count(user: User) -> int:
     )
 
 
-# What the list reads to fold, and how many entries (single or folded) it shows.
-FOLD_WINDOW, LIST_ENTRIES = 500, 30
+# Folded by kind: an SLA sweep that finds 200 breaches notifies each team supervisor of every
+# one at the same instant, and 200 lines would bury everything else in the list.
+GROUP_LABELS = {
+    "sla.breach": ("SLA breach", "SLA breaches"),
+    "sla.warn": ("SLA warning", "SLA warnings"),
+}
+# What the list reads to fold, how many entries (single or folded) it shows, and how many of a
+# group's notices it lists inside the group (all of them are in the "At risk or breached" view).
+FOLD_WINDOW, LIST_ENTRIES, GROUP_SHOWN = 200, 30, 20
 
 
 def listing(user: User) -> list[Notification | NotificationGroup]:
-    """The newest entries of `user`'s list: a sweep's many alike folded into one."""
-    return grouped(recent(user, limit=FOLD_WINDOW))[:LIST_ENTRIES]
+    """The newest entries of `user`'s list, each sweep's notices of a kind folded into one,
+    which counts all of them (also those older than the window read)."""
+    items = recent(user, limit=FOLD_WINDOW)
+    instants = {n.created_at for n in items if n.kind in GROUP_LABELS}
+    totals: dict[tuple[str, datetime], int] = {}
+    if instants:
+        rows = db.session.execute(
+            select(Notification.kind, Notification.created_at, func.count(Notification.id))
+            .where(
+                Notification.user_id == user.id,
+                Notification.kind.in_(GROUP_LABELS),
+                Notification.created_at.in_(instants),
+            )
+            .group_by(Notification.kind, Notification.created_at)
+        )
+        totals = {(kind, at): n for kind, at, n in rows}
+    return grouped(items, totals)[:LIST_ENTRIES]
 
 
 def recent(user: User, *, limit: int = LIST_ENTRIES) -> list[Notification]:
@@ -67,53 +90,56 @@ def recent(user: User, *, limit: int = LIST_ENTRIES) -> list[Notification]:
     )
 
 
-# Folded headings by kind: an SLA sweep that finds 200 breaches notifies each team supervisor of
-# every one at the same instant, and 200 lines would bury everything else in the list.
-GROUP_HEADINGS = {"sla.breach": "SLA breached", "sla.warn": "SLA warnings"}
-
-
 @dataclass(frozen=True)
 class NotificationGroup:
-    """Notifications of one kind made at the same instant (one sweep), newest list order kept."""
+    """A user's notices of one kind made at one instant (one sweep): `items` the newest of
+    them, as read, `total` how many there are."""
 
     kind: str
+    created_at: datetime
     items: list[Notification]
+    total: int
 
     @property
     def heading(self) -> str:
-        return f"{GROUP_HEADINGS[self.kind]} on {len(self.items)} conversations"
+        one, many = GROUP_LABELS[self.kind]
+        return f"{self.total} {one if self.total == 1 else many}"
 
     @property
-    def created_at(self) -> datetime:
-        return self.items[0].created_at
+    def shown(self) -> list[Notification]:
+        return self.items[:GROUP_SHOWN]
 
     @property
     def unread(self) -> bool:
         return any(n.read_at is None for n in self.items)
 
 
-def grouped(items: list[Notification]) -> list[Notification | NotificationGroup]:
-    """`items` (newest first) with each run of two or more of a groupable kind made at the same
-    instant folded into a NotificationGroup; mentions and assignments always stay single."""
-    out: list[Notification | NotificationGroup] = []
-    run: list[Notification] = []
-
-    def flush() -> None:
-        if len(run) > 1:
-            out.append(NotificationGroup(run[0].kind, list(run)))
-        else:
-            out.extend(run)
-        run.clear()
-
+def grouped(
+    items: list[Notification], totals: Mapping[tuple[str, datetime], int] | None = None
+) -> list[Notification | NotificationGroup]:
+    """`items` (newest first) with the notices of a foldable kind made at the same instant
+    folded into one NotificationGroup where the first of them was, however they interleave
+    (a sweep writes its bulk notices and its one-by-one escalations apart); `totals` gives a
+    group's full size. Mentions and assignments always stay single, as does a lone notice."""
+    members: dict[tuple[str, datetime], list[Notification]] = {}
+    order: list[Notification | tuple[str, datetime]] = []
     for n in items:
-        if run and (n.kind != run[0].kind or n.created_at != run[0].created_at):
-            flush()
-        if n.kind in GROUP_HEADINGS:
-            run.append(n)
-        else:
-            flush()
-            out.append(n)
-    flush()
+        if n.kind not in GROUP_LABELS:
+            order.append(n)
+            continue
+        key = (n.kind, n.created_at)
+        if key not in members:
+            members[key] = []
+            order.append(key)
+        members[key].append(n)
+    out: list[Notification | NotificationGroup] = []
+    for entry in order:
+        if isinstance(entry, Notification):
+            out.append(entry)
+            continue
+        found = members[entry]
+        total = max(len(found), (totals or {}).get(entry, 0))
+        out.append(found[0] if total == 1 else NotificationGroup(*entry, found, total))
     return out
 
 

@@ -1,6 +1,6 @@
 """Routing rules: validating them, evaluating their conditions against a conversation and
 applying their actions, in order, when a customer writes (`on_inbound`, called by ingestion
-in the worker), plus the admin's dry run (`matching_conversations`).
+in the worker), plus the dry run of a rule being edited (`matching_conversations`).
 
 A rule is a list of conditions (all must hold; none means always) and a list of actions, each a
 `{"type": …}` dict (`CONDITION_TYPES` / `ACTION_TYPES` below). Rules run by position; a matching
@@ -670,8 +670,9 @@ def on_inbound(message: Message, *, now: datetime) -> None:
 
 
 def matching_conversations(rule: RoutingRule, *, limit: int, now: datetime) -> list[Conversation]:
-    """Dry run for the admin's "test this rule": which of the latest `limit` conversations
-    (by their latest customer message) `rule` would match. Writes nothing."""
+    """Dry run for "test this rule" (a supervisor or admin editing it): which of the latest
+    `limit` conversations (by their latest customer message) `rule` would match. Writes
+    nothing."""
     recent = db.session.scalars(
         select(Conversation)
         .where(Conversation.last_inbound_at.is_not(None))

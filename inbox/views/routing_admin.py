@@ -85,10 +85,11 @@ def index():
         describe_action=routing.describe_action,
         teams=[(t, _team_form(t), loads_by_team[t.id]) for t in teams],
         # The hand-off's URL and secret decide where customer data goes: an admin's setting.
+        is_admin=can_admin(current_user),
         helpdesk_teams=(
             [(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams]
             if can_admin(current_user)
-            else None
+            else []
         ),
         post_form=PostForm(),
     )
