@@ -89,7 +89,9 @@ def test_a_supervisor_runs_routing_but_leaves_the_helpdesk_hand_off_to_admins(cl
         },
     )
     assert helpdesk.status_code == 403
-    assert client.get("/admin/").status_code == 403  # people, channels, SLA: still an admin's
+    assert (
+        client.get("/admin/").status_code == 403
+    )  # people, channels, SLA policies and calendars: an admin's
 
 
 def test_create_rule_from_the_form_and_list_it(client, make_user):
