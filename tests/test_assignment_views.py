@@ -261,6 +261,17 @@ def test_web_get_next_redirects_to_the_claimed_conversation(client, make_user):
     assert res.status_code == 302  # nothing left: back to the inbox with a message
 
 
+def test_web_get_next_opens_beside_the_list_it_was_pressed_from(client, make_user):
+    login(client, make_user(Role.AGENT))
+    for _ in range(2):
+        factories.conversation(team="Social care")
+    json = {"Accept": "application/json"}
+    res = client.post("/inbox/next", data={"view": "unassigned"}, headers=json)
+    assert res.json["url"].endswith("?view=unassigned")
+    res = client.post("/inbox/next", data={"view": "<script>"}, headers=json)
+    assert res.json["url"].endswith("?view=mine")  # an unknown view: where the claim now is
+
+
 def test_web_get_next_refuses_a_forged_post(make_app, make_user):
     app = make_app(WTF_CSRF_ENABLED=True)
     client = app.test_client()

@@ -518,7 +518,12 @@ def get_next():
         flash(message, "info")
         return redirect(url_for("inbox.index"))
     db.session.commit()
-    url = url_for("inbox.conversation", conversation_id=conversation.id, view="mine")
+    # Opened beside the list the agent pressed it from (the page keeps that list; a reload of
+    # the address must show the same one); "mine", where it now is, when none was sent.
+    view = request.form.get("view")
+    if view not in listing.VIEW_NAMES:
+        view = "mine"
+    url = url_for("inbox.conversation", conversation_id=conversation.id, view=view)
     if wants_json():
         return jsonify(
             {
