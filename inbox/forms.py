@@ -1,14 +1,17 @@
-"""Flask-WTF forms for the HTML views (CSRF protection comes with every one).
+"""Flask-WTF forms for the HTML views (CSRF protection comes with every one), and
+`posted_object`: the object a form's POST is about, once the form validated.
 
-Imports: models (enums), flask_wtf, wtforms.
+Imports: models, extensions.db, flask, flask_wtf, wtforms.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date, time
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import abort
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -37,7 +40,10 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from inbox.extensions import db
 from inbox.models import Availability, Platform, Priority, Role, Status
+
+T = TypeVar("T")
 
 
 class LoginForm(FlaskForm):
@@ -48,6 +54,15 @@ class LoginForm(FlaskForm):
 
 class PostForm(FlaskForm):
     """A form with no fields: a CSRF-protected POST button (sign out, revoke …)."""
+
+
+def posted_object(model: type[T], object_id: int, form: FlaskForm | None = None) -> T:
+    """The `model` row a POST's URL names (404 if there is none), once `form` (a PostForm, the
+    CSRF token alone, if None) validated: 400 if not, an expired page or a forged post."""
+    found = db.session.get(model, object_id) or abort(404)
+    if not (form or PostForm()).validate_on_submit():
+        abort(400, description="The form is incomplete or expired; reload the page and try again.")
+    return found
 
 
 class AvailabilityForm(FlaskForm):

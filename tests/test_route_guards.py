@@ -1,7 +1,8 @@
 """Every route of the app, read from its URL map, against who may call it: a route added without
 its sign-in or role check fails here. Anonymous callers are sent to sign in (pages) or get 401
 (API); agents get 403 on every page of the admin blueprints (admin, sla_admin, routing_admin),
-and supervisors reach routing there and nothing else. (Checks outside those blueprints, such as
+and supervisors reach routing there and nothing else; a page naming a missing object is 404. (Checks
+outside those blueprints, such as
 the supervisors' agent list and the API's report scope, have their own tests.)
 """
 
@@ -38,13 +39,13 @@ SUPERVISOR_ADMIN_ENDPOINTS = {
 ADMIN_BLUEPRINTS = ("admin.", "sla_admin.", "routing_admin.")
 
 
-def _requests(app) -> list[tuple[str, str, str]]:
-    """(endpoint, method, url) for every route, its parameters filled with 1."""
+def _requests(app, fill: str = "1") -> list[tuple[str, str, str]]:
+    """(endpoint, method, url) for every route, its parameters filled with `fill`."""
     out = []
     for rule in app.url_map.iter_rules():
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
         method = "GET" if "GET" in methods else methods[0]
-        out.append((rule.endpoint, method, re.sub(r"<(?:\w+:)?\w+>", "1", rule.rule)))
+        out.append((rule.endpoint, method, re.sub(r"<(?:\w+:)?\w+>", fill, rule.rule)))
     return sorted(out)
 
 
@@ -95,4 +96,15 @@ def test_admin_pages_refuse_roles_below_admin(app, client, make_user, role):
         served = status not in (401, 403) and status < 500
         if (not served) if allowed else status != 403:
             wrong.append((endpoint, method, url, status))
+    assert wrong == []
+
+
+def test_an_admin_page_naming_a_missing_object_answers_404(app, client, make_user):
+    login(client, make_user(Role.ADMIN))
+    wrong = []
+    for endpoint, method, url in _requests(app, fill="999999"):
+        if endpoint.startswith(ADMIN_BLUEPRINTS) and "999999" in url:
+            status = client.open(url, method=method).status_code
+            if status != 404:
+                wrong.append((endpoint, method, url, status))
     assert wrong == []

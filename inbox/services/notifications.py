@@ -72,7 +72,7 @@ def listing(user: User) -> list[Notification | NotificationGroup]:
     return grouped(items, totals)[:LIST_ENTRIES]
 
 
-def recent(user: User, *, limit: int = LIST_ENTRIES) -> list[Notification]:
+def recent(user: User, *, limit: int) -> list[Notification]:
     return list(
         db.session.scalars(
             select(Notification)
@@ -115,7 +115,7 @@ class NotificationGroup:
 
 
 def grouped(
-    items: list[Notification], totals: Mapping[tuple[str, datetime], int] | None = None
+    items: list[Notification], totals: Mapping[tuple[str, datetime], int]
 ) -> list[Notification | NotificationGroup]:
     """`items` (newest first) with the notices of a foldable kind made at the same instant
     folded into one NotificationGroup where the first of them was, however they interleave
@@ -138,7 +138,7 @@ def grouped(
             out.append(entry)
             continue
         found = members[entry]
-        total = max(len(found), (totals or {}).get(entry, 0))
+        total = max(len(found), totals.get(entry, 0))
         out.append(found[0] if total == 1 else NotificationGroup(*entry, found, total))
     return out
 

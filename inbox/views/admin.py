@@ -13,7 +13,6 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 from flask_login.config import COOKIE_NAME
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
@@ -30,6 +29,7 @@ from inbox.forms import (
     ChannelTokenForm,
     PersonForm,
     PostForm,
+    posted_object,
 )
 from inbox.models import (
     ApiToken,
@@ -199,9 +199,7 @@ def update_person(user_id: int):
 @bp.route("/people/<int:user_id>/password", methods=["POST"])
 @role_required(Role.ADMIN)
 def reset_person_password(user_id: int):
-    user = db.session.get(User, user_id) or abort(404)
-    if not PostForm().validate_on_submit():
-        abort(400)
+    user = posted_object(User, user_id)
     password = accounts.reset_password(user, actor=current_user)
     db.session.commit()
     if user.id == current_user.id:
@@ -230,9 +228,7 @@ def create_person_token(user_id: int):
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 @role_required(Role.ADMIN)
 def revoke_token(token_id: int):
-    token = db.session.get(ApiToken, token_id) or abort(404)
-    if not PostForm().validate_on_submit():
-        abort(400)
+    token = posted_object(ApiToken, token_id)
     if token.revoked_at is None:
         accounts.revoke_api_token(token, actor=current_user, now=utcnow())
         db.session.commit()
@@ -306,18 +302,11 @@ def channel_accounts():
     return redirect(url_for("admin.channel_accounts"))
 
 
-def _posted_channel(account_id: int, form: FlaskForm) -> ChannelAccount:
-    account = db.session.get(ChannelAccount, account_id) or abort(404)
-    if not form.validate_on_submit():
-        abort(400, description="The form is incomplete or expired; reload the page and try again.")
-    return account
-
-
 @bp.post("/channels/<int:account_id>")
 @role_required(Role.ADMIN)
 def update_channel_account(account_id: int):
     form = ChannelEditForm()
-    account = _posted_channel(account_id, form)
+    account = posted_object(ChannelAccount, account_id, form)
     channels.update_channel(
         account, name=form.name.data.strip(), active=form.active.data, actor=current_user
     )
@@ -331,7 +320,7 @@ def update_channel_account(account_id: int):
 def set_channel_token(account_id: int):
     """A new access token for replies; the page never shows a stored one."""
     form = ChannelTokenForm()
-    account = _posted_channel(account_id, form)
+    account = posted_object(ChannelAccount, account_id, form)
     if channels.set_access_token(account, form.access_token.data, actor=current_user):
         flash(f"New access token stored for “{account.name}”.", "info")
     else:
@@ -345,7 +334,7 @@ def set_channel_token(account_id: int):
 def replay_channel_deliveries(account_id: int):
     """Process again the deliveries that arrived for this account before it was connected (or
     while paused), a batch per request."""
-    account = _posted_channel(account_id, PostForm())
+    account = posted_object(ChannelAccount, account_id)
     if not account.active:
         abort(409, description="The account is paused: resume it before replaying.")
     queued, left = events.replay_waiting(account, actor=current_user)
@@ -409,12 +398,11 @@ def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
 @bp.route("/canned/<int:response_id>/delete", methods=["POST"])
 @role_required(Role.ADMIN)
 def canned_delete(response_id: int):
-    response = db.session.get(CannedResponse, response_id) or abort(404)
-    if PostForm().validate_on_submit():
-        title = response.title
-        canned.delete_response(response, actor=current_user, now=utcnow())
-        db.session.commit()
-        flash(f"Canned response “{title}” deleted.", "info")
+    response = posted_object(CannedResponse, response_id)
+    title = response.title
+    canned.delete_response(response, actor=current_user, now=utcnow())
+    db.session.commit()
+    flash(f"Canned response “{title}” deleted.", "info")
     return redirect(url_for("admin.canned_list"))
 
 
@@ -442,12 +430,7 @@ def _ingestion_health() -> dict:
 @bp.post("/events/<int:event_id>/replay")
 @role_required(Role.ADMIN)
 def replay_event(event_id: int):
-    form = PostForm()
-    event = db.session.get(InboundEvent, event_id)
-    if event is None:
-        abort(404)
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+    event = posted_object(InboundEvent, event_id)
     events.replay(event, actor=current_user)
     db.session.commit()
     flash(f"Event #{event.id} queued for processing again.", "info")
@@ -465,9 +448,7 @@ def helpdesk_deliveries():
 @bp.post("/helpdesk/<int:delivery_id>/replay")
 @role_required(Role.ADMIN)
 def replay_helpdesk_delivery(delivery_id: int):
-    delivery = db.session.get(HelpdeskDelivery, delivery_id) or abort(404)
-    if not PostForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+    delivery = posted_object(HelpdeskDelivery, delivery_id)
     try:
         helpdesk.replay(delivery, actor=current_user, now=utcnow())
         db.session.commit()

@@ -19,7 +19,13 @@ from wtforms.validators import Length
 
 from inbox.errors import InboxError
 from inbox.extensions import db
-from inbox.forms import HelpdeskEndpointForm, PostForm, RoutingRuleForm, TeamAssignmentForm
+from inbox.forms import (
+    HelpdeskEndpointForm,
+    PostForm,
+    RoutingRuleForm,
+    TeamAssignmentForm,
+    posted_object,
+)
 from inbox.models import (
     AssignmentMode,
     BusinessCalendar,
@@ -74,6 +80,8 @@ def _helpdesk_form(team: Team) -> HelpdeskEndpointForm:
 @role_required(*ROUTING_ROLES)
 def index():
     teams = _teams()
+    # The hand-off's URL and secret decide where customer data goes: an admin's setting.
+    is_admin = can_admin(current_user)
     loads_by_team = {}
     for team in teams:
         online = assignment.eligible_agents(team)
@@ -84,13 +92,10 @@ def index():
         describe_condition=routing.describe_condition,
         describe_action=routing.describe_action,
         teams=[(t, _team_form(t), loads_by_team[t.id]) for t in teams],
-        # The hand-off's URL and secret decide where customer data goes: an admin's setting.
-        is_admin=can_admin(current_user),
-        helpdesk_teams=(
-            [(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams]
-            if can_admin(current_user)
-            else []
-        ),
+        is_admin=is_admin,
+        helpdesk_teams=[(t, _helpdesk_form(t), helpdesk.endpoint_for(t)) for t in teams]
+        if is_admin
+        else [],
         post_form=PostForm(),
     )
 
@@ -292,9 +297,7 @@ def rule(rule_id: int | None = None):
 @bp.post("/rules/<int:rule_id>/move")
 @role_required(*ROUTING_ROLES)
 def move(rule_id: int):
-    rule = db.session.get(RoutingRule, rule_id) or abort(404)
-    if not PostForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+    rule = posted_object(RoutingRule, rule_id)
     step = -1 if request.form.get("direction") == "up" else 1
     routing.move_rule(rule, step, actor=current_user, now=utcnow())
     db.session.commit()
@@ -304,9 +307,7 @@ def move(rule_id: int):
 @bp.post("/rules/<int:rule_id>/delete")
 @role_required(*ROUTING_ROLES)
 def delete(rule_id: int):
-    rule = db.session.get(RoutingRule, rule_id) or abort(404)
-    if not PostForm().validate_on_submit():
-        abort(400, description="The form expired; reload the page and try again.")
+    rule = posted_object(RoutingRule, rule_id)
     name = rule.name
     routing.delete_rule(rule, actor=current_user, now=utcnow())
     db.session.commit()
