@@ -1,9 +1,9 @@
 """Every route of the app, read from its URL map, against who may call it: a route added without
 its sign-in or role check fails here. Anonymous callers are sent to sign in (pages) or get 401
 (API); agents get 403 on every page of the admin blueprints (admin, sla_admin, routing_admin),
-and supervisors reach routing there and nothing else; a page naming a missing object is 404. (Checks
-outside those blueprints, such as
-the supervisors' agent list and the API's report scope, have their own tests.)
+and supervisors reach routing there and nothing else; an admin page naming a missing object is
+404. (Checks outside those blueprints, such as the supervisors' agent list and the API's report
+scope, have their own tests.)
 """
 
 from __future__ import annotations
