@@ -166,6 +166,10 @@ def _drop_tables() -> None:
                 )
             )
             conn.commit()
+        # This process's own pooled connections were among those ended: drop them, or the next
+        # checkout pings a socket the server is closing (seen: the ping failed half-way and
+        # psycopg refused to reset the connection, an error no retry here would catch).
+        db.engine.dispose()
         try:
             db.drop_all()
             return
