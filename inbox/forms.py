@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
@@ -365,6 +366,13 @@ class ApiTokenForm(FlaskForm):
 class CannedResponseForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
     body = TextAreaField("Text", validators=[DataRequired(), Length(max=5000)])
+
+
+class ImportForm(FlaskForm):
+    """A CSV file to import and the team its conversations go to ("" for none)."""
+
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
+    team = SelectField("Team", choices=[])
 
 
 class BulkForm(FlaskForm):

@@ -29,6 +29,7 @@ from inbox.services import (
     helpdesk,
     report_mail,
     sla,
+    uploads,
 )
 from inbox.services.events import (
     claim_event,
@@ -240,6 +241,20 @@ def requeue_helpdesk_deliveries() -> int:
     return helpdesk.requeue_stale(now=utcnow(), older_than=HELPDESK_REQUEUE_AFTER)
 
 
+def run_csv_import(import_id: int) -> str:
+    """Import a CSV uploaded on the Import page (it commits batch by batch, and its progress)."""
+    try:
+        upload = uploads.run_import(import_id, now=utcnow())
+        return "taken elsewhere" if upload is None else str(upload.state)
+    finally:
+        db.session.remove()
+
+
+@unit_of_work
+def requeue_csv_imports() -> int:
+    return uploads.requeue_stale(now=utcnow())
+
+
 @unit_of_work
 def assign_team_backlog(team_id: int) -> int:
     """Hand a team's waiting conversations to its free online agents (enqueued when a
@@ -300,4 +315,5 @@ def periodic_jobs() -> list[PeriodicJob]:
         ),
         PeriodicJob("report-mail", "inbox.jobs.send_report_mail", 300),
         PeriodicJob("requeue-helpdesk", "inbox.jobs.requeue_helpdesk_deliveries", 300),
+        PeriodicJob("requeue-csv-imports", "inbox.jobs.requeue_csv_imports", 300),
     ]

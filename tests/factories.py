@@ -4,13 +4,16 @@ look exactly as webhooks would leave them. Generic on purpose: any test module m
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from inbox.extensions import db
 from inbox.models import ChannelAccount, Conversation, Direction, Kind, Message, Platform, Team
 from inbox.services.accounts import get_or_create_team
 from inbox.services.channels import add_channel
+from inbox.services.csv_import import TWCS_COLUMNS
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
 from inbox.timeutil import utcnow
 
@@ -86,3 +89,34 @@ def message(
     )
     assert added is not None
     return added
+
+
+def twcs_file(threads: int, *, brand: str = "AcmeHelp", text: str = "my order is late") -> bytes:
+    """A TWCS CSV of `threads` threads, each a customer tweet and the brand's reply, as a
+    spreadsheet or the dataset would write it (csv quoting, X's date format)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TWCS_COLUMNS)
+    start = datetime(2017, 10, 31, 22, 0, tzinfo=UTC)
+    for i in range(threads):
+        asked, customer = start + timedelta(minutes=i), f"{900000 + i}"
+        reply_id, ask_id = f"{2 * i + 2}", f"{2 * i + 1}"
+        writer.writerow(
+            [ask_id, customer, "True", _twcs_time(asked), f"@{brand} {text}", reply_id, ""]
+        )
+        writer.writerow(
+            [
+                reply_id,
+                brand,
+                "False",
+                _twcs_time(asked + timedelta(minutes=4)),
+                "On it",
+                "",
+                ask_id,
+            ]
+        )
+    return out.getvalue().encode()
+
+
+def _twcs_time(at: datetime) -> str:
+    return at.strftime("%a %b %d %H:%M:%S +0000 %Y")

@@ -46,6 +46,7 @@ from inbox.models.helpdesk import (
     HelpdeskDeliveryState,
     HelpdeskEndpoint,
 )
+from inbox.models.imports import CsvImport, ImportState
 from inbox.models.notifications import Notification
 from inbox.models.reports import Frequency, ReportSubscription
 from inbox.models.routing import RoutingRule
@@ -79,6 +80,7 @@ __all__ = [
     "ContactIdentity",
     "Conversation",
     "ConversationRead",
+    "CsvImport",
     "DeliveryStatus",
     "Direction",
     "EventIssue",
@@ -89,6 +91,7 @@ __all__ = [
     "HelpdeskDelivery",
     "HelpdeskDeliveryState",
     "HelpdeskEndpoint",
+    "ImportState",
     "InboundEvent",
     "Kind",
     "Message",

@@ -122,15 +122,18 @@ class ImportedConversation:
     sla_state: SlaState = SlaState.NONE
 
 
-def read_twcs(stream: IO[str]) -> list[Tweet]:
-    """Parse TWCS rows; raise ImportFormatError naming the line of the first bad row."""
+def read_twcs(stream: IO[str], *, limit: int | None = None) -> list[Tweet]:
+    """Parse TWCS rows (only the first `limit`, to check a file quickly); raise
+    ImportFormatError naming the line of the first bad row."""
     reader = csv.DictReader(stream)
     if tuple(reader.fieldnames or ()) != TWCS_COLUMNS:
         raise ImportFormatError(
             f"expected the TWCS header {','.join(TWCS_COLUMNS)}, got {reader.fieldnames}"
         )
-    tweets = []
+    tweets: list[Tweet] = []
     for row in reader:
+        if limit is not None and len(tweets) >= limit:
+            break
         try:
             parent = row["in_response_to_tweet_id"].strip()
             tweets.append(

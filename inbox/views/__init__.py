@@ -5,7 +5,7 @@ Imports: views.*, errors (machine paths), extensions (the limiter).
 
 from __future__ import annotations
 
-from flask import Flask, Request
+from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from inbox.errors import MACHINE_PATHS, is_machine_request
@@ -28,8 +28,27 @@ class _SessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+# Views that take bodies larger than MAX_CONTENT_LENGTH, and the setting that says how large.
+LARGE_BODIES = {"admin.imports": "INBOX_MAX_IMPORT_BYTES"}
+
+
+class _Request(Request):
+    """Flask's request, with the body limit of `LARGE_BODIES` for their views. It must be
+    known before Flask-WTF's CSRF check reads the form, which runs before any view or
+    blueprint hook could set `request.max_content_length`."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        setting = LARGE_BODIES.get(self.endpoint or "")
+        if setting is not None and current_app:
+            # The multipart wrapping around the file counts too.
+            return current_app.config[setting] + 64 * 1024
+        return super().max_content_length
+
+
 def register_blueprints(app: Flask) -> None:
     app.session_interface = _SessionInterface()
+    app.request_class = _Request
     from inbox.views import (
         admin,
         api,

@@ -2,7 +2,8 @@
 role, teams and access changed, passwords reset, API tokens made and revoked; accounts
 connected, renamed, paused, their access tokens stored, the deliveries that came before them
 replayed), ingestion health (accounts' last delivery, failed and unhandled webhook events,
-replay), the log of helpdesk case deliveries (replay) and canned responses.
+replay), the log of helpdesk case deliveries (replay), canned responses, and CSV imports
+(upload, progress, try again).
 
 Imports: services, models, extensions.db, config (webhook secrets), connectors (their platforms),
 errors, permissions, forms, timeutil.
@@ -27,6 +28,7 @@ from inbox.forms import (
     ChannelEditForm,
     ChannelForm,
     ChannelTokenForm,
+    ImportForm,
     PersonForm,
     PostForm,
     posted_object,
@@ -36,6 +38,7 @@ from inbox.models import (
     CannedResponse,
     ChannelAccount,
     Conversation,
+    CsvImport,
     EventIssue,
     EventState,
     HelpdeskDelivery,
@@ -46,7 +49,7 @@ from inbox.models import (
     User,
 )
 from inbox.permissions import role_required
-from inbox.services import accounts, canned, channels, events, helpdesk
+from inbox.services import accounts, canned, channels, events, helpdesk, uploads
 from inbox.timeutil import utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -345,6 +348,84 @@ def replay_channel_deliveries(account_id: int):
 
 
 # --- canned responses ---------------------------------------------------------------------
+
+
+# --- CSV imports -------------------------------------------------------------------------------
+
+
+def _import_form() -> ImportForm:
+    form = ImportForm()
+    teams = db.session.scalars(select(Team).order_by(Team.name)).all()
+    form.team.choices = [SelectChoice("", "No team (the queue everyone sees)")] + [
+        SelectChoice(str(t.id), t.name) for t in teams
+    ]
+    return form
+
+
+def _imports_page(form: ImportForm, *, status: int = 200):
+    page = render_template(
+        "admin/imports.html",
+        form=form,
+        imports=uploads.recent(),
+        retry_form=PostForm(),
+        max_mb=current_app.config["INBOX_MAX_IMPORT_BYTES"] // uploads.MB,
+        now=utcnow(),
+    )
+    return page, status
+
+
+@bp.route("/imports", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def imports():
+    """Conversations from a CSV file: POST checks and stores the file, a worker imports it,
+    and the page shows each import's progress and outcome."""
+    form = _import_form()
+    if not form.is_submitted():
+        return _imports_page(form)
+    if not form.validate():
+        return _imports_page(form, status=400)
+    team = db.session.get(Team, int(form.team.data)) if form.team.data else None
+    file = form.file.data
+    try:
+        started = uploads.start_import(
+            file.read(),
+            # Only the name: a browser may send a path (old Internet Explorer did).
+            filename=(file.filename or "").replace("\\", "/").rsplit("/", 1)[-1],
+            team=team,
+            user=current_user,
+            now=utcnow(),
+            max_bytes=current_app.config["INBOX_MAX_IMPORT_BYTES"],
+        )
+    except uploads.UploadError as exc:
+        form.file.errors = [str(exc)]
+        return _imports_page(form, status=400)
+    db.session.commit()
+    flash(f"“{started.filename}” is stored; a worker imports it now.", "info")
+    return redirect(url_for("admin.imports"))
+
+
+@bp.get("/imports/<int:import_id>")
+@role_required(Role.ADMIN)
+def import_row(import_id: int):
+    """One import's row of the page, as it is now (the page polls the running ones)."""
+    upload = db.session.get(CsvImport, import_id) or abort(404)
+    return render_template(
+        "admin/_import_row.html", upload=upload, retry_form=PostForm(), now=utcnow()
+    )
+
+
+@bp.post("/imports/<int:import_id>/retry")
+@role_required(Role.ADMIN)
+def retry_import(import_id: int):
+    upload = posted_object(CsvImport, import_id)
+    try:
+        uploads.retry(upload, actor=current_user, now=utcnow())
+    except uploads.UploadError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.imports"))
+    db.session.commit()
+    flash(f"“{upload.filename}” is queued again; what it stored already is skipped.", "info")
+    return redirect(url_for("admin.imports"))
 
 
 @bp.route("/canned", methods=["GET", "POST"])
