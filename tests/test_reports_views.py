@@ -6,16 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from html import unescape
 
 from sqlalchemy import select
 
 from inbox.extensions import db
-from inbox.models import ChannelAccount, Role
+from inbox.models import ChannelAccount, Direction, Role
 from inbox.services.accounts import create_api_token
+from tests import factories
 from tests.conftest import login
 from tests.services.test_reports import (  # noqa: F401 (fixtures)
     FR,
+    M,
     admin,
     always_on,
     expected_attainment,
@@ -126,3 +129,39 @@ def test_bad_report_arguments_are_400_on_the_report_page_saying_why(client, admi
     assert 'data-chart="attainment"' in zone.text  # the report itself, with its filters
     backwards = client.get("/reports/?preset=custom&from=2026-02-01&to=2026-01-01")
     assert backwards.status_code == 400 and "The range ends before it starts." in backwards.text
+
+
+def test_the_report_counts_cycles_and_the_drilldown_says_it_lists_conversations(
+    client,
+    admin,  # noqa: F811
+    always_on,  # noqa: F811
+):
+    # One conversation, three customer messages each answered in 10 minutes: one first
+    # response and two next-response cycles, all met. The report says 2 (cycles), the inbox
+    # lists 1 (conversation), and both say which they count.
+    t0 = datetime(2026, 1, 13, 9, tzinfo=UTC)
+    conv = factories.conversation(sent_at=t0, commit=False)
+    for n in range(1, 6):
+        direction = Direction.OUTBOUND if n % 2 else Direction.INBOUND
+        factories.message(conv, f"message {n}", direction=direction, sent_at=t0 + n * 10 * M)
+    db.session.commit()
+    login(client, admin)
+    page = client.get("/reports/", query_string=RANGE).text
+    card = page.split('data-metric="next_response"', 1)[1]
+    assert re.search(r"data-unit>2 of 2 next-response cycles met<", card)
+    assert "100.0% met (2 of 2 next-response cycles)" in page
+    first = page.split('data-metric="first_response"', 1)[1]
+    assert re.search(r"data-unit>1 of 1 first responses met<", first)
+    met = re.search(r'<a href="([^"]+)" data-outcome="met"', card).group(1)
+    inbox = client.get(unescape(met)).text
+    banner = unescape(inbox.split("data-drilldown>", 1)[1].split("</p>", 1)[0])
+    assert re.search(r"data-drilldown-count>1</strong> conversation with", banner)
+    assert "with a next-response cycle met, started from 2026-01-12 00:00 UTC" in banner
+    assert "One conversation can have several next-response cycles" in banner
+
+
+def test_a_metric_without_results_says_so_in_its_unit(client, admin, generated):  # noqa: F811
+    login(client, admin)
+    page = client.get("/reports/", query_string=RANGE).text
+    card = page.split('data-metric="next_response"', 1)[1]
+    assert "data-unit>no next-response cycles met or breached<" in card

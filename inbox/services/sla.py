@@ -96,6 +96,15 @@ METRIC_LABELS = {
     SlaMetric.NEXT_RESPONSE: "Next response",
     SlaMetric.RESOLUTION: "Resolution",
 }
+# What one clock of each metric is called, so that a number carries its unit ("241 of 307
+# next-response cycles met"). Only next response runs several cycles in one conversation (one
+# per customer message we answer), so only its counts can exceed the conversations behind them.
+CYCLE_NOUNS = {
+    SlaMetric.FIRST_RESPONSE: ("a first response", "first responses"),
+    SlaMetric.NEXT_RESPONSE: ("a next-response cycle", "next-response cycles"),
+    SlaMetric.RESOLUTION: ("a resolution", "resolutions"),
+}
+REPEATING_METRICS = frozenset({SlaMetric.NEXT_RESPONSE})
 _PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
 _ALWAYS_OPEN = CalendarSpec.twenty_four_seven()
 
