@@ -187,8 +187,8 @@ def test_bulk_spam_with_shift_click_range_and_confirm(live_server, page: Page, p
     assert sum(fresh(c.id).is_spam for c in convs) == 3
 
 
-def test_canned_response_is_inserted_into_the_reply_or_the_focused_note_box(
-    live_server, page: Page, people, make_user
+def test_a_picked_canned_response_lands_in_the_reply_box(
+    live_server, page: Page, people, make_user, artifacts_dir
 ):
     admin = make_user(Role.ADMIN)
     create_response(
@@ -200,11 +200,15 @@ def test_canned_response_is_inserted_into_the_reply_or_the_focused_note_box(
     c = factories.conversation(team="Social care", name="Priya <b>K</b>")
     db.session.commit()
     open_inbox(page, live_server, people["alice"].email, f"/inbox/c/{c.id}")
-    page.locator("[data-canned]").select_option(label="Apology")
-    expect(page.locator("[data-reply-box]")).to_have_value("Sorry Priya, Alice here.")
+    picker = page.locator(".reply-form [data-canned]")
+    expect(page.locator(".note-form [data-canned]")).to_have_count(0)
+    # Even with the note focused last: the picker belongs to the reply and fills the reply.
     page.locator("[data-note-box]").focus()
-    page.locator("[data-canned]").select_option(label="Apology")
-    expect(page.locator("[data-note-box]")).to_have_value("Sorry Priya, Alice here.")
+    picker.select_option(label="Apology")
+    expect(page.locator("[data-reply-box]")).to_have_value("Sorry Priya, Alice here.")
+    expect(page.locator("[data-note-box]")).to_have_value("")
+    expect(picker).to_have_value("")  # ready to pick again
+    page.screenshot(path=str(artifacts_dir / "inbox-canned-reply.png"))
 
 
 def test_empty_state_and_hostile_content(live_server, page: Page, people, artifacts_dir):

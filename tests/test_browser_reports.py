@@ -50,6 +50,10 @@ def test_supervisor_reads_filters_drills_down_and_exports(
     card = page.locator('[data-metric="first_response"]')
     everyone = expected_attainment(generated, FR)
     expect(card.locator('[data-outcome="met"] strong')).to_have_text(str(everyone["met"]))
+    decided = everyone["met"] + everyone["breached"]
+    expect(card.locator("[data-unit]")).to_have_text(
+        f"{everyone['met']} of {decided} first responses met"
+    )
 
     # A filter changes the numbers.
     page.get_by_label("Team").select_option(label="Billing")
@@ -61,7 +65,10 @@ def test_supervisor_reads_filters_drills_down_and_exports(
     # The breached number opens exactly those conversations in the inbox.
     card.locator('[data-outcome="breached"]').click()
     expect(page.locator("[data-drilldown-count]")).to_have_text(str(billing["breached"]))
-    expect(page.locator("[data-drilldown]")).to_contain_text("First response")
+    # The banner says what the number counts: conversations with such a cycle.
+    expect(page.locator("[data-drilldown]")).to_contain_text(
+        f"{billing['breached']} conversations with a first response breached, started from"
+    )
     page.screenshot(path=str(artifacts_dir / "reports-drilldown.png"))
     page.go_back()
 

@@ -85,10 +85,15 @@ def test_agent_reads_why_a_clock_was_met_or_breached(
     expect(first.locator(".sla-summary")).to_have_text(
         "1h 28m business time against a 2h target: met"
     )
-    expect(first.locator(".sla-line")).to_contain_text(
-        "not counted Mon 12 Jan 12:00–Mon 12 Jan 13:00 (break, outside business hours)"
-    )
     expect(first.locator(".sla-line")).to_contain_text("met Mon 12 Jan 13:40")
+    # The lunch break is folded away under a one-line count, listed once it is opened.
+    gaps = first.locator(".sla-gaps")
+    expect(gaps.locator("summary")).to_have_text("1 stretch not counted: breaks")
+    expect(gaps.locator("li")).to_be_hidden()
+    gaps.locator("summary").click()
+    expect(gaps.locator("li")).to_have_text(
+        "Mon 12 Jan 12:00–13:00 (break, outside business hours)"
+    )
     nxt = page.locator('.sla-clock[data-metric="next_response"]')
     # Mon 14:00–17:00 is 3h, Tue 09:00–10:00 the last hour: due Tue 10:00, long passed.
     expect(nxt.locator(".sla-outcome")).to_have_text("breached")
@@ -115,6 +120,61 @@ def test_the_clocks_fit_the_conversations_side_panel(
     )
     widths = panel.evaluate("e => [e.scrollWidth, e.clientWidth]")
     assert widths[0] <= widths[1], f"the side panel scrolls sideways: {widths}"
+
+
+def test_the_side_panel_shows_each_clock_s_result_before_its_folded_stretches(
+    page: Page, live_server, make_user, conversation, artifacts_dir
+):
+    # The first next-response cycle is left open for days (its nights and lunches once ran as a
+    # wall of "not counted …" text above the result in the narrow column), then a second opens.
+    add_message(
+        conversation,
+        direction=Direction.OUTBOUND,
+        text="fixed now?",
+        sent_at=datetime(2026, 1, 15, 10, tzinfo=UTC),
+        external_id="out2",
+        now=datetime(2026, 1, 15, 10, tzinfo=UTC),
+    )
+    add_message(
+        conversation,
+        direction=Direction.INBOUND,
+        text="no",
+        sent_at=datetime(2026, 1, 15, 11, tzinfo=UTC),
+        author_identity=conversation.contact.identities[0],
+        external_id="in3",
+        now=datetime(2026, 1, 15, 11, tzinfo=UTC),
+    )
+    sla.sweep(now=datetime(2026, 1, 16, 15, tzinfo=UTC))
+    db.session.commit()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, live_server, make_user(Role.AGENT).email)
+    page.goto(f"{live_server}/inbox/c/{conversation.id}")
+    clocks = page.locator(".contact-panel .sla-clock")
+    expect(clocks).to_have_count(4)  # first response, two next-response cycles, resolution
+    for card in clocks.all():
+        # The result and its deadline come straight after the heading, the stretches after.
+        order = card.evaluate("e => [...e.children].map(c => c.classList[0])")
+        assert order[:4] == ["sla-clock-head", "sla-summary", "sla-line", "sla-gaps"], order
+        expect(card.locator(".sla-gaps li").first).to_be_hidden()
+    first_cycle = clocks.nth(1)
+    expect(first_cycle.locator(".sla-summary")).to_have_text(
+        "18h business time against a 4h target: breached (2d over)"
+    )
+    expect(first_cycle.locator(".sla-line")).to_have_text(
+        "stopped Thu 15 Jan 10:00 · due Tue 13 Jan 10:00 · started Mon 12 Jan 14:00"
+    )
+    gaps = first_cycle.locator(".sla-gaps")
+    expect(gaps.locator("summary")).to_have_text(
+        "5 stretches not counted: breaks, outside business hours"
+    )
+    gaps.locator("summary").click()
+    expect(gaps.locator("li")).to_have_count(5)
+    expect(gaps.locator("li").first).to_have_text(
+        "Mon 12 Jan 17:00–Tue 13 Jan 09:00 (outside business hours)"
+    )
+    widths = page.locator(".contact-panel").evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert widths[0] <= widths[1], f"the side panel scrolls sideways: {widths}"
+    page.screenshot(path=str(artifacts_dir / "sla-side-panel.png"), full_page=True)
 
 
 def test_admin_creates_a_business_calendar_in_the_browser(

@@ -22,6 +22,7 @@ from inbox.models import (
 )
 from inbox.services import notifications
 from inbox.services.accounts import get_or_create_team
+from inbox.services.canned import create_response
 from inbox.timeutil import utcnow
 from tests import factories
 from tests.conftest import login
@@ -424,6 +425,25 @@ def test_canned_responses_admin_and_insert(client, make_user):
     assert text == "Hi <b>Maria</b>, Ada here"  # plain text; the page inserts it as a value
     client.post(f"/admin/canned/{item.id}/delete")
     assert db.session.query(CannedResponse).count() == 0
+
+
+def test_the_canned_picker_sits_in_the_reply_composer(client, agent, make_user):
+    create_response("Apology", "Sorry.", actor=make_user(Role.ADMIN), now=utcnow())
+    page = client.get(f"/inbox/c/{factories.conversation().id}").data.decode()
+    reply_form = page[page.index('data-action="reply"') : page.index('data-action="note"')]
+    assert "data-canned" in reply_form
+    assert "data-canned" not in page[page.index('data-action="note"') :]
+
+
+def test_with_no_canned_responses_only_an_admin_is_told_where_to_add_them(
+    app, client, agent, make_user
+):
+    c = factories.conversation()
+    page = client.get(f"/inbox/c/{c.id}").data.decode()
+    assert "data-canned" not in page  # an agent cannot add them: nothing to puzzle over
+    page = OtherUser(app, make_user(Role.ADMIN)).get(f"/inbox/c/{c.id}").data.decode()
+    assert "data-canned>" not in page
+    assert 'href="/admin/canned" data-canned-hint>No canned responses yet' in page
 
 
 def fresh_title(item):

@@ -6,16 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from html import unescape
 
+import pytest
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from inbox.extensions import db
-from inbox.models import ChannelAccount, Role
+from inbox.models import BusinessCalendar, ChannelAccount, Direction, Role, SlaPolicy
+from inbox.services import report_mail, reports
 from inbox.services.accounts import create_api_token
+from tests import factories
 from tests.conftest import login
 from tests.services.test_reports import (  # noqa: F401 (fixtures)
     FR,
+    M,
     admin,
     always_on,
     expected_attainment,
@@ -126,3 +132,84 @@ def test_bad_report_arguments_are_400_on_the_report_page_saying_why(client, admi
     assert 'data-chart="attainment"' in zone.text  # the report itself, with its filters
     backwards = client.get("/reports/?preset=custom&from=2026-02-01&to=2026-01-01")
     assert backwards.status_code == 400 and "The range ends before it starts." in backwards.text
+
+
+def test_the_report_counts_cycles_and_the_drilldown_says_it_lists_conversations(
+    client,
+    admin,  # noqa: F811
+    always_on,  # noqa: F811
+):
+    # One conversation, three customer messages each answered in 10 minutes: one first
+    # response and two next-response cycles, all met. The report says 2 (cycles), the inbox
+    # lists 1 (conversation), and both say which they count.
+    t0 = datetime(2026, 1, 13, 9, tzinfo=UTC)
+    conv = factories.conversation(sent_at=t0, commit=False)
+    for n in range(1, 6):
+        direction = Direction.OUTBOUND if n % 2 else Direction.INBOUND
+        factories.message(conv, f"message {n}", direction=direction, sent_at=t0 + n * 10 * M)
+    db.session.commit()
+    login(client, admin)
+    page = client.get("/reports/", query_string=RANGE).text
+    card = page.split('data-metric="next_response"', 1)[1]
+    assert re.search(r"data-unit>2 of 2 next-response cycles met<", card)
+    assert "100.0% met (2 of 2 next-response cycles)" in page
+    first = page.split('data-metric="first_response"', 1)[1]
+    assert re.search(r"data-unit>1 of 1 first responses met<", first)
+    met = re.search(r'<a href="([^"]+)" data-outcome="met"', card).group(1)
+    inbox = client.get(unescape(met)).text
+    banner = unescape(inbox.split("data-drilldown>", 1)[1].split("</p>", 1)[0])
+    assert re.search(r"data-drilldown-count>1</strong> conversation with", banner)
+    assert "with a next-response cycle met, started from 2026-01-12 00:00 UTC" in banner
+    assert "One conversation can have several next-response cycles" in banner
+
+
+def test_a_metric_without_results_says_so_in_its_unit(client, admin, generated):  # noqa: F811
+    login(client, admin)
+    page = client.get("/reports/", query_string=RANGE).text
+    card = page.split('data-metric="next_response"', 1)[1]
+    assert "data-unit>no next-response cycles met or breached<" in card
+
+
+@pytest.fixture
+def weekend_reply(app):
+    """Office hours Mon–Fri 09–17 UTC; a customer writes on Saturday 17 Jan 2026 at 10:00 and
+    is answered at 10:09: 0s of business time, 9m of calendar time."""
+    office = BusinessCalendar(
+        name="Office", timezone="UTC", weekly={str(d): [["09:00", "17:00"]] for d in range(5)}
+    )
+    db.session.add_all(
+        [office, SlaPolicy(name="Office", first_response_seconds=3600, calendar=office)]
+    )
+    saturday = datetime(2026, 1, 17, 10, tzinfo=UTC)
+    conv = factories.conversation(sent_at=saturday, commit=False)
+    factories.message(conv, "On it", direction=Direction.OUTBOUND, sent_at=saturday + 9 * M)
+    db.session.commit()
+    return conv
+
+
+def test_headline_business_times_carry_their_calendar_times_beside_them(
+    client,
+    admin,  # noqa: F811
+    weekend_reply,
+):
+    login(client, admin)
+    card = client.get("/reports/", query_string=RANGE).text.split('data-metric="first_response"')[1]
+    assert 'data-times="median">median 0s business · 9m calendar<' in card
+    assert 'data-times="p90">p90 0s business · 9m calendar<' in card
+    # In calendar hours the card has one figure each: nothing to set beside it.
+    card = client.get("/reports/", query_string={**RANGE, "basis": "calendar"}).text
+    card = card.split('data-metric="first_response"')[1]
+    assert 'data-times="median">median 9m<' in card
+
+
+def test_the_mailed_summary_sets_calendar_time_beside_business_time(
+    app,
+    admin,  # noqa: F811
+    weekend_reply,
+):
+    query = reports.parse_query(MultiDict(RANGE), now=datetime(2026, 1, 25, tzinfo=UTC))
+    text = report_mail.summary_text(reports.sla_report(query, viewer=admin), admin, "Weekly")
+    assert (
+        "First response: 100.0% met (1 met, 0 breached, 0 open); median 0s business · 9m calendar"
+        in text
+    )

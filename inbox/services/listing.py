@@ -3,7 +3,7 @@ pagination (a cursor holding the last row's sort key and id; never OFFSET, so pa
 stable while new conversations arrive), plus what each row shows (snippet, unread marker).
 
 Every query is limited to what the user may see (services.conversations.visibility_clause).
-Imports: models, extensions.db, errors, services.conversations.
+Imports: models, extensions.db, errors, services.conversations, services.sla (cycle nouns).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ from inbox.models import (
 )
 from inbox.models.base import UTCDateTime
 from inbox.services.conversations import visibility_clause
-from inbox.timeutil import utcnow
+from inbox.services.sla import CYCLE_NOUNS, REPEATING_METRICS
+from inbox.timeutil import format_duration, utcnow
 
 VIEWS: list[tuple[str, str]] = [
     ("breaching", "At risk or breached"),
@@ -576,6 +577,47 @@ def count_conversations(
     if filters:
         query = query.where(*filters.clauses())
     return db.session.scalar(query) or 0
+
+
+# How a drill-down names a cycle's outcome (`cycle_clauses`): "… with a first response breached".
+_OUTCOME_WORDS = {
+    "met": "met",
+    "breached": "breached",
+    "open": "still running",
+    "at_risk": "at risk",
+    "overdue": "breached and still waiting",
+    "measured": "answered",
+}
+
+
+@dataclass(frozen=True)
+class DrillDown:
+    what: str  # after "155 conversations": "with a next-response cycle met, started …"
+    note: str  # why the report's number can be larger than the count, or ""
+
+
+def describe_drilldown(filters: Filters) -> DrillDown:
+    """The inbox banner over a report drill-down. A report counts clock cycles and the inbox
+    lists conversations: say which cycles these conversations have, and when one conversation
+    can have several (so "241 met" in the report may open 155 conversations)."""
+    metric = filters.sla_metric
+    one, many = CYCLE_NOUNS.get(metric, ("an SLA cycle", "SLA cycles"))  # None: any metric
+    outcome = _OUTCOME_WORDS.get(filters.sla_outcome, "")
+    if filters.sla_outcome == "measured" and metric is SlaMetric.RESOLUTION:
+        outcome = "reached"  # stopped by resolving
+    what = f"with {one}" + (f" {outcome}" if outcome else "")
+    if filters.duration_min is not None or filters.duration_max is not None:
+        low = format_duration(filters.duration_min or 0)
+        high = f" to under {format_duration(filters.duration_max)}" if filters.duration_max else "+"
+        what += f" that took {low}{high} of {filters.sla_basis or 'business'} time"
+    if filters.started_from:
+        what += f", started from {filters.started_from:%Y-%m-%d %H:%M} UTC"
+    if filters.started_to:
+        what += f" to before {filters.started_to:%Y-%m-%d %H:%M} UTC"
+    note = ""
+    if metric is None or metric in REPEATING_METRICS:
+        note = f"One conversation can have several {many}: the report counts each cycle."
+    return DrillDown(what=what, note=note)
 
 
 def decorate(page: Page, user: User) -> Page:

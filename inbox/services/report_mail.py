@@ -110,15 +110,21 @@ def due_period(sub: ReportSubscription, now: datetime) -> tuple[str, date, date]
     return f"{year}-W{week:02d}", monday, monday + timedelta(days=6)
 
 
+def _duration(seconds: float | None) -> str:
+    return format_duration(seconds) if seconds is not None else "—"
+
+
 def summary_text(report: reports.SlaReport, user: User, title: str) -> str:
     lines = [f"Hello {user.name},", "", title, ""]
     for a in report.attainment:
         pct = "no cycles decided" if a.pct_met is None else f"{a.pct_met}% met"
-        dist = report.distributions[(a.metric, "business")]
-        median = format_duration(dist.median) if dist.median is not None else "—"
+        # Business time beside calendar time: alone, "median 0s" misleads (see the report page).
+        business, calendar = (
+            report.distributions[(a.metric, basis)].median for basis in ("business", "calendar")
+        )
         lines.append(
             f"{a.label}: {pct} ({a.met} met, {a.breached} breached, {a.open} open); "
-            f"median {median} (business hours)"
+            f"median {_duration(business)} business · {_duration(calendar)} calendar"
         )
     worst = sorted(
         (row for row in report.breakdowns["team"] if row.attainment[reports.METRICS[0]].breached),

@@ -58,7 +58,7 @@ from inbox.models import (
     conversation_tags,
 )
 from inbox.services.listing import Filters, cycle_clauses, duration_seconds
-from inbox.services.sla import METRIC_LABELS
+from inbox.services.sla import CYCLE_NOUNS, METRIC_LABELS
 
 T = TypeVar("T")
 
@@ -226,6 +226,12 @@ class Attainment:
     @property
     def label(self) -> str:
         return METRIC_LABELS[self.metric]
+
+    @property
+    def unit(self) -> str:
+        """What the numbers count ("next-response cycles"): not conversations, which one
+        drill-down lists once however many of its cycles match."""
+        return CYCLE_NOUNS[self.metric][1]
 
     @property
     def decided(self) -> int:

@@ -96,6 +96,15 @@ METRIC_LABELS = {
     SlaMetric.NEXT_RESPONSE: "Next response",
     SlaMetric.RESOLUTION: "Resolution",
 }
+# What one clock of each metric is called, so that a number carries its unit ("241 of 307
+# next-response cycles met"). Only next response runs several cycles in one conversation (one
+# per customer message we answer), so only its counts can exceed the conversations behind them.
+CYCLE_NOUNS = {
+    SlaMetric.FIRST_RESPONSE: ("a first response", "first responses"),
+    SlaMetric.NEXT_RESPONSE: ("a next-response cycle", "next-response cycles"),
+    SlaMetric.RESOLUTION: ("a resolution", "resolutions"),
+}
+REPEATING_METRICS = frozenset({SlaMetric.NEXT_RESPONSE})
 _PRIORITY_ORDER = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT)
 _ALWAYS_OPEN = CalendarSpec.twenty_four_seven()
 
@@ -1468,6 +1477,17 @@ class NotCounted:
     start: datetime
     end: datetime
     reason: str
+    kind: str  # pause | break | closed | holiday: what the folded list's summary names
+
+
+# How a kind of stretch reads in "14 stretches not counted: breaks, outside business hours",
+# in the order the summary names them.
+_NOT_COUNTED_KINDS = {
+    "pause": "paused",
+    "break": "breaks",
+    "closed": "outside business hours",
+    "holiday": "holidays",
+}
 
 
 @dataclass
@@ -1488,6 +1508,15 @@ class ClockExplanation:
     def local(self, moment: datetime) -> datetime:
         """`moment` on the clock's calendar's wall clock (how its business hours read)."""
         return moment.astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def not_counted_summary(self) -> str:
+        """One line for the folded list: "14 stretches not counted: breaks, outside business
+        hours" (a clock left running for weeks has a closed stretch every night)."""
+        n = len(self.not_counted)
+        kinds = {gap.kind for gap in self.not_counted}
+        named = ", ".join(text for kind, text in _NOT_COUNTED_KINDS.items() if kind in kinds)
+        return f"{n} stretch{'' if n == 1 else 'es'} not counted: {named}"
 
 
 @cache
@@ -1557,7 +1586,9 @@ def _explain(clock: SlaClock, now: datetime) -> ClockExplanation:
         elif outcome in ("running", "paused") and clock.due_at is not None:
             summary += f", due in {format_duration((clock.due_at - now).total_seconds())}"
     gaps = [
-        NotCounted(_dt(p["start"]), _dt(p["end"]) if p["end"] else end, f"paused: {p['why']}")
+        NotCounted(
+            _dt(p["start"]), _dt(p["end"]) if p["end"] else end, f"paused: {p['why']}", "pause"
+        )
         for p in clock.pauses
     ]
     gaps += _closed_stretches(clock.started_at, end, spec)
@@ -1598,12 +1629,12 @@ def _closed_stretches(start: datetime, end: datetime, spec: CalendarSpec) -> lis
                 None,
             )
             if holiday is not None:
-                reason = f"holiday ({holiday:%a %d %b}), outside business hours"
+                reason, kind = f"holiday ({holiday:%a %d %b}), outside business hours", "holiday"
             elif a.date() == b.date() and interval is not None and cursor != start:
-                reason = "break, outside business hours"
+                reason, kind = "break, outside business hours", "break"
             else:
-                reason = "outside business hours"
-            gaps.append(NotCounted(cursor, gap_end, reason))
+                reason, kind = "outside business hours", "closed"
+            gaps.append(NotCounted(cursor, gap_end, reason, kind))
         if interval is not None:
             cursor = interval.end
     return gaps

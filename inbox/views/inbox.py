@@ -174,10 +174,10 @@ def _queue_context(view: str) -> dict[str, Any]:
         if page.next_cursor
         else None,
         "now": utcnow(),
-        "sla_labels": {str(m): label for m, label in sla.METRIC_LABELS.items()},
         "filtered_count": listing.count_conversations(current_user, view=view, filters=filters)
         if filters.sla_active()
         else None,
+        "drilldown": listing.describe_drilldown(filters) if filters.sla_active() else None,
     }
 
 

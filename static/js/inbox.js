@@ -303,8 +303,7 @@
     box.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  var lastTextBox = null;
-
+  // The picker sits in the reply composer, so it fills that reply (never the note below it).
   function insertCanned(select) {
     var url = select.value;
     select.value = "";
@@ -312,7 +311,7 @@
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (data) {
-        var target = (lastTextBox && document.contains(lastTextBox)) ? lastTextBox : $("[data-reply-box]", detail) || $("[data-note-box]", detail);
+        var target = $("[data-reply-box]", select.form);
         if (target) { insertAtCursor(target, data.text); app.toast("Canned response inserted"); }
       })
       .catch(function () { app.toast("Could not load that canned response.", { kind: "error" }); });
@@ -574,9 +573,6 @@
     detail.addEventListener("click", function (event) {
       var link = event.target.closest("[data-open-conversation]");
       if (link && !event.metaKey && !event.ctrlKey) { event.preventDefault(); openConversation(link.href, true); }
-    });
-    detail.addEventListener("focusin", function (event) {
-      if (event.target.matches("[data-note-box], [data-reply-box]")) { lastTextBox = event.target; }
     });
     detail.addEventListener("change", function (event) {
       if (event.target.matches("[data-reply-visibility]")) {

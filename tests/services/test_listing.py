@@ -11,7 +11,7 @@ import psycopg
 from sqlalchemy import text
 
 from inbox.extensions import db
-from inbox.models import NO_DEADLINE, Kind, Priority, Role, Status
+from inbox.models import NO_DEADLINE, Kind, Priority, Role, SlaMetric, Status
 from inbox.services import assignment, listing
 from tests import factories
 from tests.support.statements import captured_statements
@@ -265,3 +265,41 @@ def test_a_filter_the_agents_teams_never_match_is_expected_to_match_few_rows(app
     explain = cursor.mogrify("EXPLAIN (FORMAT JSON) " + statement, parameters)
     plan = db.session.connection().exec_driver_sql(explain).scalar()
     assert plan[0]["Plan"]["Plan Rows"] <= 5, plan
+
+
+def test_a_drilldown_banner_names_its_cycles_and_warns_only_where_they_repeat():
+    start, end = datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 22, tzinfo=UTC)
+    first = listing.describe_drilldown(
+        listing.Filters(
+            sla_metric=SlaMetric.FIRST_RESPONSE,
+            sla_outcome="breached",
+            started_from=start,
+            started_to=end,
+        )
+    )
+    assert first.what == (
+        "with a first response breached, started from 2026-01-12 00:00 UTC"
+        " to before 2026-01-22 00:00 UTC"
+    )
+    assert first.note == ""  # one first response per conversation: the numbers agree
+    bucket = listing.describe_drilldown(
+        listing.Filters(
+            sla_metric=SlaMetric.NEXT_RESPONSE,
+            sla_outcome="measured",
+            sla_basis="calendar",
+            duration_min=3600,
+            duration_max=4 * 3600,
+        )
+    )
+    assert (
+        bucket.what
+        == "with a next-response cycle answered that took 1h to under 4h of calendar time"
+    )
+    assert bucket.note.startswith("One conversation can have several next-response cycles")
+    resolved = listing.describe_drilldown(
+        listing.Filters(sla_metric=SlaMetric.RESOLUTION, sla_outcome="measured")
+    )
+    assert (resolved.what, resolved.note) == ("with a resolution reached", "")
+    anything = listing.describe_drilldown(listing.Filters(sla_outcome="open"))
+    assert anything.what == "with an SLA cycle still running"
+    assert "several SLA cycles" in anything.note

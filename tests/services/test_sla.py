@@ -174,6 +174,20 @@ def test_first_response_breached_overnight(default_policy, convo):
     assert explained.not_counted[0].reason == "outside business hours"
 
 
+def test_a_clock_open_for_days_names_its_uncounted_stretches_in_one_line(default_policy, convo):
+    c = convo()
+    customer(c, mon(11))
+    # Still open on Wednesday noon: lunch and the night on Monday, the night and lunch on
+    # Tuesday, Tuesday night and nothing more (Wednesday morning is business time).
+    [explained] = [e for e in sla.explain(c, now=mon(12, day=14)) if e.clock.metric is FR]
+    assert [g.kind for g in explained.not_counted] == ["break", "closed", "break", "closed"]
+    assert (
+        explained.not_counted_summary == "4 stretches not counted: breaks, outside business hours"
+    )
+    explained.not_counted = explained.not_counted[1:2]
+    assert explained.not_counted_summary == "1 stretch not counted: outside business hours"
+
+
 def test_note_does_not_stop_first_response(default_policy, convo):
     c = convo()
     customer(c, mon(9))
