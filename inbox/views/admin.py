@@ -362,7 +362,7 @@ def canned_list():
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
-    return _canned_page(form, editing=None)
+    return _canned_page(form, editing=None, status=400 if form.is_submitted() else 200)
 
 
 @bp.route("/canned/<int:response_id>", methods=["GET", "POST"])
@@ -381,11 +381,12 @@ def canned_edit(response_id: int):
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
-    return _canned_page(form, editing=response)
+    return _canned_page(form, editing=response, status=400 if form.is_submitted() else 200)
 
 
-def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
-    return render_template(
+def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None, status: int):
+    """The list beside the form; a refused form comes back as typed, its errors by the fields."""
+    page = render_template(
         "admin/canned.html",
         responses=canned.all_responses(),
         form=form,
@@ -393,6 +394,7 @@ def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
         placeholders=canned.PLACEHOLDERS,
         delete_form=PostForm(),
     )
+    return page, status
 
 
 @bp.route("/canned/<int:response_id>/delete", methods=["POST"])
