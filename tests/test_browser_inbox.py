@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from inbox.extensions import db
 from inbox.models import Conversation, Role, Status
 from inbox.services.canned import create_response
+from inbox.services.conversations import add_tag
 from inbox.timeutil import utcnow
 from tests import factories
 from tests.test_browser_shell import sign_in
@@ -217,6 +218,27 @@ def test_empty_state_and_hostile_content(live_server, page: Page, people, artifa
         "<img src=x onerror=window.pwned=1>"
     )
     assert page.evaluate("window.pwned") is None
+
+
+def test_a_long_tag_is_cut_with_an_ellipsis_and_the_tags_wrap_inline_in_the_row(
+    live_server, page: Page, people, artifacts_dir
+):
+    long_tag = "warranty-claim-" + "x" * 49  # 64 characters, the longest a tag may be
+    c = factories.conversation(team="Social care", name="Tagged Tina")
+    for name in ("vip", "refund", long_tag):
+        add_tag(c, name, actor=None, now=utcnow())
+    db.session.commit()
+    open_inbox(page, live_server, people["alice"].email, "/inbox/open")
+    row = page.locator(".row", has_text="Tagged Tina")
+    long = row.locator(".tag", has_text="warranty-claim")
+    expect(long).to_have_attribute("title", long_tag)
+    # Cut, not overflowing: the tag's text is wider than its box, the row no wider than itself.
+    assert long.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert long.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+    assert row.evaluate("e => e.scrollWidth <= e.clientWidth")
+    tops = row.locator(".tag").evaluate_all("tags => tags.map(t => t.getBoundingClientRect().top)")
+    assert len(set(tops)) < len(tops)  # several tags share a line
+    row.screenshot(path=str(artifacts_dir / "inbox-row-long-tag.png"))
 
 
 def test_on_a_phone_the_queue_and_the_conversation_take_turns(
