@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from inbox.extensions import db
 from inbox.models import Conversation, Role, Status
 from inbox.services.canned import create_response
-from inbox.services.conversations import add_tag
+from inbox.services.conversations import add_tag, assign
 from inbox.timeutil import utcnow
 from tests import factories
 from tests.test_browser_shell import sign_in
@@ -261,3 +261,27 @@ def test_on_a_phone_the_queue_and_the_conversation_take_turns(
     page.get_by_role("link", name="Back to the queue").click()
     expect(page.locator(".row", has_text="Phone Phil")).to_be_visible()
     expect(page.locator(".detail")).to_be_hidden()
+
+
+def test_the_conversation_toolbar_fits_on_one_line_at_1440_for_a_supervisor(
+    live_server, page: Page, people, make_user, artifacts_dir
+):
+    boss = make_user(Role.SUPERVISOR, name="Sam Supervisor", email="sam@example.com")
+    c = factories.conversation(team="Billing support", name="Wide Wanda")  # longest demo team
+    assign(c, people["bob"], actor=boss, now=utcnow())
+    db.session.commit()
+    sign_in(page, live_server, boss.email)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(live_server + f"/inbox/c/{c.id}")
+    toolbar = page.locator(".convo .toolbar")
+    spans = toolbar.locator("button, select").evaluate_all(
+        "els => els.filter(e => e.offsetWidth).map(e => e.getBoundingClientRect())"
+        ".map(r => [r.top, r.bottom])"
+    )
+    page.screenshot(path=str(artifacts_dir / "inbox-toolbar-1440.png"))
+    # One line: every control overlaps every other vertically.
+    assert max(top for top, _ in spans) < min(bottom for _, bottom in spans), spans
+    spam = toolbar.get_by_role("button", name="Spam")
+    expect(spam).to_be_visible()
+    # A button, not text: it has a visible border.
+    assert spam.evaluate("e => getComputedStyle(e).borderTopColor") != "rgba(0, 0, 0, 0)"
