@@ -87,9 +87,23 @@ def parse_intervals(text: str) -> list[list[str]]:
         match = _INTERVAL.match(part)
         if not match:
             raise ValueError(f"“{part}” is not like 09:00-17:00")
-        start, end = (time.fromisoformat(t.zfill(5)).isoformat("minutes") for t in match.groups())
-        intervals.append([start, end])
+        start, end = (_wall_time(t.zfill(5)) for t in match.groups())
+        if start == "24:00":
+            raise ValueError(f"“{part}” starts at 24:00: a day starts at 00:00.")
+        # People write a day's end as 24:00; the calendar stores it as 00:00, which as an end
+        # means midnight at the end of the day.
+        intervals.append([start, "00:00" if end == "24:00" else end])
     return intervals
+
+
+def _wall_time(text: str) -> str:
+    """ "09:30" as written, or ValueError in words (not datetime's "hour must be in 0..23")."""
+    if text == "24:00":
+        return text
+    try:
+        return time.fromisoformat(text).isoformat("minutes")
+    except ValueError:
+        raise ValueError(f"Times must be between 00:00 and 24:00 ({text} is not a time).") from None
 
 
 def parse_dates(text: str) -> list[str]:

@@ -113,14 +113,47 @@ def test_a_paused_account_keeps_its_deliveries_until_it_is_resumed_and_replayed(
     assert actions == ["channel.create", "channel.rename", "channel.pause", "channel.resume"]
 
 
-def test_connecting_an_account_again_renames_it_without_a_twin(admin_client):
+def test_connecting_an_account_again_is_refused_and_points_to_its_row(admin_client):
     connect(admin_client)
-    admin_client.post(f"/admin/channels/{x_account().id}", data={"name": "Acme"})  # paused
-    again = connect(admin_client, name="Acme Care")
-    assert again.status_code == 302
-    page = admin_client.get("/admin/channels").get_data(as_text=True)
-    assert "was already connected; it is now “Acme Care”. It is paused" in page
-    assert count(ChannelAccount) == 1 and x_account().name == "Acme Care"
+    before = count(AuditEvent)
+    again = connect(admin_client, name="Acme Care", access_token="tok-other")
+    page = again.get_data(as_text=True)
+    assert again.status_code == 409
+    account = x_account()
+    assert "is already connected, as “Acme &lt;script&gt;x&lt;/script&gt;”" in page
+    assert "Nothing was changed" in page
+    assert f'href="/admin/channels?q={X_ACCOUNT}#channel-{account.id}"' in page
+    assert f'id="channel-{account.id}" class=" selected"' in page
+    assert 'value="Acme Care"' in page  # the form keeps what was typed
+    # Nothing changed: same name, still no token, no twin, nothing audited.
+    assert account.name == "Acme <script>x</script>" and account.access_token_encrypted is None
+    assert count(ChannelAccount) == 1 and count(AuditEvent) == before
+
+
+def test_the_channel_list_filters_by_name_handle_or_id_and_by_a_missing_token(admin_client):
+    for platform, account_id, name in (
+        ("x", "111", "@acme"),
+        ("instagram", "222", "@acme_shop"),
+        ("whatsapp", "333", "Acme +1 555"),
+        ("api", "helpdesk", "Helpdesk bridge"),
+    ):
+        connect(admin_client, platform=platform, account_id=account_id, name=name)
+    whatsapp = db.session.scalar(select(ChannelAccount).filter_by(external_account_id="333"))
+    admin_client.post(f"/admin/channels/{whatsapp.id}/token", data={"access_token": "tok"})
+
+    def listed(query: str) -> set[str]:
+        page = admin_client.get("/admin/channels" + query).get_data(as_text=True)
+        return {row.split('"', 1)[0] for row in page.split('data-channel="')[1:]}
+
+    assert listed("") == {"x:111", "instagram:222", "whatsapp:333", "api:helpdesk"}
+    assert listed("?q=%40ACME") == {"x:111", "instagram:222"}  # a handle, in any case
+    assert listed("?q=33") == {"whatsapp:333"}  # the platform's id
+    # Needs a token: not the one with a token, not the API channel that needs none.
+    assert listed("?needs_token=1") == {"x:111", "instagram:222"}
+    assert listed("?q=shop&needs_token=1") == {"instagram:222"}
+    nothing = admin_client.get("/admin/channels?q=%3Cb%3Enope").get_data(as_text=True)
+    assert "No account matches “&lt;b&gt;nope”" in nothing
+    assert "0 of 4" in nothing
 
 
 def test_a_replaced_access_token_is_stored_encrypted_and_never_shown(admin_client):

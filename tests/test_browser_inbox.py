@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from inbox.extensions import db
 from inbox.models import Conversation, Role, Status
 from inbox.services.canned import create_response
+from inbox.services.conversations import add_tag, assign
 from inbox.timeutil import utcnow
 from tests import factories
 from tests.test_browser_shell import sign_in
@@ -223,6 +224,27 @@ def test_empty_state_and_hostile_content(live_server, page: Page, people, artifa
     assert page.evaluate("window.pwned") is None
 
 
+def test_a_long_tag_is_cut_with_an_ellipsis_and_the_tags_wrap_inline_in_the_row(
+    live_server, page: Page, people, artifacts_dir
+):
+    long_tag = "warranty-claim-" + "x" * 49  # 64 characters, the longest a tag may be
+    c = factories.conversation(team="Social care", name="Tagged Tina")
+    for name in ("vip", "refund", long_tag):
+        add_tag(c, name, actor=None, now=utcnow())
+    db.session.commit()
+    open_inbox(page, live_server, people["alice"].email, "/inbox/open")
+    row = page.locator(".row", has_text="Tagged Tina")
+    long = row.locator(".tag", has_text="warranty-claim")
+    expect(long).to_have_attribute("title", long_tag)
+    # Cut, not overflowing: the tag's text is wider than its box, the row no wider than itself.
+    assert long.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert long.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
+    assert row.evaluate("e => e.scrollWidth <= e.clientWidth")
+    tops = row.locator(".tag").evaluate_all("tags => tags.map(t => t.getBoundingClientRect().top)")
+    assert len(set(tops)) < len(tops)  # several tags share a line
+    row.screenshot(path=str(artifacts_dir / "inbox-row-long-tag.png"))
+
+
 def test_on_a_phone_the_queue_and_the_conversation_take_turns(
     live_server, page: Page, people, artifacts_dir
 ):
@@ -243,3 +265,27 @@ def test_on_a_phone_the_queue_and_the_conversation_take_turns(
     page.get_by_role("link", name="Back to the queue").click()
     expect(page.locator(".row", has_text="Phone Phil")).to_be_visible()
     expect(page.locator(".detail")).to_be_hidden()
+
+
+def test_the_conversation_toolbar_fits_on_one_line_at_1440_for_a_supervisor(
+    live_server, page: Page, people, make_user, artifacts_dir
+):
+    boss = make_user(Role.SUPERVISOR, name="Sam Supervisor", email="sam@example.com")
+    c = factories.conversation(team="Billing support", name="Wide Wanda")  # longest demo team
+    assign(c, people["bob"], actor=boss, now=utcnow())
+    db.session.commit()
+    sign_in(page, live_server, boss.email)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(live_server + f"/inbox/c/{c.id}")
+    toolbar = page.locator(".convo .toolbar")
+    spans = toolbar.locator("button, select").evaluate_all(
+        "els => els.filter(e => e.offsetWidth).map(e => e.getBoundingClientRect())"
+        ".map(r => [r.top, r.bottom])"
+    )
+    page.screenshot(path=str(artifacts_dir / "inbox-toolbar-1440.png"))
+    # One line: every control overlaps every other vertically.
+    assert max(top for top, _ in spans) < min(bottom for _, bottom in spans), spans
+    spam = toolbar.get_by_role("button", name="Spam")
+    expect(spam).to_be_visible()
+    # A button, not text: it has a visible border.
+    assert spam.evaluate("e => getComputedStyle(e).borderTopColor") != "rgba(0, 0, 0, 0)"

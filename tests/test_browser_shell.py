@@ -111,3 +111,41 @@ def test_only_the_three_newest_toasts_stay_on_screen_besides_a_sticky_one(
     )
     toasts = page.locator("[data-toasts] .toast")
     expect(toasts).to_have_text(["Changed since you opened it", "Done 3", "Done 4", "Done 5"])
+
+
+PHONE_PAGES = [
+    "/inbox",
+    "/reports/",
+    "/agents",
+    "/notifications",
+    "/admin/",
+    "/admin/people",
+    "/admin/channels",
+    "/admin/canned",
+    "/admin/helpdesk",
+    "/admin/sla/",
+    "/admin/sla/calendars/new",
+    "/admin/routing/",
+    "/admin/routing/rules/new",
+]
+
+
+def test_on_a_phone_no_page_scrolls_sideways_and_sign_out_stays_on_screen(
+    page: Page, live_server, make_user, demo, artifacts_dir
+):
+    admin = make_user(Role.ADMIN, name="Ada Admin")  # the most links in the top bar
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, admin.email)
+    wide = {}
+    for path in PHONE_PAGES:
+        page.goto(live_server + path)
+        expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+        expect(page.get_by_label("Your availability")).to_be_in_viewport()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            wide[path] = width
+            page.screenshot(path=str(artifacts_dir / f"phone-wide{path.replace('/', '-')}.png"))
+    for path, name in (("/reports/", "reports-phone"), ("/admin/channels", "admin-phone")):
+        page.goto(live_server + path)
+        page.screenshot(path=str(artifacts_dir / f"{name}.png"))
+    assert wide == {}

@@ -352,6 +352,42 @@ def test_search_over_text_names_and_handles_escapes_wildcards(client, agent):
     assert b"No conversations match these filters" in client.get("/inbox/open?q=zzz").data
 
 
+@pytest.mark.parametrize(
+    ("view", "title", "detail"),
+    [
+        ("pending", "Nothing pending.", "waiting on the customer or someone else"),
+        ("snoozed", "Nothing snoozed.", "come back on their own at the time you pick"),
+        ("spam", "No spam.", "leave the other views"),
+        ("resolved", "Nothing resolved yet.", "a new message from the customer reopens one"),
+        ("breaching", "Nothing at risk.", "due within the hour"),
+    ],
+)
+def test_each_empty_view_says_what_it_holds_not_that_new_ones_arrive_live(
+    client, agent, view, title, detail
+):
+    factories.conversation(team="Social care")  # an open one: these views stay empty
+    empty = client.get(f"/inbox/{view}").get_data(as_text=True).split("data-empty", 1)[1]
+    assert f"<strong>{title}</strong>" in empty and detail in empty
+    assert "appear here live" not in empty
+
+
+def test_the_teams_view_of_someone_in_no_team_says_how_to_join_one(client, agent):
+    factories.conversation(team="Social care")
+    agent.teams.clear()
+    db.session.commit()
+    page = client.get("/inbox/teams").get_data(as_text=True)
+    assert "You are in no team yet." in page
+
+
+def test_the_notifications_page_highlights_the_bell_not_the_inbox_tab(client, agent):
+    page = client.get("/notifications").get_data(as_text=True)
+    nav = page.split('class="mainnav"', 1)[1].split("</nav>", 1)[0]
+    assert 'class="active">Inbox' not in nav
+    assert 'class="bell active"' in page and "aria-current=page" in page
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert 'class="active">Inbox' in inbox.split('class="mainnav"', 1)[1]
+
+
 def test_a_filtered_list_is_titled_filtered_instead_of_showing_the_whole_views_count(client, agent):
     factories.conversation(team="Social care", text="My router blinks red")
     whole = client.get("/inbox/open").data.decode()

@@ -158,6 +158,22 @@ def test_a_dangerous_regex_is_refused_with_a_message(client, make_user):
     assert db.session.scalar(select(RoutingRule)) is None
 
 
+def test_a_broken_regex_is_refused_in_words_keeping_re_detail(client, make_user):
+    admin_client(client, make_user)
+    res = client.post(
+        "/admin/routing/rules/new",
+        data=form(name="Bad", text_regex="(order", mark_spam="y", save="1"),
+    )
+    page = res.get_data(as_text=True)
+    assert res.status_code == 400
+    assert (
+        "The pattern is not a valid regular expression: "
+        "missing ), unterminated subpattern (at character 1)."
+    ) in page
+    assert "at position 0" not in page  # re's zero-based wording is not shown
+    assert db.session.scalar(select(RoutingRule)) is None
+
+
 def test_test_panel_lists_matches_without_saving_or_changing_anything(client, make_user):
     admin_client(client, make_user)
     hit = factories.conversation(text="I need a refund", name="Rita Refund")

@@ -75,6 +75,9 @@ def test_admin_creates_a_calendar_with_lunch_breaks_overnight_and_holidays(admin
     ("fields", "message"),
     [
         ({"monday": "9-17"}, "is not like 09:00-17:00"),
+        ({"monday": "25:00-26:00"}, "Times must be between 00:00 and 24:00 (25:00 is not a time)."),
+        ({"monday": "09:60-17:00"}, "Times must be between 00:00 and 24:00 (09:60 is not a time)."),
+        ({"monday": "24:00-06:00"}, "starts at 24:00: a day starts at 00:00."),
         ({"monday": "09:00-13:00, 12:00-17:00"}, "overlapping working intervals"),
         ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
         ({"holidays": "christmas"}, "does not start with a date"),
@@ -87,6 +90,14 @@ def test_invalid_calendar_is_refused_with_a_clear_error(admin_client, fields, me
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(select(BusinessCalendar.id)) is None
+
+
+def test_a_day_can_end_at_24_00_which_is_stored_as_midnight(admin_client):
+    response = admin_client.post(
+        "/admin/sla/calendars/new", data=calendar_form(monday="17:00-24:00")
+    )
+    assert response.status_code == 302
+    assert db.session.scalar(select(BusinessCalendar)).weekly["0"] == [["17:00", "00:00"]]
 
 
 def test_always_open_calendar_needs_no_hours(admin_client):

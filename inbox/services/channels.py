@@ -32,13 +32,10 @@ def add_channel(
 ) -> tuple[ChannelAccount, bool]:
     """Return the account for (platform, account_id), creating it if needed: idempotent.
 
-    The second value says whether it was created. An existing account gets the new name.
+    The second value says whether it was created. An existing account gets the new name (the
+    CLI and the demo rely on that; the admin page refuses an existing one instead).
     """
-    account = db.session.scalar(
-        select(ChannelAccount).where(
-            ChannelAccount.platform == platform, ChannelAccount.external_account_id == account_id
-        )
-    )
+    account = find_channel(platform, account_id)
     if account is not None:
         update_channel(account, name=name, active=account.active, actor=actor)
         return account, False
@@ -52,6 +49,31 @@ def add_channel(
         after={"platform": str(platform), "account_id": account_id, "name": name},
     )
     return account, True
+
+
+def find_channel(platform: Platform, account_id: str) -> ChannelAccount | None:
+    """The connected account with this platform id, if any."""
+    return db.session.scalar(
+        select(ChannelAccount).where(
+            ChannelAccount.platform == platform, ChannelAccount.external_account_id == account_id
+        )
+    )
+
+
+def needs_token(account: ChannelAccount) -> bool:
+    """Replies from it cannot be sent until an access token is stored (an API channel needs
+    none, as the channels page says)."""
+    return account.platform is not Platform.API and not account.access_token_encrypted
+
+
+def account_matches(account: ChannelAccount, *, text: str, token_missing: bool) -> bool:
+    """The admin list's filter: `text` in the name (a handle such as @acme) or the platform's
+    id, in any case; `token_missing` keeps only accounts that need a token. Applied in Python:
+    the page lists every account anyway (a workspace has tens, not thousands)."""
+    if token_missing and not needs_token(account):
+        return False
+    folded = text.casefold()
+    return folded in account.name.casefold() or folded in account.external_account_id.casefold()
 
 
 def update_channel(account: ChannelAccount, *, name: str, active: bool, actor: User | None) -> None:

@@ -127,7 +127,13 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
-        raise RuleInvalid(f"The pattern does not compile: {exc}.") from None
+        # re's own words ("missing ), unterminated subpattern at position 0") keep the detail;
+        # the frame says what is wrong and how a literal bracket is written.
+        where = f" (at character {exc.pos + 1})" if exc.pos is not None else ""
+        raise RuleInvalid(
+            f"The pattern is not a valid regular expression: {exc.msg}{where}. To match a "
+            "character such as ( [ + ? * literally, put a backslash before it: \\(."
+        ) from None
 
 
 def _repeats_a_risky_group(pattern: str) -> bool:

@@ -242,12 +242,21 @@ def revoke_token(token_id: int):
 # --- channels ----------------------------------------------------------------------------
 
 
-def _channels_page(form: ChannelForm, *, status: int = 200):
+def _channels_page(form: ChannelForm, *, status: int = 200, existing: ChannelAccount | None = None):
+    """The accounts, filtered by ?q= (name, handle or id) and ?needs_token=1; `existing`: the
+    account a refused "Connect" named, pointed to from beside the form."""
     rows = db.session.execute(
         select(ChannelAccount, _conversation_count()).order_by(
             ChannelAccount.platform, ChannelAccount.name
         )
     ).all()
+    text = request.args.get("q", "").strip()[:120]
+    token_missing = request.args.get("needs_token") == "1"
+    shown = [
+        row
+        for row in rows
+        if channels.account_matches(row[0], text=text, token_missing=token_missing)
+    ]
     waiting = events.waiting_counts()
     connected = {(str(account.platform), account.external_account_id) for account, _ in rows}
     config = current_app.config
@@ -266,7 +275,11 @@ def _channels_page(form: ChannelForm, *, status: int = 200):
     ]
     page = render_template(
         "admin/channels.html",
-        accounts=rows,
+        accounts=shown,
+        total=len(rows),
+        filter_text=text,
+        token_missing=token_missing,
+        existing=existing,
         waiting=waiting,
         # Accounts that deliveries named but nobody connected: what to connect next.
         unconnected=sorted((key, n) for key, n in waiting.items() if key not in connected),
@@ -287,21 +300,17 @@ def channel_accounts():
         flash("Choose the platform and give the account's id and a name.", "error")
         return _channels_page(form, status=400)
     name, account_id = form.name.data.strip(), form.account_id.data.strip()
-    account, created = channels.add_channel(
-        Platform(form.platform.data), account_id, name=name, actor=current_user
-    )
+    platform = Platform(form.platform.data)
+    # Connecting an id that is already connected would quietly rename (or re-token) a live
+    # channel: refuse, and point to its row, where renaming is deliberate.
+    existing = channels.find_channel(platform, account_id)
+    if existing is not None:
+        return _channels_page(form, status=409, existing=existing)
+    account, _ = channels.add_channel(platform, account_id, name=name, actor=current_user)
     if form.access_token.data and form.access_token.data.strip():
         channels.set_access_token(account, form.access_token.data, actor=current_user)
     db.session.commit()
-    if created:
-        flash(f"{account.platform.label} {account_id} connected as “{name}”.", "info")
-    else:
-        paused = "" if account.active else " It is paused: tick “receiving” to resume it."
-        flash(
-            f"{account.platform.label} {account_id} was already connected; it is now “{name}”."
-            + paused,
-            "info",
-        )
+    flash(f"{account.platform.label} {account_id} connected as “{name}”.", "info")
     return redirect(url_for("admin.channel_accounts"))
 
 
@@ -443,7 +452,7 @@ def canned_list():
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
-    return _canned_page(form, editing=None)
+    return _canned_page(form, editing=None, status=400 if form.is_submitted() else 200)
 
 
 @bp.route("/canned/<int:response_id>", methods=["GET", "POST"])
@@ -462,11 +471,12 @@ def canned_edit(response_id: int):
         except InboxError as error:
             db.session.rollback()
             flash(error.message, "error")
-    return _canned_page(form, editing=response)
+    return _canned_page(form, editing=response, status=400 if form.is_submitted() else 200)
 
 
-def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
-    return render_template(
+def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None, status: int):
+    """The list beside the form; a refused form comes back as typed, its errors by the fields."""
+    page = render_template(
         "admin/canned.html",
         responses=canned.all_responses(),
         form=form,
@@ -474,6 +484,7 @@ def _canned_page(form: CannedResponseForm, *, editing: CannedResponse | None):
         placeholders=canned.PLACEHOLDERS,
         delete_form=PostForm(),
     )
+    return page, status
 
 
 @bp.route("/canned/<int:response_id>/delete", methods=["POST"])
