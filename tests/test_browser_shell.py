@@ -123,6 +123,7 @@ PHONE_PAGES = [
     "/admin/channels",
     "/admin/canned",
     "/admin/helpdesk",
+    "/admin/imports",
     "/admin/sla/",
     "/admin/sla/calendars/new",
     "/admin/routing/",
