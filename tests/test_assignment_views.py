@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from inbox.extensions import db
 from inbox.models import (
+    AssignmentMode,
     AuditEvent,
     Availability,
     ContactIdentity,
@@ -316,6 +317,44 @@ def test_requests_refresh_last_seen_at_most_once_a_minute(client, make_user):
     client.get("/inbox")
     db.session.expire_all()
     assert agent.last_seen_at > first - timedelta(minutes=1)
+
+
+def test_signing_out_sets_the_agent_offline_and_returns_their_auto_assigned_items(
+    client, make_user
+):
+    agent = make_user(Role.AGENT)
+    team = agent.teams[0]
+    team.assignment_mode = AssignmentMode.ROUND_ROBIN
+    agent.availability = Availability.ONLINE
+    c = factories.conversation(team=team)
+    assert assignment.assign_backlog(team, now=utcnow()) == 1
+    db.session.commit()
+    login(client, agent)
+
+    assert client.post("/logout").status_code == 302
+
+    db.session.expire_all()
+    assert agent.availability is Availability.OFFLINE
+    assert db.session.get(Conversation, c.id).assignee_id is None  # back in the queue
+    audit = db.session.query(AuditEvent).filter_by(action="user.availability").one()
+    assert (audit.actor_id, audit.after) == (agent.id, {"availability": "offline"})
+    assert client.get("/inbox").status_code == 302  # signed out as well
+
+
+def test_the_inbox_tells_a_team_member_who_is_not_online_that_nothing_is_assigned(
+    client, make_user
+):
+    agent = make_user(Role.AGENT)
+    login(client, agent)
+    page = client.get("/inbox").get_data(as_text=True)
+    assert "You are offline: no conversations are assigned to you automatically." in page
+    client.post("/availability", data={"availability": "online"})
+    assert "data-availability-note" not in client.get("/inbox").get_data(as_text=True)
+    loner = make_user(Role.AGENT)
+    loner.teams = []  # in no team: auto-assignment never concerns them
+    db.session.commit()
+    login(client, loner)
+    assert "data-availability-note" not in client.get("/inbox").get_data(as_text=True)
 
 
 def test_idle_online_agents_become_away(app, make_user):

@@ -1,4 +1,5 @@
-"""In real headless Chromium: sign in and see the signed-in shell with the demo data counts."""
+"""In real headless Chromium: sign in and see the signed-in shell with the demo data counts, on a
+phone too; an agent who is offline is told so and goes online from the note."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from inbox.extensions import db
-from inbox.models import Role
+from inbox.models import Availability, Role
 from inbox.services.demo import load_demo
 from inbox.timeutil import utcnow
 from tests.conftest import PASSWORD
@@ -150,3 +151,22 @@ def test_on_a_phone_no_page_scrolls_sideways_and_sign_out_stays_on_screen(
         page.goto(live_server + path)
         page.screenshot(path=str(artifacts_dir / f"{name}.png"))
     assert wide == {}
+
+
+def test_an_agent_who_is_offline_is_told_so_and_goes_online_from_the_note(
+    page: Page, live_server, make_user
+):
+    agent = make_user(Role.AGENT, name="Alice Agent")
+    sign_in(page, live_server, agent.email)
+    note = page.locator("[data-availability-note]")
+    expect(note).to_contain_text("You are offline: no conversations are assigned to you")
+    page.evaluate("window.sameDocument = true")
+    note.get_by_role("button", name="Go online").click()
+    expect(note).to_be_hidden()
+    expect(page.get_by_label("Your availability")).to_have_value("online")
+    expect(page.locator("[data-availability-dot]")).to_have_class("avail-dot avail-online")
+    assert page.evaluate("window.sameDocument") is True  # no reload
+    db.session.expire_all()
+    assert agent.availability is Availability.ONLINE
+    page.reload()
+    expect(page.locator("[data-availability-note]")).to_have_count(0)

@@ -1,7 +1,8 @@
 """Sign-in and sign-out pages and the Flask-Login user loader.
 
 Login attempts are rate limited per client address (shared across web processes via Redis).
-Imports: services.accounts, models, extensions, forms.
+Signing out sets the person offline (services.availability).
+Imports: services.accounts, services.availability, models, extensions, forms.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from flask_login import current_user, login_user, logout_user
 
 from inbox.extensions import db, limiter, login_manager
 from inbox.forms import LoginForm, PostForm
-from inbox.models import User
+from inbox.models import Availability, User
+from inbox.services import availability
 from inbox.services.accounts import authenticate
 from inbox.services.audit import record_audit
 from inbox.timeutil import utcnow
@@ -77,6 +79,12 @@ def _form_problem(form: LoginForm) -> str:
 @bp.route("/logout", methods=["POST"])
 def logout():
     if PostForm().validate_on_submit():
+        if current_user.is_authenticated:
+            # Signed out is not there: no more auto-assigned work, and what they hold by
+            # auto-assignment goes back to the queue now, not when the idle sweep notices.
+            me = current_user._get_current_object()  # the model itself: the audit reads it
+            availability.set_availability(me, Availability.OFFLINE, actor=me, now=utcnow())
+            db.session.commit()
         logout_user()
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

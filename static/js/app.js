@@ -102,12 +102,15 @@
     }
   });
 
-  /* The availability control in the top bar: changing it saves at once. */
+  /* The availability control in the top bar: changing it saves at once. The inbox's
+     "you are offline" note (data-availability-note) goes online through it, and goes away
+     once its person is online. */
   function initAvailability() {
     var form = document.querySelector("[data-availability]");
     if (!form) { return; }
     var select = form.querySelector("select");
     var dot = form.querySelector("[data-availability-dot]");
+    var note = document.querySelector("[data-availability-note]");
     form.querySelector("[data-availability-submit]").classList.add("hidden");
     select.addEventListener("change", function () {
       post(form.action, new FormData(form)).then(function (res) {
@@ -116,9 +119,17 @@
           return;
         }
         dot.className = "avail-dot avail-" + res.data.availability;
+        if (note) { note.hidden = res.data.availability === "online"; }
         toast(res.data.message);
       });
     });
+    if (note) {
+      note.addEventListener("submit", function (event) {
+        event.preventDefault();
+        select.value = "online";
+        select.dispatchEvent(new Event("change"));
+      });
+    }
   }
 
   window.inboxApp = { post: post, getFragment: getFragment, toast: toast, setNotificationCount: setNotificationCount };
