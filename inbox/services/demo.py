@@ -1,7 +1,8 @@
 """Demo data for `make run`: users of every role, teams, channel accounts and conversations.
 
 Conversations come from the real TWCS sample when it is available (its threads spread over the
-last two weeks, see `recent_threads`) and are generated otherwise. Loading twice adds nothing.
+last two weeks, see `recent_threads`) and are generated otherwise; a routing rule sends the
+sample's billing questions to Billing support. Loading twice adds nothing.
 Imports: models, extensions.db, services.
 """
 
@@ -21,13 +22,16 @@ from inbox.models import (
     Conversation,
     Direction,
     Kind,
+    Message,
     Platform,
     Priority,
     Role,
     SlaPolicy,
     Status,
+    Team,
     User,
 )
+from inbox.services import routing
 from inbox.services.accounts import create_user, get_or_create_team
 from inbox.services.channels import add_channel
 from inbox.services.csv_import import Tweet, import_twcs, read_twcs, threads
@@ -90,6 +94,7 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
         with csv_path.open(newline="", encoding="utf-8") as stream:
             tweets = read_twcs(stream)
         import_twcs(recent_threads(tweets, now=now), now=now, team=teams["Social care"])
+        _route_billing(teams["Billing support"], now=now)
         source = str(csv_path)
     else:
         _generate(accounts, teams, now)
@@ -100,6 +105,41 @@ def load_demo(*, csv_path: Path | None, now: datetime) -> DemoSummary:
         conversations=db.session.scalar(select(func.count(Conversation.id))) or 0,
         source=source,
     )
+
+
+# The demo's one routing rule: what a care team sets up first, and work for Billing support.
+BILLING_RULE = "Billing questions go to Billing support"
+BILLING_WORDS = ("bill", "charge", "refund", "payment", "invoice", "subscription", "paid")
+
+
+def _route_billing(billing: Team, *, now: datetime) -> None:
+    """Create the billing rule and run it over the imported conversations, as the worker runs
+    rules on arrival (the import inserts rows set-wise, without running them); each move is
+    in the conversation's history under the rule's name."""
+    admin = db.session.scalar(select(User).where(User.email == DEMO_USERS[0].email))
+    routing.save_rule(
+        None,
+        name=BILLING_RULE,
+        active=True,
+        stop=False,
+        conditions=[{"type": "text_contains", "values": list(BILLING_WORDS)}],
+        actions_=[{"type": "set_team", "team_id": billing.id}],
+        actor=admin,
+        now=now,
+    )
+    latest = (
+        select(Message.conversation_id, func.max(Message.id).label("message_id"))
+        .where(Message.direction == Direction.INBOUND)
+        .group_by(Message.conversation_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Conversation, Message)
+        .join(latest, latest.c.conversation_id == Conversation.id)
+        .join(Message, Message.id == latest.c.message_id)
+    ).all()
+    for conversation, message in rows:
+        routing.apply_rules(conversation, message, now=now)
 
 
 def recent_threads(tweets: list[Tweet], *, now: datetime, days: int = 14) -> list[Tweet]:

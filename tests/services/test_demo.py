@@ -1,5 +1,6 @@
 """Demo data: the TWCS sample's threads are moved into the last two weeks without changing a
-single response time, so the reports of `make run` have something to show for "last 7 days"."""
+single response time, so the reports of `make run` have something to show for "last 7 days";
+its billing questions go to Billing support by a routing rule, as they would on arrival."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
+from inbox.extensions import db
+from inbox.models import AuditEvent, Conversation, Direction, Message, RoutingRule, Team
 from inbox.services.csv_import import Tweet, read_twcs, threads
-from inbox.services.demo import recent_threads
+from inbox.services.demo import BILLING_RULE, BILLING_WORDS, load_demo, recent_threads
+from inbox.timeutil import utcnow
 from tests.conftest import SHARED_DATA
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -70,3 +75,31 @@ def test_the_real_sample_keeps_every_response_time():
         after = check(read_twcs(stream))
     recent = sum(th[-1].created_at >= NOW - timedelta(days=7) for th in after)
     assert recent >= len(after) * 0.4  # about half the threads fall in the last week
+
+
+def test_the_demo_s_billing_rule_moves_exactly_the_billing_questions_with_their_history(app):
+    path = SHARED_DATA / "twcs_sample.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is not here (the licensed sample is read from ../shared only)")
+    load_demo(csv_path=path, now=utcnow())
+    db.session.commit()
+    billing = db.session.scalar(select(Team).where(Team.name == "Billing support"))
+    latest = {}
+    for conversation_id, text in db.session.execute(
+        select(Message.conversation_id, Message.text)
+        .where(Message.direction == Direction.INBOUND)
+        .order_by(Message.id)
+    ):
+        latest[conversation_id] = text.casefold()  # the last one wins
+    moved = set(db.session.scalars(select(Conversation.id).where(Conversation.team == billing)))
+    asks_billing = {cid for cid, text in latest.items() if any(w in text for w in BILLING_WORDS)}
+    assert moved == asks_billing and len(moved) >= 20
+    history = db.session.scalars(
+        select(AuditEvent.target_id).where(AuditEvent.action == "routing.action")
+    ).all()
+    assert sorted(history) == sorted(moved)
+    (rule,) = db.session.scalars(select(RoutingRule)).all()
+    assert rule.name == BILLING_RULE
+
+    load_demo(csv_path=path, now=utcnow())  # again: nothing more
+    assert db.session.scalar(select(func.count(RoutingRule.id))) == 1
