@@ -133,7 +133,7 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         # 3 MB, so the default leaves room above that.
         "MAX_CONTENT_LENGTH": env_int(environ, "INBOX_MAX_BODY_BYTES", 4 * 1024 * 1024),
         # A CSV uploaded on the Import page may be larger (it is stored until imported).
-        "INBOX_MAX_IMPORT_BYTES": env_int(environ, "INBOX_MAX_IMPORT_BYTES", 64 * 1024 * 1024),
+        "INBOX_MAX_IMPORT_BYTES": env_int(environ, "INBOX_MAX_IMPORT_BYTES", 64_000_000),
         # Cookies: HttpOnly and SameSite always; Secure unless explicitly serving plain HTTP
         # (the embedded `make run` on localhost turns it off).
         "SESSION_COOKIE_HTTPONLY": True,

@@ -251,8 +251,8 @@ def run_csv_import(import_id: int) -> str:
 
 
 @unit_of_work
-def requeue_csv_imports() -> int:
-    return uploads.requeue_stale(now=utcnow())
+def sweep_csv_imports() -> int:
+    return uploads.sweep_stale(now=utcnow())
 
 
 @unit_of_work
@@ -315,5 +315,5 @@ def periodic_jobs() -> list[PeriodicJob]:
         ),
         PeriodicJob("report-mail", "inbox.jobs.send_report_mail", 300),
         PeriodicJob("requeue-helpdesk", "inbox.jobs.requeue_helpdesk_deliveries", 300),
-        PeriodicJob("requeue-csv-imports", "inbox.jobs.requeue_csv_imports", 300),
+        PeriodicJob("sweep-csv-imports", "inbox.jobs.sweep_csv_imports", 300),
     ]

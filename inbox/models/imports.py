@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from inbox.extensions import Base
 from inbox.models.accounts import Team, User
@@ -39,8 +39,9 @@ class CsvImport(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int]
-    # Cleared once imported: the conversations hold what it said.
-    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Cleared once imported (the conversations hold what it said) or discarded. Deferred: up to
+    # INBOX_MAX_IMPORT_BYTES, read only by the job that imports it.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     state: Mapped[ImportState] = enum_column(ImportState, default=ImportState.QUEUED)
@@ -63,3 +64,6 @@ class CsvImport(Base):
 
     team: Mapped[Team | None] = relationship()
     created_by: Mapped[User | None] = relationship()
+
+    # Whether the file is still stored (it can be tried again), without reading it.
+    has_file: Mapped[bool] = column_property(content.isnot(None))

@@ -37,7 +37,7 @@ from inbox.models import (
     Team,
 )
 from inbox.services import sla
-from inbox.services.channels import add_channel
+from inbox.services.channels import add_channel, find_channel
 from inbox.services.ingest import (
     Profile,
     add_message,
@@ -233,7 +233,11 @@ def import_twcs(
             attributed.append((brand, thread))
     plan = _Plan(
         accounts={
-            brand: add_channel(Platform.X, brand, name=f"@{brand}")[0].id
+            # An account already connected keeps the name an admin gave it.
+            brand: (
+                find_channel(Platform.X, brand)
+                or add_channel(Platform.X, brand, name=f"@{brand}")[0]
+            ).id
             for brand in sorted({brand for brand, _ in attributed})
         },
         team_id=team.id if team else None,

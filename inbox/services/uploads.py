@@ -1,6 +1,7 @@
 """CSV files uploaded on the admin's Import page: checked and stored at once, imported by a
-worker (`csv_import.import_twcs`) that keeps the import's progress on its row, and tried
-again by an admin when one fails or by the sweep when its job was lost.
+worker (`csv_import.import_twcs`) that keeps the import's progress on its row, tried again (or
+its file discarded) by an admin when one fails, queued again by the sweep when its job was
+lost and failed by it when its worker was.
 
 Imports: models, extensions.db, queue, services.csv_import, services.audit, timeutil.
 """
@@ -24,14 +25,15 @@ from inbox.timeutil import utcnow
 CHECKED_ROWS = 200
 # How often a running import writes its progress (the page polls about once a second).
 PROGRESS_EVERY_SECONDS = 0.5
-# A queued import no job took, or a running one that has not reported, for this long lost its
-# job (Redis was down at the upload, the worker died): the sweep queues it again.
+# A queued import no job took for this long lost its job (Redis was down at the upload): the
+# sweep queues it again. A running one that has not reported for this long lost its worker
+# (killed, out of memory): the sweep fails it, for an admin to try again, rather than start a
+# file that may kill every worker anew.
 STALE_AFTER = timedelta(minutes=10)
 # RQ stops a job after 3 minutes by default; a file of hundreds of thousands of rows takes
 # longer than that.
 JOB_TIMEOUT_SECONDS = 4 * 3600
 RECENT = 20
-MB = 1024 * 1024  # what file managers call a megabyte
 
 
 class UploadError(ValueError):
@@ -43,16 +45,19 @@ def start_import(
 ) -> CsvImport:
     """Check an uploaded TWCS file (size, encoding, header, its first rows) and store it with
     a job to import it, enqueued when the caller commits. Raises UploadError."""
-    if not data.strip():
+    if not data or data.isspace():
         raise UploadError("The file is empty.")
     if len(data) > max_bytes:
         raise UploadError(
-            f"The file is {len(data) / MB:.1f} MB; the limit is {max_bytes / MB:.0f} MB."
+            f"The file is {len(data):,} bytes; the limit is {max_bytes:,} bytes"
+            f" ({max_bytes / 1e6:g} MB)."
         )
     try:
-        tweets = read_twcs(io.StringIO(_decode(data), newline=""), limit=CHECKED_ROWS)
+        tweets = read_twcs(_text(data), limit=CHECKED_ROWS)
     except ImportFormatError as exc:
         raise UploadError(f"This is not a TWCS file: {exc}.") from None
+    except UnicodeDecodeError:
+        raise UploadError(NOT_UTF8) from None
     if not tweets:
         raise UploadError("The file has a header but no rows.")
     upload = CsvImport(
@@ -77,13 +82,13 @@ def start_import(
     return upload
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")  # a spreadsheet's export may start with a BOM
-    except UnicodeDecodeError as exc:
-        raise UploadError(
-            f"The file is not UTF-8 text (byte {exc.start}); save it as “CSV UTF-8”."
-        ) from None
+NOT_UTF8 = "The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again."
+
+
+def _text(data: bytes) -> io.TextIOWrapper:
+    """The file as text, decoded as it is read (a whole decoded copy of a large file would
+    take several times its size), a spreadsheet's byte-order mark skipped."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
 
 
 def _enqueue(upload: CsvImport, *, now: datetime) -> None:
@@ -101,7 +106,16 @@ def run_import(import_id: int, *, now: datetime) -> CsvImport | None:
     taken = db.session.execute(
         update(CsvImport)
         .where(CsvImport.id == import_id, CsvImport.state == ImportState.QUEUED)
-        .values(state=ImportState.RUNNING, started_at=now, progress_at=now, error=None)
+        # A retry starts from nothing: what the failed run stored is counted as duplicates.
+        .values(
+            state=ImportState.RUNNING,
+            started_at=now,
+            progress_at=now,
+            error=None,
+            threads_done=0,
+            threads_total=None,
+            rows=None,
+        )
     )
     db.session.commit()
     if taken.rowcount != 1:
@@ -110,10 +124,12 @@ def run_import(import_id: int, *, now: datetime) -> CsvImport | None:
     assert upload is not None and upload.content is not None
     try:
         try:
-            tweets = read_twcs(io.StringIO(_decode(upload.content), newline=""))
-        except (ImportFormatError, UploadError) as exc:
+            tweets = read_twcs(_text(upload.content))
+        except ImportFormatError as exc:
             return _fail(upload, f"The file could not be read: {exc}.")
-        upload.rows = len(tweets)
+        except UnicodeDecodeError:
+            return _fail(upload, NOT_UTF8)
+        upload.rows, upload.progress_at = len(tweets), utcnow()
         db.session.commit()
         result = import_twcs(tweets, now=now, team=upload.team, progress=_reporter(import_id))
     except Exception as exc:
@@ -170,8 +186,8 @@ def _fail(upload: CsvImport | None, reason: str) -> CsvImport | None:
 
 def retry(upload: CsvImport, *, actor: User, now: datetime) -> None:
     """Queue a failed import again (what it stored already is skipped)."""
-    if upload.state is not ImportState.FAILED or upload.content is None:
-        raise UploadError("Only a failed import can be tried again.")
+    if upload.state is not ImportState.FAILED or not upload.has_file:
+        raise UploadError("Only a failed import whose file is kept can be tried again.")
     upload.state = ImportState.QUEUED
     upload.error = None
     upload.finished_at = None
@@ -179,9 +195,17 @@ def retry(upload: CsvImport, *, actor: User, now: datetime) -> None:
     _enqueue(upload, now=now)
 
 
-def requeue_stale(*, now: datetime) -> int:
-    """Queue again the imports whose job was lost; a running one goes back to queued first,
-    so the new job can take it."""
+def discard(upload: CsvImport, *, actor: User, now: datetime) -> None:
+    """Delete a failed import's file (customer content an admin does not want kept)."""
+    if upload.state is not ImportState.FAILED or not upload.has_file:
+        raise UploadError("Only a failed import's file can be discarded.")
+    upload.content = None
+    record_audit("import.discarded", upload, actor=actor, now=now)
+
+
+def sweep_stale(*, now: datetime) -> int:
+    """Queue again the imports whose job was lost, and fail those whose worker was lost (see
+    STALE_AFTER); returns how many it changed."""
     stale = db.session.scalars(
         select(CsvImport).where(
             CsvImport.state.in_([ImportState.QUEUED, ImportState.RUNNING]),
@@ -189,12 +213,18 @@ def requeue_stale(*, now: datetime) -> int:
         )
     ).all()
     for upload in stale:
-        upload.state = ImportState.QUEUED
-        _enqueue(upload, now=now)
+        if upload.state is ImportState.QUEUED:
+            _enqueue(upload, now=now)
+        else:
+            upload.state, upload.finished_at = ImportState.FAILED, now
+            upload.error = (
+                "The worker stopped during the import (it was restarted, or ran out of memory)."
+            )
     return len(stale)
 
 
 def recent() -> list[CsvImport]:
+    """The latest imports, newest first (without their files)."""
     return list(
         db.session.scalars(select(CsvImport).order_by(CsvImport.id.desc()).limit(RECENT)).all()
     )

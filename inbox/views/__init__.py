@@ -1,15 +1,17 @@
 """Blueprint registration: the only place that knows every blueprint.
 
-Imports: views.*, errors (machine paths), extensions (the limiter).
+Imports: views.*, errors (machine paths), extensions (the limiter), models (roles).
 """
 
 from __future__ import annotations
 
 from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_login import current_user
 
 from inbox.errors import MACHINE_PATHS, is_machine_request
 from inbox.extensions import limiter
+from inbox.models import Role
 
 # Machine requests (`errors.MACHINE_PATHS`) skip the rate limiter's per-request lookup of route
 # limits (≈ 280 Python calls): limits are opt-in per route and none of theirs has one. A limit
@@ -33,17 +35,28 @@ LARGE_BODIES = {"admin.imports": "INBOX_MAX_IMPORT_BYTES"}
 
 
 class _Request(Request):
-    """Flask's request, with the body limit of `LARGE_BODIES` for their views. It must be
-    known before Flask-WTF's CSRF check reads the form, which runs before any view or
-    blueprint hook could set `request.max_content_length`."""
+    """Flask's request, with the body limit of `LARGE_BODIES` for their views when an admin
+    (every such view is admin-only) sends it: anyone else keeps MAX_CONTENT_LENGTH. The limit
+    must be known before Flask-WTF's CSRF check reads the form, which runs before any view or
+    blueprint hook could set `request.max_content_length` (which still wins when set)."""
 
     @property
     def max_content_length(self) -> int | None:
         setting = LARGE_BODIES.get(self.endpoint or "")
-        if setting is not None and current_app:
+        if (
+            self._max_content_length is None
+            and setting is not None
+            and current_app
+            and current_user.is_authenticated
+            and current_user.has_role(Role.ADMIN)
+        ):
             # The multipart wrapping around the file counts too.
             return current_app.config[setting] + 64 * 1024
         return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
 
 def register_blueprints(app: Flask) -> None:

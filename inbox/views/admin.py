@@ -21,7 +21,7 @@ from wtforms.fields.choices import SelectChoice
 from inbox.config import WEBHOOK_SECRETS
 from inbox.connectors import webhook_platforms
 from inbox.errors import InboxError
-from inbox.extensions import db
+from inbox.extensions import db, limiter
 from inbox.forms import (
     ApiTokenForm,
     CannedResponseForm,
@@ -356,9 +356,6 @@ def replay_channel_deliveries(account_id: int):
     return redirect(url_for("admin.channel_accounts"))
 
 
-# --- canned responses ---------------------------------------------------------------------
-
-
 # --- CSV imports -------------------------------------------------------------------------------
 
 
@@ -377,7 +374,7 @@ def _imports_page(form: ImportForm, *, status: int = 200):
         form=form,
         imports=uploads.recent(),
         retry_form=PostForm(),
-        max_mb=current_app.config["INBOX_MAX_IMPORT_BYTES"] // uploads.MB,
+        max_bytes=current_app.config["INBOX_MAX_IMPORT_BYTES"],
         now=utcnow(),
     )
     return page, status
@@ -385,6 +382,7 @@ def _imports_page(form: ImportForm, *, status: int = 200):
 
 @bp.route("/imports", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
+@limiter.limit("20 per minute", methods=["POST"])
 def imports():
     """Conversations from a CSV file: POST checks and stores the file, a worker imports it,
     and the page shows each import's progress and outcome."""
@@ -423,18 +421,30 @@ def import_row(import_id: int):
     )
 
 
-@bp.post("/imports/<int:import_id>/retry")
+# What an admin may do to a failed import: the service call, and what the page then says.
+_IMPORT_ACTIONS = {
+    "retry": (uploads.retry, "“{}” is queued again; what it stored already is skipped."),
+    "discard": (uploads.discard, "The file “{}” is deleted."),
+}
+
+
+@bp.post("/imports/<int:import_id>/<action>")
 @role_required(Role.ADMIN)
-def retry_import(import_id: int):
+def import_action(import_id: int, action: str):
+    """Try a failed import again, or discard its file."""
+    do, done = _IMPORT_ACTIONS.get(action) or abort(404)
     upload = posted_object(CsvImport, import_id)
     try:
-        uploads.retry(upload, actor=current_user, now=utcnow())
+        do(upload, actor=current_user, now=utcnow())
     except uploads.UploadError as exc:
         flash(str(exc), "error")
         return redirect(url_for("admin.imports"))
     db.session.commit()
-    flash(f"“{upload.filename}” is queued again; what it stored already is skipped.", "info")
+    flash(done.format(upload.filename), "info")
     return redirect(url_for("admin.imports"))
+
+
+# --- canned responses ---------------------------------------------------------------------
 
 
 @bp.route("/canned", methods=["GET", "POST"])

@@ -106,3 +106,16 @@ def test_imported_tweet_text_has_the_characters_the_csv_holds_as_html_entities()
     )
     [tweet] = read_twcs(io.StringIO(csv_text))
     assert tweet.text == "@sprintcare bill & plan wrong >:( <- fix"
+
+
+def test_an_import_keeps_the_name_an_admin_gave_a_connected_account(app, always_on):
+    from inbox.models import ChannelAccount, Platform
+    from inbox.services.channels import add_channel
+
+    add_channel(Platform.X, "AcmeHelp", name="Acme care (main)")
+    db.session.commit()
+    import_twcs(customer_threads(2, 1), now=utcnow())
+    db.session.expire_all()
+    (account,) = db.session.scalars(select(ChannelAccount)).all()
+    assert account.name == "Acme care (main)"
+    assert count(Conversation) == 2

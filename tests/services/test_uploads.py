@@ -6,6 +6,7 @@ are queued again by the sweep."""
 from __future__ import annotations
 
 import functools
+import time
 from datetime import timedelta
 
 import pytest
@@ -72,6 +73,15 @@ def test_progress_is_committed_as_the_batches_go_so_the_page_sees_it(app, admin,
     monkeypatch.setattr(
         uploads, "import_twcs", functools.partial(csv_import.import_twcs, batch_size=3)
     )
+    real_batch = csv_import._import_batch
+
+    def slow_batch(*args):
+        # Batches as slow as a large file's, so that on PostgreSQL (where the calling thread
+        # reports every 0.2 s while two threads import) a report falls between them.
+        time.sleep(0.3)
+        real_batch(*args)
+
+    monkeypatch.setattr(csv_import, "_import_batch", slow_batch)
     seen = []
     reporter = uploads._reporter
 
@@ -123,9 +133,13 @@ def test_a_file_that_is_not_a_twcs_export_is_refused_and_nothing_stored(app, adm
 
 
 def test_a_file_over_the_limit_is_refused_with_both_sizes(app, admin):
-    data = factories.twcs_file(40)
-    with pytest.raises(uploads.UploadError, match=r"The file is 0\.0 MB; the limit is 0 MB"):
-        start(data, admin, max_bytes=len(data) - 1)
+    data = factories.twcs_file(400)
+    limit = len(data) - 1
+    with pytest.raises(
+        uploads.UploadError,
+        match=rf"The file is {len(data):,} bytes; the limit is {limit:,} bytes \(0\.0\d+ MB\)",
+    ):
+        start(data, admin, max_bytes=limit)
     assert count(CsvImport) == 0
 
 
@@ -179,6 +193,7 @@ def test_an_import_that_crashes_is_failed_and_a_retry_finishes_what_was_stored(
     assert reload(upload).state is ImportState.QUEUED
     done = uploads.run_import(upload.id, now=utcnow())
     assert (done.conversations_created, done.duplicates) == (3, 6)  # the stored half skipped
+    assert (done.threads_done, done.threads_total, done.rows) == (6, 6, 12)  # this run's own
     assert count(Conversation) == 6
 
 
@@ -188,22 +203,48 @@ def test_only_a_failed_import_can_be_tried_again(app, admin):
         uploads.retry(upload, actor=admin, now=utcnow())
 
 
-def test_the_sweep_queues_again_imports_whose_job_was_lost(app, admin):
+def test_a_failed_import_s_file_can_be_discarded_and_then_not_tried_again(app, admin):
+    upload = start(factories.twcs_file(1), admin)
+    upload.state = ImportState.FAILED
+    db.session.commit()
+    uploads.discard(upload, actor=admin, now=utcnow())
+    db.session.commit()
+    gone = reload(upload)
+    assert gone.content is None and gone.has_file is False
+    with pytest.raises(uploads.UploadError, match="whose file is kept"):
+        uploads.retry(gone, actor=admin, now=utcnow())
+
+
+def test_the_listing_does_not_read_the_files(app, admin):
+    start(factories.twcs_file(50), admin)
+    db.session.expire_all()
+    (listed,) = uploads.recent()
+    assert "content" not in listed.__dict__ and listed.has_file is True
+
+
+def test_the_sweep_queues_again_lost_jobs_and_fails_imports_whose_worker_was_lost(app, admin):
     now = utcnow()
     long_ago = now - uploads.STALE_AFTER - timedelta(seconds=1)
     lost = start(factories.twcs_file(1), admin, now=long_ago)  # Redis was down at the upload
     died = start(factories.twcs_file(1), admin, now=long_ago)
-    died.state = ImportState.RUNNING  # its worker died mid-import
-    start(factories.twcs_file(1), admin, now=now)  # queued just now: left alone
+    died.state = ImportState.RUNNING  # its worker was killed mid-import
+    busy = start(factories.twcs_file(1), admin, now=long_ago)
+    busy.state, busy.progress_at = ImportState.RUNNING, now  # reported just now
+    start(factories.twcs_file(1), admin, now=now)  # queued just now
     finished = start(factories.twcs_file(1), admin, now=long_ago)
     uploads.run_import(finished.id, now=long_ago)
     db.session.commit()
     queued_before = get_queue("default").count
 
-    assert uploads.requeue_stale(now=now) == 2
+    assert uploads.sweep_stale(now=now) == 2
     db.session.commit()
 
-    assert get_queue("default").count == queued_before + 2
-    assert reload(died).state is ImportState.QUEUED and reload(lost).progress_at == now
+    assert get_queue("default").count == queued_before + 1  # the lost job, once more
+    assert reload(lost).state is ImportState.QUEUED and reload(lost).progress_at == now
+    failed = reload(died)
+    assert failed.state is ImportState.FAILED and failed.has_file
+    assert failed.error.startswith("The worker stopped during the import")
+    assert reload(busy).state is ImportState.RUNNING
     assert reload(finished).state is ImportState.DONE
+    uploads.retry(failed, actor=admin, now=now)
     assert uploads.run_import(died.id, now=now).state is ImportState.DONE
