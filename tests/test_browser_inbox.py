@@ -289,3 +289,15 @@ def test_the_conversation_toolbar_fits_on_one_line_at_1440_for_a_supervisor(
     expect(spam).to_be_visible()
     # A button, not text: it has a visible border.
     assert spam.evaluate("e => getComputedStyle(e).borderTopColor") != "rgba(0, 0, 0, 0)"
+
+
+def test_applied_filters_leave_the_ones_at_any_out_of_the_address(live_server, page: Page, people):
+    factories.conversation(team="Social care", name="Xavier X")
+    open_inbox(page, live_server, people["alice"].email, "/inbox/open")
+    page.get_by_text("Filters").click()
+    page.get_by_label("Visibility").select_option("private")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(re.compile(r"/inbox/open\?"))
+    assert page.url.split("?", 1)[1] == "sort=sla&public=private"  # no "platform=&kind=…"
+    expect(page.get_by_label("Visibility")).to_have_value("private")
+    expect(page.locator(".queue")).to_contain_text("Xavier X")  # a DM: private

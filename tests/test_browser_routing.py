@@ -202,3 +202,39 @@ def test_an_agent_routing_out_of_their_teams_sees_the_pane_close_not_an_error(
     assert "/inbox/c/" not in page.url
     db.session.expire_all()
     assert db.session.get(Conversation, c.id).team.name == "Billing support"
+
+
+def test_routing_to_a_team_nobody_works_asks_first_and_a_no_routes_nothing(
+    live_server, page: Page, make_user
+):
+    agent = make_user(Role.AGENT, name="Alice Agent", email="alice@example.com")
+    get_or_create_team("Tech support")  # nobody in it and no helpdesk
+    db.session.commit()
+    c = factories.conversation(team="Social care", name="Waiting Wanda")
+    open_inbox(page, live_server, agent.email, f"/inbox/c/{c.id}")
+    page.get_by_text("Route to support").click()
+    route = page.locator(".route-form")
+    route.get_by_label("Support team").select_option(
+        label="Tech support (no active members, no helpdesk)"
+    )
+    route.get_by_label("Handoff note").fill("Their app crashes")
+    asked = []
+
+    def answer(dialog, accept: bool):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    route.get_by_role("button", name="Route").click()
+    expect(route.get_by_label("Handoff note")).to_have_value("Their app crashes")
+    assert asked == [
+        "Nobody works the Tech support queue and it has no helpdesk: route it there anyway?"
+    ]
+    db.session.expire_all()
+    assert db.session.get(Conversation, c.id).team.name == "Social care"
+
+    page.once("dialog", lambda d: answer(d, True))
+    route.get_by_role("button", name="Route").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Routed to Tech support")
+    db.session.expire_all()
+    assert db.session.get(Conversation, c.id).team.name == "Tech support"

@@ -554,10 +554,24 @@
     $all("[data-filters] [data-autosubmit]").forEach(function (s) {
       s.addEventListener("change", function () { s.form.requestSubmit(); });
     });
+    /* Filters left at "Any" stay out of the address, so it reads (and is shared) as what it
+       filters on. */
+    $("[data-filters]").addEventListener("formdata", function (event) {
+      Array.from(event.formData.keys()).forEach(function (key) {
+        if (event.formData.getAll(key).every(function (v) { return v === ""; })) { event.formData.delete(key); }
+      });
+    });
 
     detail.addEventListener("submit", function (event) {
       var form = event.target;
-      if (form.matches("form.act")) { event.preventDefault(); submitAction(form); return; }
+      if (form.matches("form.act")) {
+        event.preventDefault();
+        /* Routing to a team nobody works and without a helpdesk leaves the customer waiting. */
+        var team = form.querySelector("select[name=team] option:checked[data-unstaffed]");
+        if (team && !window.confirm("Nobody works the " + team.dataset.unstaffed + " queue and it has no helpdesk: route it there anyway?")) { return; }
+        submitAction(form);
+        return;
+      }
       if (form.matches("[data-contact-form]")) {
         event.preventDefault();
         app.post(form.action, new FormData(form)).then(function (res) {
