@@ -11,6 +11,7 @@ from rq import Queue
 
 from inbox.extensions import db
 from inbox.models import (
+    BusinessCalendar,
     Conversation,
     DeliveryStatus,
     Direction,
@@ -275,3 +276,30 @@ def test_patching_priority_through_the_api_reselects_the_sla_policy(
         conversation.first_inbound_at + timedelta(minutes=15)
     )
     assert db.session.get(Conversation, conversation.id).priority is Priority.URGENT
+
+
+def test_the_side_panel_lists_twenty_not_counted_stretches_and_links_to_the_rest(client, agent):
+    office = BusinessCalendar(
+        name="Office",
+        timezone="UTC",
+        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
+    )
+    db.session.add_all(
+        [
+            office,
+            SlaPolicy(
+                name="Office hours", resolution_seconds=400 * 3600, calendar=office, position=1
+            ),
+        ]
+    )
+    db.session.commit()
+    conversation = fresh_conversation(minutes_ago=30 * 24 * 60)  # a month ago, still open
+    panel = client.get(f"/inbox/c/{conversation.id}").get_data(as_text=True)
+    gaps = panel.split('<details class="sla-gaps">', 1)[1].split("</details>", 1)[0]
+    listed = gaps.count("<li>")
+    assert listed == 20
+    full = f"/conversations/{conversation.id}/sla"
+    assert f'<a href="{full}">and ' in gaps and "more on the full timeline" in gaps
+    page = client.get(full).get_data(as_text=True)
+    everything = page.split('<details class="sla-gaps">', 1)[1].split("</details>", 1)[0]
+    assert everything.count("<li>") > 40 and "more on the full timeline" not in everything
