@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import abort
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select
 from wtforms import (
     BooleanField,
     EmailField,
@@ -42,7 +43,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from inbox.extensions import db
-from inbox.models import Availability, Platform, Priority, Role, Status
+from inbox.models import Availability, Platform, Priority, Role, Status, Team
 
 T = TypeVar("T")
 
@@ -64,6 +65,13 @@ def posted_object(model: type[T], object_id: int, form: FlaskForm | None = None)
     if not (form or PostForm()).validate_on_submit():
         abort(400, description="The form is incomplete or expired; reload the page and try again.")
     return found
+
+
+def team_choices() -> list[SelectChoice]:
+    """Every team by name, as a form's choices (values: team ids)."""
+    return [
+        SelectChoice(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
+    ]
 
 
 class AvailabilityForm(FlaskForm):
@@ -383,10 +391,10 @@ class CannedResponseForm(FlaskForm):
 
 
 class ImportForm(FlaskForm):
-    """A CSV file to import and the team its conversations go to ("" for none)."""
+    """A CSV file to import and the team its conversations go to."""
 
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
-    team = SelectField("Team", choices=[])
+    team = SelectField("Team", choices=[], coerce=int)  # 0: no team
 
 
 class BulkForm(FlaskForm):

@@ -23,7 +23,7 @@ def admin_client(client, make_user):
     return client
 
 
-def upload(client, data: bytes, filename: str = "history.csv", team: str = ""):
+def upload(client, data: bytes, filename: str = "history.csv", team: str = "0"):
     return client.post(
         "/admin/imports",
         data={"file": (io.BytesIO(data), filename), "team": team},
@@ -76,7 +76,7 @@ def test_a_file_of_another_format_is_refused_on_the_page_and_nothing_stored(admi
 
 
 def test_no_file_chosen_is_refused_with_a_field_message(admin_client):
-    answer = admin_client.post("/admin/imports", data={"team": ""})
+    answer = admin_client.post("/admin/imports", data={"team": "0"})
     assert answer.status_code == 400
     assert "Choose a CSV file to import." in answer.get_data(as_text=True)
 

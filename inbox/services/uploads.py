@@ -36,6 +36,10 @@ JOB_TIMEOUT_SECONDS = 4 * 3600
 RECENT = 20
 
 
+WORKER_LOST = "The worker stopped during the import (it was restarted, or ran out of memory)."
+NOT_UTF8 = "The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again."
+
+
 class UploadError(ValueError):
     """The upload is refused before anything is stored; the message is for the admin."""
 
@@ -44,7 +48,8 @@ def start_import(
     data: bytes, *, filename: str, team: Team | None, user: User, now: datetime, max_bytes: int
 ) -> CsvImport:
     """Check an uploaded TWCS file (size, encoding, header, its first rows) and store it with
-    a job to import it, enqueued when the caller commits. Raises UploadError."""
+    a job to import it, enqueued when the caller commits. `filename` is what the browser sent;
+    only its last part is kept. Raises UploadError."""
     if not data or data.isspace():
         raise UploadError("The file is empty.")
     if len(data) > max_bytes:
@@ -61,7 +66,8 @@ def start_import(
     if not tweets:
         raise UploadError("The file has a header but no rows.")
     upload = CsvImport(
-        filename=filename[:255] or "upload.csv",
+        # A browser may send a path (old Internet Explorer did).
+        filename=filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload.csv",
         size=len(data),
         content=data,
         team=team,
@@ -80,9 +86,6 @@ def start_import(
     )
     _enqueue(upload, now=now)
     return upload
-
-
-NOT_UTF8 = "The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again."
 
 
 def _text(data: bytes) -> io.TextIOWrapper:
@@ -123,19 +126,19 @@ def run_import(import_id: int, *, now: datetime) -> CsvImport | None:
     upload = db.session.get(CsvImport, import_id)
     assert upload is not None and upload.content is not None
     try:
-        try:
-            tweets = read_twcs(_text(upload.content))
-        except ImportFormatError as exc:
-            return _fail(upload, f"The file could not be read: {exc}.")
-        except UnicodeDecodeError:
-            return _fail(upload, NOT_UTF8)
+        tweets = read_twcs(_text(upload.content))
+    except ImportFormatError as exc:
+        return _give_up(upload, f"The file could not be read: {exc}.")
+    except UnicodeDecodeError:
+        return _give_up(upload, NOT_UTF8)
+    try:
         upload.rows, upload.progress_at = len(tweets), utcnow()
         db.session.commit()
         result = import_twcs(tweets, now=now, team=upload.team, progress=_reporter(import_id))
     except Exception as exc:
         db.session.rollback()
         # What was committed batch by batch stays; trying again skips it.
-        _fail(db.session.get(CsvImport, import_id), f"The import stopped: {type(exc).__name__}.")
+        _give_up(db.session.get(CsvImport, import_id), f"The import stopped: {type(exc).__name__}.")
         raise
     return _finish(upload, result)
 
@@ -175,12 +178,17 @@ def _finish(upload: CsvImport, result: ImportResult) -> CsvImport:
     return upload
 
 
-def _fail(upload: CsvImport | None, reason: str) -> CsvImport | None:
-    if upload is not None:
-        upload.state = ImportState.FAILED
-        upload.finished_at = upload.progress_at = utcnow()
-        upload.error = reason
-        db.session.commit()
+def _fail(upload: CsvImport, reason: str, *, now: datetime) -> None:
+    """Mark `upload` failed with `reason` (the file stays, for a retry); the caller commits."""
+    upload.state = ImportState.FAILED
+    upload.finished_at = upload.progress_at = now
+    upload.error = reason
+
+
+def _give_up(upload: CsvImport, reason: str) -> CsvImport:
+    """`_fail` from within the job, committed at once."""
+    _fail(upload, reason, now=utcnow())
+    db.session.commit()
     return upload
 
 
@@ -216,10 +224,7 @@ def sweep_stale(*, now: datetime) -> int:
         if upload.state is ImportState.QUEUED:
             _enqueue(upload, now=now)
         else:
-            upload.state, upload.finished_at = ImportState.FAILED, now
-            upload.error = (
-                "The worker stopped during the import (it was restarted, or ran out of memory)."
-            )
+            _fail(upload, WORKER_LOST, now=now)
     return len(stale)
 
 

@@ -32,6 +32,7 @@ from inbox.forms import (
     PersonForm,
     PostForm,
     posted_object,
+    team_choices,
 )
 from inbox.models import (
     ApiToken,
@@ -134,9 +135,7 @@ def _people_page(form: PersonForm, *, status: int = 200, **shown_once):
 def _person_form(*, blank: bool = False) -> PersonForm:
     """The add form with the teams to choose from; `blank` ignores what was just posted."""
     form = PersonForm(formdata=None) if blank else PersonForm()
-    form.teams.choices = [
-        SelectChoice(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
-    ]
+    form.teams.choices = team_choices()
     return form
 
 
@@ -361,10 +360,7 @@ def replay_channel_deliveries(account_id: int):
 
 def _import_form() -> ImportForm:
     form = ImportForm()
-    teams = db.session.scalars(select(Team).order_by(Team.name)).all()
-    form.team.choices = [SelectChoice("", "No team (the queue everyone sees)")] + [
-        SelectChoice(str(t.id), t.name) for t in teams
-    ]
+    form.team.choices = [SelectChoice(0, "No team (the queue everyone sees)"), *team_choices()]
     return form
 
 
@@ -391,13 +387,12 @@ def imports():
         return _imports_page(form)
     if not form.validate():
         return _imports_page(form, status=400)
-    team = db.session.get(Team, int(form.team.data)) if form.team.data else None
+    team = db.session.get(Team, form.team.data) if form.team.data else None
     file = form.file.data
     try:
         started = uploads.start_import(
             file.read(),
-            # Only the name: a browser may send a path (old Internet Explorer did).
-            filename=(file.filename or "").replace("\\", "/").rsplit("/", 1)[-1],
+            filename=file.filename or "",
             team=team,
             user=current_user,
             now=utcnow(),

@@ -25,6 +25,7 @@ from inbox.forms import (
     RoutingRuleForm,
     TeamAssignmentForm,
     posted_object,
+    team_choices,
 )
 from inbox.models import (
     AssignmentMode,
@@ -109,7 +110,7 @@ def _rule_form(rule: RoutingRule | None) -> RoutingRuleForm:
         for a in db.session.scalars(select(ChannelAccount).order_by(ChannelAccount.name))
     ]
     form.calendar_id.choices = [SelectChoice(0, "The conversation's team calendar"), *_calendars()]
-    form.set_team.choices = [SelectChoice(0, "—"), *(SelectChoice(t.id, t.name) for t in _teams())]
+    form.set_team.choices = [SelectChoice(0, "—"), *team_choices()]
     form.set_priority.choices = [
         SelectChoice("", "—"),
         *(SelectChoice(p.value, p.value) for p in Priority),

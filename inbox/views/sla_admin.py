@@ -11,7 +11,7 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from inbox.extensions import db
-from inbox.forms import WEEKDAYS, CalendarForm, PolicyForm, parse_dates
+from inbox.forms import WEEKDAYS, CalendarForm, PolicyForm, parse_dates, team_choices
 from inbox.models import (
     BusinessCalendar,
     Kind,
@@ -20,7 +20,6 @@ from inbox.models import (
     Role,
     SlaMetric,
     SlaPolicy,
-    Team,
     Visibility,
     WarnMode,
 )
@@ -84,9 +83,7 @@ def calendar(calendar_id: int | None = None):
 
 def _policy_form(existing: SlaPolicy | None) -> PolicyForm:
     form = PolicyForm(obj=existing)
-    teams = [
-        SelectChoice(t.id, t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
-    ]
+    teams = team_choices()
     form.team_id.choices = [SelectChoice(0, "Any team"), *teams]
     form.calendar_id.choices = [SelectChoice(0, "—")] + [
         SelectChoice(c.id, c.name)

@@ -248,3 +248,11 @@ def test_the_sweep_queues_again_lost_jobs_and_fails_imports_whose_worker_was_los
     assert reload(finished).state is ImportState.DONE
     uploads.retry(failed, actor=admin, now=now)
     assert uploads.run_import(died.id, now=now).state is ImportState.DONE
+
+
+def test_only_the_last_part_of_a_sent_path_is_kept_as_the_file_s_name(app, admin):
+    assert (
+        start(factories.twcs_file(1), admin, filename="C:\\Users\\ada\\h.csv").filename == "h.csv"
+    )
+    assert start(factories.twcs_file(1), admin, filename="../../etc/x.csv").filename == "x.csv"
+    assert start(factories.twcs_file(1), admin, filename="").filename == "upload.csv"
