@@ -10,7 +10,16 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from inbox.extensions import db
-from inbox.models import ChannelAccount, Conversation, Direction, Kind, Message, Platform, Team
+from inbox.models import (
+    BusinessCalendar,
+    ChannelAccount,
+    Conversation,
+    Direction,
+    Kind,
+    Message,
+    Platform,
+    Team,
+)
 from inbox.services.accounts import get_or_create_team
 from inbox.services.channels import add_channel
 from inbox.services.csv_import import TWCS_COLUMNS
@@ -89,6 +98,20 @@ def message(
     )
     assert added is not None
     return added
+
+
+def office_calendar() -> BusinessCalendar:
+    """The office week the SLA tests count in: Monday to Friday 9–17 UTC with lunch 12–13, no
+    holidays (in the session, flushed)."""
+    calendar = BusinessCalendar(
+        name="Office",
+        timezone="UTC",
+        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
+        holidays=[],
+    )
+    db.session.add(calendar)
+    db.session.flush()
+    return calendar
 
 
 def twcs_file(threads: int, *, brand: str = "AcmeHelp", text: str = "my order is late") -> bytes:

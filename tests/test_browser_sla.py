@@ -8,10 +8,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from inbox.extensions import db
-from inbox.models import BusinessCalendar, Direction, Kind, Platform, Role, SlaPolicy
+from inbox.models import Direction, Kind, Platform, Role, SlaPolicy
 from inbox.services import sla
 from inbox.services.channels import add_channel
 from inbox.services.ingest import Profile, add_message, get_or_create_conversation, resolve_identity
+from tests import factories
 from tests.test_browser_shell import sign_in
 
 pytestmark = pytest.mark.browser
@@ -23,11 +24,7 @@ def at(hour: int, minute: int = 0) -> datetime:
 
 @pytest.fixture
 def conversation(app):
-    office = BusinessCalendar(
-        name="Office",
-        timezone="UTC",
-        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
-    )
+    office = factories.office_calendar()
     db.session.add_all(
         [
             office,

@@ -11,7 +11,6 @@ from rq import Queue
 
 from inbox.extensions import db
 from inbox.models import (
-    BusinessCalendar,
     Conversation,
     DeliveryStatus,
     Direction,
@@ -34,6 +33,7 @@ from inbox.services.ingest import (
     resolve_identity,
 )
 from inbox.timeutil import utcnow
+from tests import factories
 from tests.conftest import login
 from tests.support.replies import TOKEN
 
@@ -279,11 +279,7 @@ def test_patching_priority_through_the_api_reselects_the_sla_policy(
 
 
 def test_the_side_panel_lists_twenty_not_counted_stretches_and_links_to_the_rest(client, agent):
-    office = BusinessCalendar(
-        name="Office",
-        timezone="UTC",
-        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
-    )
+    office = factories.office_calendar()
     db.session.add_all(
         [
             office,

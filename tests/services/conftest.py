@@ -26,15 +26,7 @@ def account(app):
 
 @pytest.fixture
 def office(app) -> BusinessCalendar:
-    calendar = BusinessCalendar(
-        name="Office",
-        timezone="UTC",
-        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
-        holidays=[],
-    )
-    db.session.add(calendar)
-    db.session.flush()
-    return calendar
+    return factories.office_calendar()
 
 
 @pytest.fixture

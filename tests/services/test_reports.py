@@ -20,7 +20,6 @@ from werkzeug.datastructures import MultiDict
 
 from inbox.extensions import db
 from inbox.models import (
-    BusinessCalendar,
     ChannelAccount,
     Conversation,
     Direction,
@@ -369,11 +368,7 @@ def test_presets_are_local_days_ending_today():
 
 
 def test_business_time_excludes_nights_weekends_and_lunch(app, admin):
-    office = BusinessCalendar(
-        name="Office",
-        timezone="UTC",
-        weekly={str(d): [["09:00", "12:00"], ["13:00", "17:00"]] for d in range(5)},
-    )
+    office = factories.office_calendar()
     db.session.add(office)
     db.session.add(
         SlaPolicy(
