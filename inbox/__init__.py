@@ -19,7 +19,7 @@ __all__ = ["create_app"]
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    from inbox import cli, queue
+    from inbox import cli, db_pool, queue
     from inbox.config import check_config, engine_options, load_config
     from inbox.errors import register_error_handlers
     from inbox.extensions import csrf, db, limiter, login_manager, migrate
@@ -41,6 +41,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
 
     db.init_app(app)
+    with app.app_context():
+        db_pool.ping_after_idle(db.engine, app.config["INBOX_DB_PING_AFTER_IDLE"])
     migrate.init_app(app, db, directory=os.path.join(root, "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

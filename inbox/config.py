@@ -99,7 +99,10 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "SECRET_KEY": environ.get("SECRET_KEY") or None,
         "TESTING": env_bool(environ, "INBOX_TESTING", False),
         "SQLALCHEMY_DATABASE_URI": database_uri(environ.get("DATABASE_URL", default_db)),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping on every checkout: inbox.db_pool pings a connection that sat idle longer than
+        # INBOX_DB_PING_AFTER_IDLE seconds.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False},
+        "INBOX_DB_PING_AFTER_IDLE": env_int(environ, "INBOX_DB_PING_AFTER_IDLE", 1),
         # PostgreSQL connections pooled per process (`engine_options`).
         "INBOX_DB_POOL_SIZE": env_int(environ, "INBOX_DB_POOL_SIZE", 16),
         "REDIS_URL": redis_url,
@@ -225,6 +228,7 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         options.setdefault("pool_size", config["INBOX_DB_POOL_SIZE"])
+        options.setdefault("pool_use_lifo", True)  # why: inbox.db_pool
     return options
 
 
