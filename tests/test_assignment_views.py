@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from inbox.extensions import db
 from inbox.models import (
+    ApiToken,
     AssignmentMode,
     AuditEvent,
     Availability,
@@ -27,7 +28,7 @@ from inbox.models import (
     StopReason,
 )
 from inbox.services import assignment
-from inbox.services.accounts import create_api_token
+from inbox.services.accounts import create_api_token, revoke_api_token
 from inbox.services.conversations import set_tags
 from inbox.timeutil import utcnow
 from inbox.views.api import conversation_sql
@@ -79,12 +80,12 @@ def test_api_next_answers_what_it_committed_without_reloading(client, make_user,
     del detail["messages"]
     assert claimed == detail
     assert claimed["tags"] == ["refund", "vip"] and claimed["assignee"]["id"] == agent_id
-    # No reloads after a commit. PostgreSQL: the token with its user, then the claim, which also
-    # writes the audit row and returns the answer; each statement atomic on its own, so no
-    # BEGIN or COMMIT round trips (autocommit). SQLite, in one transaction: the token, the take,
-    # the audit row, the relations.
+    # No reloads after a commit. PostgreSQL: one statement, which checks the token, claims,
+    # writes the audit row and returns the answer; atomic on its own, so no BEGIN or COMMIT
+    # round trips (autocommit). SQLite, in one transaction: the token, the take, the audit row,
+    # the relations.
     if db.engine.dialect.name == "postgresql":
-        assert len(sent) == 2, sent
+        assert len(sent) == 1, sent
         assert b"BEGIN" not in commands and b"COMMIT" not in commands, commands
     else:
         assert len(sent) == 4, sent
@@ -192,7 +193,7 @@ def test_psycopg_keeps_get_nexts_statement(client, make_user, monkeypatch):
     for _ in range(2):
         assert client.post("/api/v1/conversations/next", headers=headers).status_code == 200
     assert uncached == []
-    statement = assignment._claim_statements("postgresql", "agent", answer=conversation_sql)
+    statement = assignment._claim_statements("postgresql", "token", answer=conversation_sql)
     sql = str(statement.take.compile(dialect=db.engine.dialect))
     assert len(sql) > 4096  # so the test is about the raised limit
     # The tags' code point order: the test cluster's locale (C.UTF-8) sorts that way anyway, so
@@ -247,6 +248,69 @@ def test_concurrent_api_get_next_never_hands_out_a_conversation_twice(app, make_
 
 def test_api_next_needs_a_token(client):
     assert client.post("/api/v1/conversations/next").status_code == 401
+
+
+@pytest.mark.parametrize("refusal", ["revoked", "deactivated", "made up"])
+def test_api_next_with_a_refused_token_is_401_and_claims_nothing(client, make_user, refusal):
+    """On PostgreSQL get next's own statement checks the token: a refused one must take
+    nothing, not even an unowned conversation from the shared queue (which a caller of no id
+    would otherwise "see")."""
+    user = make_user(Role.AGENT)
+    token = create_api_token(user)
+    if refusal == "revoked":
+        revoke_api_token(db.session.scalars(select(ApiToken)).one(), actor=user)
+    elif refusal == "deactivated":
+        user.active = False
+    else:
+        token = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    unowned = factories.conversation()  # no team, no assignee: every agent's shared queue
+    in_team = factories.conversation(team="Social care")
+    audits = db.session.query(AuditEvent).count()
+    response = client.post(
+        "/api/v1/conversations/next", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.json["error"] == {
+        "code": "unauthorized",
+        "message": "The token is invalid or has been revoked.",
+    }
+    db.session.expire_all()
+    assert unowned.assignee_id is None and in_team.assignee_id is None
+    assert db.session.query(AuditEvent).count() == audits
+
+
+def test_api_next_gives_a_supervisor_any_teams_work_and_an_agent_only_their_teams(
+    client, make_user
+):
+    billing = factories.conversation(team="Billing")
+    agent = make_user(Role.AGENT, team="Social care")
+    supervisor = make_user(Role.SUPERVISOR, team="Social care")
+    tokens = {u.role: create_api_token(u) for u in (agent, supervisor)}
+    db.session.commit()
+
+    def get_next(role):
+        headers = {"Authorization": f"Bearer {tokens[role]}"}
+        return client.post("/api/v1/conversations/next", headers=headers)
+
+    assert get_next(Role.AGENT).status_code == 204
+    taken = get_next(Role.SUPERVISOR)
+    assert taken.status_code == 200 and taken.json["id"] == billing.id
+    assert taken.json["assignee"] == {
+        "id": supervisor.id,
+        "name": supervisor.name,
+        "email": supervisor.email,
+    }
+
+
+def test_api_next_writes_the_tokens_last_use_also_when_nothing_waits(client, make_user):
+    token = create_api_token(make_user(Role.AGENT))
+    db.session.commit()
+    before = utcnow()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/v1/conversations/next", headers=headers).status_code == 204
+    db.session.expire_all()
+    used = db.session.scalars(select(ApiToken)).one().last_used_at
+    assert used is not None and used >= before - timedelta(seconds=1)
 
 
 def test_web_get_next_redirects_to_the_claimed_conversation(client, make_user):

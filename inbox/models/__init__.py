@@ -36,8 +36,8 @@ from inbox.models.conversations import (
     Status,
     Tag,
     conversation_tags,
+    in_values,
     sla_order_key,
-    status_in,
 )
 from inbox.models.helpdesk import (
     HelpdeskAttempt,
@@ -115,6 +115,6 @@ __all__ = [
     "WarnMode",
     "conversation_tags",
     "sla_order_key",
-    "status_in",
+    "in_values",
     "team_members",
 ]

@@ -114,10 +114,10 @@ def _no_deadline(element: _NoDeadline, compiler: Any, **kw: Any) -> str:
     return compiler.render_literal_value(NO_DEADLINE, UTCDateTime())
 
 
-def status_in(status: ColumnElement[Any], statuses: Iterable[Status]) -> ColumnElement[bool]:
-    """`status IN (…)` with the statuses as constants (a partial index's predicate is proven
-    from these)."""
-    return status.in_([_constant(s.value, String()) for s in statuses])
+def in_values(column: ColumnElement[Any], members: Iterable[enum.StrEnum]) -> ColumnElement[bool]:
+    """`column IN (…)` with the enum members' values as constants: a partial index's predicate
+    is proven from these (statuses), and a statement built once needs no parameters for them."""
+    return column.in_([_constant(m.value, String()) for m in members])
 
 
 def sla_order_key(due_at: ColumnElement[Any]) -> ColumnElement[datetime]:
@@ -207,7 +207,7 @@ class Conversation(TimestampMixin, Base):
             "ix_conversations_open_sla",
             _sla_key,
             "id",
-            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+            **_partial(in_values(_status, OPEN_STATUSES) & _not_spam),
         ),
         # "Mine", an agent's own open items: a small share of the open ones, so walking the
         # index above would read many other agents' rows first.
@@ -216,13 +216,13 @@ class Conversation(TimestampMixin, Base):
             "assignee_id",
             _sla_key,
             "id",
-            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+            **_partial(in_values(_status, OPEN_STATUSES) & _not_spam),
         ),
         Index(
             "ix_conversations_done_sla",
             _sla_key,
             "id",
-            **_partial(status_in(_status, DONE_STATUSES) & _not_spam),
+            **_partial(in_values(_status, DONE_STATUSES) & _not_spam),
         ),
         Index(
             "ix_conversations_spam_sla",
@@ -235,13 +235,13 @@ class Conversation(TimestampMixin, Base):
             "ix_conversations_open_waiting",
             func.coalesce(column("last_inbound_at"), column("created_at")),
             "id",
-            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+            **_partial(in_values(_status, OPEN_STATUSES) & _not_spam),
         ),
         Index(
             "ix_conversations_open_activity",
             func.coalesce(column("last_message_at"), column("created_at")),
             "id",
-            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+            **_partial(in_values(_status, OPEN_STATUSES) & _not_spam),
         ),
         # Filtered open views (services.listing.Filters): the visibility rule's team branch, or
         # a team filter, reads only the rows matching every one of these columns' filters, so
@@ -254,7 +254,7 @@ class Conversation(TimestampMixin, Base):
             "priority",
             "is_public",
             "channel_account_id",
-            **_partial(status_in(_status, OPEN_STATUSES) & _not_spam),
+            **_partial(in_values(_status, OPEN_STATUSES) & _not_spam),
         ),
         # Get next (services.assignment.NEXT_ORDER) over the claimable items: the first
         # eligible row in this order is the answer, found without sorting.
@@ -265,7 +265,7 @@ class Conversation(TimestampMixin, Base):
             "first_inbound_at",
             "id",
             **_partial(
-                status_in(_status, CLAIMABLE_STATUSES) & column("assignee_id").is_(None) & _not_spam
+                in_values(_status, CLAIMABLE_STATUSES) & column("assignee_id").is_(None) & _not_spam
             ),
         ),
         # Room on each page for a row's new version: the SLA sweep's writes (state, version)

@@ -9,8 +9,11 @@ import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.selectable import CTE
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from inbox.errors import InboxError
@@ -137,6 +140,15 @@ def revoke_api_token(token: ApiToken, *, actor: User | None, now: datetime | Non
     record_audit("api_token.revoke", token.user, actor=actor, after={"name": token.name})
 
 
+def _usable_token(token_hash: ColumnElement[str]) -> tuple[ColumnElement[bool], ...]:
+    """The token with this hash, if not revoked and its user active (joined to the user)."""
+    return (
+        ApiToken.token_hash == token_hash,
+        ApiToken.revoked_at.is_(None),
+        User.active.is_(True),
+    )
+
+
 @functools.cache
 def _token_with_user() -> Select[tuple[User, int, datetime | None]]:
     # Built once per process (every request runs it): SQLAlchemy then neither rebuilds the
@@ -145,11 +157,7 @@ def _token_with_user() -> Select[tuple[User, int, datetime | None]]:
     return (
         select(User, ApiToken.id, ApiToken.last_used_at)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == bindparam("token_hash"),
-            ApiToken.revoked_at.is_(None),
-            User.active.is_(True),
-        )
+        .where(*_usable_token(bindparam("hashed_token")))
     )
 
 
@@ -158,15 +166,56 @@ def user_for_token(token: str, *, now: datetime | None = None) -> User | None:
     write the token's last use); revoked tokens and inactive
     users get None. `last_used_at` is kept to the minute (`LAST_USED_PRECISION`): a token in
     constant use is written once a minute, not on every request (the session is then dirty)."""
-    if not token.startswith(TOKEN_PREFIX):
+    params = token_params(token, now=now or utcnow())
+    if params is None:
         return None
-    row = db.session.execute(_token_with_user(), {"token_hash": _hash_token(token)}).one_or_none()
+    row = db.session.execute(_token_with_user(), params).one_or_none()
     if row is None:
         return None
     user, token_id, last_used_at = row
-    now = now or utcnow()
-    if last_used_at is None or now - last_used_at >= LAST_USED_PRECISION:
+    if last_used_at is None or last_used_at <= params["used_before"]:
         stored = db.session.get(ApiToken, token_id)
         if stored is not None:
-            stored.last_used_at = now
+            stored.last_used_at = params["now"]
     return user
+
+
+def token_params(token: str, *, now: datetime) -> dict[str, Any] | None:
+    """The parameters of a token check (`user_for_token`, `token_caller`): the token's hash,
+    `now` and the instant before which its last use is written again; None for what cannot
+    be one of our tokens. (No parameter is named after a column: in an UPDATE, SQLAlchemy sets
+    that column from a parameter of its name.)"""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return {
+        "hashed_token": _hash_token(token),
+        "now": now,
+        "used_before": now - LAST_USED_PRECISION,
+    }
+
+
+def token_caller() -> tuple[CTE, CTE]:
+    """`user_for_token` as parts of another statement, for a request whose one statement
+    checks its own token (get next): the CTE `caller` (the token's active user: id, role,
+    name, email; no row for a revoked or unknown token or an inactive user) and the CTE that
+    writes the token's `last_used_at`, once a minute as `user_for_token` does. Parameters:
+    `token_params`."""
+    caller = (
+        select(User.id, User.role, User.name, User.email, ApiToken.id.label("token_id"))
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(*_usable_token(bindparam("hashed_token")))
+        .cte("caller")
+    )
+    touched = (
+        update(ApiToken)
+        .where(
+            ApiToken.id == select(caller.c.token_id).scalar_subquery(),
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at <= bindparam("used_before", type_=ApiToken.last_used_at.type),
+            ),
+        )
+        .values(last_used_at=bindparam("now", type_=ApiToken.last_used_at.type))
+        .cte("touched")
+    )
+    return caller, touched

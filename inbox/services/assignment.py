@@ -8,10 +8,10 @@ assignment's bookkeeping (on PostgreSQL the pick is `SELECT … FOR UPDATE SKIP 
 concurrent agents skip each other's rows, and the audit row is written by the same statement;
 SQLite runs one writer at a time and writes the audit row next). The statements are built
 once per process and take every value as a parameter.
-Nothing here commits (but `claim_next_answer` is made for a request in autocommit mode, where
+Nothing here commits (but `claim_next_by_token` is made for a request in autocommit mode, where
 its one statement is its own transaction).
-Imports: models, extensions.db, errors, services.conversations, services.audit,
-services.calendar, services.sla (calendar specs), timeutil.
+Imports: models, extensions.db, errors, services.conversations, services.accounts,
+services.audit, services.calendar, services.sla (calendar specs), timeutil.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ from inbox.models import (
     Status,
     Team,
     User,
+    in_values,
     sla_order_key,
-    status_in,
 )
 from inbox.services import conversations
+from inbox.services.accounts import token_caller, token_params
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
@@ -84,7 +85,7 @@ NEXT_ORDER = (
 def _unowned() -> ColumnElement[bool]:
     # The claim index's WHERE, with the statuses as constants so PostgreSQL can prove it.
     return (
-        status_in(Conversation.status, CLAIMABLE_STATUSES)
+        in_values(Conversation.status, CLAIMABLE_STATUSES)
         & Conversation.assignee_id.is_(None)
         & Conversation.is_spam.is_(False)
     )
@@ -110,16 +111,17 @@ def _json_object_postgresql(element: _json_object, compiler: Any, **kw: Any) -> 
 _NOW = bindparam("now", type_=Conversation.__table__.c.assigned_at.type)
 
 
-def _take(conversation_id: Any) -> Update:
+def _take(conversation_id: Any, assignee_id: Any) -> Update:
     """Give conversation `conversation_id` (a bind parameter, or the pick subquery) to
-    :user_id if it is still unassigned, with an assignment's bookkeeping in the same statement
-    (what `conversations.record_assignment` does for an ORM object): assignment time,
-    new → open, version, updated_at. The conditional WHERE is the atomic step everywhere."""
+    `assignee_id` (:user_id, or the caller's id) if it is still unassigned, with an
+    assignment's bookkeeping in the same statement (what `conversations.record_assignment`
+    does for an ORM object): assignment time, new → open, version, updated_at. The
+    conditional WHERE is the atomic step everywhere."""
     return (
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
         .values(
-            assignee_id=bindparam("user_id"),
+            assignee_id=assignee_id,
             assigned_at=_NOW,
             status=case(
                 (Conversation.status == Status.NEW.value, Status.OPEN.value),
@@ -131,14 +133,14 @@ def _take(conversation_id: Any) -> Update:
     )
 
 
-def _assign_audit(taken: FromClause) -> Insert:
+def _assign_audit(taken: FromClause, actor_id: Any) -> Insert:
     """The `conversation.assign` audit rows of the conversations in `taken` (id, team_id,
-    assignee_id after the take), as `record_assignment` writes them; actor and reason are the
-    :actor_id and :reason parameters."""
+    assignee_id after the take), as `record_assignment` writes them; the actor is `actor_id`
+    (:actor_id, or the caller's id), the reason the :reason parameter."""
     return insert(AuditEvent.__table__).from_select(
         ["actor_id", "action", "target_type", "target_id", "before", "after", "created_at"],
         select(
-            bindparam("actor_id", type_=Integer()),
+            actor_id,
             literal("conversation.assign"),
             literal(Conversation.__tablename__),
             taken.c.id,
@@ -193,18 +195,29 @@ def _claim_statements(
 ) -> _Claim:
     """Built once per process (then compiled once by SQLAlchemy and prepared by psycopg):
     `target` is "everything" (get next for a manager), "agent" (get next for an agent, whose
-    teams the statement looks up) or "given" (auto-assignment: :conversation_id);
-    `with_relations` also loads `_relations` (in the same statement on PostgreSQL);
-    `answer` (PostgreSQL only) makes the statement return `answer(took)` instead of the
-    conversation, `took` being the taken row."""
+    teams the statement looks up), "given" (auto-assignment: :conversation_id) or "token"
+    (PostgreSQL only: get next for the user of the bearer token the statement checks itself,
+    `accounts.token_caller`, returning the caller and `answer(took)` instead of the
+    conversation, `took` being the taken row); `with_relations` also loads `_relations` (in
+    the same statement on PostgreSQL)."""
+    assignee_id: Any = bindparam("user_id")
+    actor_id: Any = bindparam("actor_id", type_=Integer())
+    if target == "token":
+        caller, touched = token_caller()
+        assignee_id = actor_id = select(caller.c.id).scalar_subquery()
     if target == "given":
         conversation_id: Any = bindparam("conversation_id", type_=Integer())
     else:
-        visible = (
-            true()
-            if target == "everything"
-            else conversations.agent_visibility_clause(bindparam("user_id"))
-        )
+        if target == "token":
+            # An unknown token's caller is NULL, and NULL's visibility takes in the shared
+            # queue: nothing may be taken without a caller.
+            visible = assignee_id.is_not(None) & conversations.caller_visibility_clause(
+                assignee_id, select(caller.c.role).scalar_subquery()
+            )
+        elif target == "everything":
+            visible = true()
+        else:
+            visible = conversations.agent_visibility_clause(assignee_id)
         # Correlated to nothing: the subquery reads conversations itself, inside the UPDATE of
         # conversations. SKIP LOCKED (PostgreSQL) skips candidates other agents are claiming.
         conversation_id = (
@@ -219,7 +232,7 @@ def _claim_statements(
             .correlate(None)
             .scalar_subquery()
         )
-    take = _take(conversation_id)
+    take = _take(conversation_id, assignee_id)
     if dialect != "postgresql":
         taken = (
             select(Conversation.id, Conversation.team_id, Conversation.assignee_id)
@@ -233,12 +246,26 @@ def _claim_statements(
                 .where(Conversation.id == bindparam("conversation_id", type_=Integer()))
                 .options(*_relations(Conversation))
             )
-        return _Claim(take.returning(Conversation), _assign_audit(taken), reload)
+        return _Claim(take.returning(Conversation), _assign_audit(taken, actor_id), reload)
     took = take.returning(*Conversation.__table__.c).cte("took")
-    audit = _assign_audit(took).cte("audit")
-    if answer is not None:
-        one_statement = select(answer(took).label("answer"), took.c.id, took.c.version)
-        one_statement = one_statement.add_cte(audit)
+    audit = _assign_audit(took, actor_id).cte("audit")
+    if target == "token":
+        assert answer is not None
+        # The caller's row whether or not a conversation was taken (no row: no such caller);
+        # with none taken, `took`'s id is NULL (and the answer an object of NULLs).
+        one_statement = (
+            select(
+                caller.c.id.label("caller_id"),
+                caller.c.name,
+                caller.c.email,
+                answer(took).label("answer"),
+                took.c.id,
+                took.c.version,
+            )
+            .select_from(caller.outerjoin(took, true()))
+            .add_cte(audit)
+            .add_cte(touched)
+        )
     else:
         taken_conversation = aliased(Conversation, took)
         one_statement = select(taken_conversation).add_cte(audit)
@@ -305,34 +332,66 @@ def claim_next(user: User, *, now: datetime, with_relations: bool = False) -> Co
     )
 
 
-def claim_next_answer(user: User, *, now: datetime, answer: Answer) -> Any | None:
-    """`claim_next` on PostgreSQL for a caller that only shows the conversation: the claiming
-    statement returns `answer(took)` (say a JSON document PostgreSQL builds from the taken row
-    `took` and its relations), and no ORM object is made. None when there is nothing to claim.
+@functools.cache
+def _token_claim_sql(answer: Answer) -> tuple[str, dict[str, Any]]:
+    """The "token" claim as SQL text with its constant parameters, compiled once per process.
+    Executed as a statement, SQLAlchemy works out the cache key of its ≈ 6 KB on every call,
+    looks the compiled form up and processes the parameters: a fifth of get next's CPU. Every
+    parameter it takes is a plain value psycopg adapts itself (text, an aware datetime)."""
+    compiled = _claim_statements("postgresql", "token", answer=answer).take.compile(
+        dialect=db.engine.dialect
+    )
+    # The SQL with the constants written in (SQLAlchemy does that on each execution); the
+    # per-call parameters stay placeholders, given stand-ins here.
+    per_call = dict.fromkeys(("hashed_token", "now", "used_before", "reason"))
+    expanded = compiled.construct_expanded_state(per_call)
+    constants = {k: v for k, v in expanded.parameters.items() if k not in per_call}
+    return expanded.statement, constants
+
+
+@dataclass(frozen=True)
+class TokenClaim:
+    """What get next by bearer token did: who the caller is (id, name, email) and the answer
+    of the conversation claimed for them (None: there was nothing to claim)."""
+
+    caller: dict[str, Any]
+    answer: Any | None
+
+
+def claim_next_by_token(token: str, *, now: datetime, answer: Answer) -> TokenClaim | None:
+    """`claim_next` on PostgreSQL for a request that has only a bearer token and only shows
+    the conversation: one statement checks the token (as `accounts.user_for_token` does, its
+    last use written once a minute as there), claims for the token's user, and returns
+    `answer(took)` (say a JSON document PostgreSQL builds from the taken row `took` and its
+    relations); no ORM object is made. None when the token is unknown or revoked or its user
+    inactive: then nothing was claimed.
     In autocommit mode (the API's get next) the claim is written when this returns: should the
     caller fail before answering, the agent holds a conversation they were not told of, as
     after a lost answer; it shows in their queue, and the live update goes out with the
     session's commit.
     Why: building the conversation and its relations as ORM objects, to turn them into JSON
-    at once, was most of get next's CPU (docs/benchmarks.md)."""
+    at once, was most of get next's CPU; the token's own query and the pool's ping before it
+    were most of the rest (docs/benchmarks.md)."""
     if db.engine.dialect.name != "postgresql":
-        raise RuntimeError("claim_next_answer needs PostgreSQL's data-modifying CTEs")
-    target = "everything" if conversations.sees_everything(user) else "agent"
-    claim = _claim_statements("postgresql", target, answer=answer)
+        raise RuntimeError("claim_next_by_token needs PostgreSQL's data-modifying CTEs")
+    params = token_params(token, now=now)
+    if params is None:
+        return None
+    sql, constants = _token_claim_sql(answer)
     # On the session's connection, not through the session: no ORM entity is involved, and
     # the ORM's statement handling was a tenth of the call.
-    taken = (
+    row = (
         db.session.connection()
-        .execute(
-            claim.take,
-            {"user_id": user.id, "actor_id": user.id, "reason": "get next", "now": now},
-        )
-        .one_or_none()
+        .exec_driver_sql(sql, {**constants, **params, "reason": "get next"})
+        .first()
     )
-    if taken is None:
+    if row is None:
         return None
-    conversations.announce_change(taken.id, taken.version, "assign", actor=user)
-    return taken.answer
+    caller = {"id": row.caller_id, "name": row.name, "email": row.email}
+    if row.id is None:
+        return TokenClaim(caller, None)
+    conversations.announce_change(row.id, row.version, "assign", actor_id=caller["id"])
+    return TokenClaim(caller, row.answer)
 
 
 # --- auto-assignment ------------------------------------------------------------------------

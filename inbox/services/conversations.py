@@ -37,6 +37,7 @@ from inbox.models import (
     Tag,
     Team,
     User,
+    in_values,
     team_members,
 )
 from inbox.queue import enqueue_after_commit
@@ -75,6 +76,14 @@ def agent_visibility_clause(user_id: ColumnElement[int]) -> ColumnElement[bool]:
     the caller needs no query for the user's teams."""
     members = select(team_members.c.team_id).where(team_members.c.user_id == user_id)
     return _agent_sees(Conversation.team_id.in_(members), user_id)
+
+
+def caller_visibility_clause(
+    user_id: ColumnElement[int], role: ColumnElement[str]
+) -> ColumnElement[bool]:
+    """`visibility_clause` of a caller the statement itself looks up, id and role (get next
+    by bearer token): a manager sees everything, an agent as `agent_visibility_clause`."""
+    return or_(in_values(role, MANAGER_ROLES), agent_visibility_clause(user_id))
 
 
 def _agent_sees(in_their_teams: ColumnElement[bool], user_id: Any) -> ColumnElement[bool]:
@@ -145,17 +154,21 @@ def _done(
 
 def announce(conversation: Conversation, action: str, *, actor: User | None) -> None:
     """The live update of an action on `conversation`, published after the commit."""
-    announce_change(conversation.id, conversation.version, action, actor=actor)
+    announce_change(
+        conversation.id, conversation.version, action, actor_id=actor.id if actor else None
+    )
 
 
-def announce_change(conversation_id: int, version: int, action: str, *, actor: User | None) -> None:
+def announce_change(
+    conversation_id: int, version: int, action: str, *, actor_id: int | None
+) -> None:
     """`announce` for a conversation known by id and new version only (no ORM object)."""
     publish_after_commit(
         db.session,
         "conversation.updated",
         conversation_id=conversation_id,
         action=action,
-        actor_id=actor.id if actor else None,
+        actor_id=actor_id,
         version=version,
     )
 

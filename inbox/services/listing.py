@@ -57,8 +57,8 @@ from inbox.models import (
     Tag,
     User,
     conversation_tags,
+    in_values,
     sla_order_key,
-    status_in,
 )
 from inbox.models.base import UTCDateTime
 from inbox.services.conversations import visibility_clause
@@ -124,11 +124,11 @@ def _sort_value(conversation: Conversation, sort: str) -> datetime:
 
 def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
     """The WHERE clauses of a named queue view (shared by the counts and the list). The status
-    lists are constants (`status_in`): they are what lets PostgreSQL use the view group's
+    lists are constants (`in_values`): they are what lets PostgreSQL use the view group's
     partial index."""
     not_spam = Conversation.is_spam.is_(False)
-    open_ = status_in(Conversation.status, OPEN_STATUSES)
-    active = status_in(Conversation.status, CLAIMABLE_STATUSES)
+    open_ = in_values(Conversation.status, OPEN_STATUSES)
+    active = in_values(Conversation.status, CLAIMABLE_STATUSES)
     team_ids = [t.id for t in user.teams]
     clauses = {
         "breaching": [
@@ -144,9 +144,9 @@ def view_clauses(name: str, user: User) -> list[ColumnElement[bool]]:
         "mine": [not_spam, open_, Conversation.assignee_id == user.id],
         "teams": [not_spam, open_, Conversation.team_id.in_(team_ids)],
         "open": [not_spam, open_],
-        "pending": [not_spam, status_in(Conversation.status, [Status.PENDING])],
-        "snoozed": [not_spam, status_in(Conversation.status, [Status.SNOOZED])],
-        "resolved": [not_spam, status_in(Conversation.status, DONE_STATUSES)],
+        "pending": [not_spam, in_values(Conversation.status, [Status.PENDING])],
+        "snoozed": [not_spam, in_values(Conversation.status, [Status.SNOOZED])],
+        "resolved": [not_spam, in_values(Conversation.status, DONE_STATUSES)],
         "spam": [Conversation.is_spam.is_(True)],
         "all": [not_spam],
     }

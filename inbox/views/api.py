@@ -56,10 +56,15 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-# Views that write with one statement (on PostgreSQL): their request runs in autocommit mode.
-# Get next is the API's hot path (docs/benchmarks.md); its claim writes the conversation and the
-# audit row in one statement, and the token's `last_used_at` is a write of its own.
+# Views that are one statement (on PostgreSQL), the token's check included: their request runs
+# in autocommit mode, and the token is checked by that statement, not by a query before it.
+# Get next is the API's hot path (docs/benchmarks.md); its statement checks the token, writes its
+# last use (once a minute), the conversation and the audit row.
 _ONE_STATEMENT_VIEWS = {"api.claim_next_conversation"}
+
+
+def _token_refused():
+    return json_error(401, "unauthorized", "The token is invalid or has been revoked.")
 
 
 @bp.before_request
@@ -70,16 +75,15 @@ def authenticate_token():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return json_error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
-    if (
-        request.endpoint in _ONE_STATEMENT_VIEWS
-        and db.engine.dialect.name == "postgresql"
-        and not db.session().in_transaction()  # a test's session may have begun one already
-    ):
-        # No BEGIN and COMMIT round trips around statements that are each atomic on their own.
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if request.endpoint in _ONE_STATEMENT_VIEWS and db.engine.dialect.name == "postgresql":
+        if not db.session().in_transaction():  # a test's session may have begun one already
+            # No BEGIN and COMMIT round trips around a statement that is atomic on its own.
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        g.api_token = token.strip()
+        return None
     user = user_for_token(token.strip())
     if user is None:
-        return json_error(401, "unauthorized", "The token is invalid or has been revoked.")
+        return _token_refused()
     g.api_user = user
     if db.session.dirty:
         # last_used_at moved on (once a minute), kept even if the view writes nothing. Otherwise
@@ -229,7 +233,7 @@ def conversation_sql(conversation: FromClause) -> Any:
             ),
             identity.id,
         )
-    ).where(identity.contact_id == c.contact_id)
+    ).where(identity.contact_id == contact.id)  # correlated to the contact it is nested in
     # COLLATE "C": code point order, as Python's sorted() puts the names.
     tags = (
         select(_list(tag.name, tag.name.collate("C")))
@@ -299,12 +303,12 @@ def conversation_sql(conversation: FromClause) -> Any:
     )
 
 
-def _completed_sql_answer(body: dict[str, Any], assignee: User) -> dict[str, Any]:
+def _completed_sql_answer(body: dict[str, Any], assignee: dict[str, Any]) -> dict[str, Any]:
     """`conversation_sql`'s answer made `conversation_json`'s: the fields the view knows, and
     a whole sentiment back to a float (PostgreSQL's JSON writes VADER's neutral 0.0 as 0)."""
     if body["sentiment"] is not None:
         body["sentiment"] = float(body["sentiment"])
-    body["assignee"] = _user(assignee)
+    body["assignee"] = assignee  # the caller, as `_user` shows a user
     body["url"] = url_for("inbox.conversation", conversation_id=body["id"], _external=True)
     return body
 
@@ -362,23 +366,23 @@ def list_conversations():
 @bp.post("/conversations/next")
 def claim_next_conversation():
     """Claim the caller's most urgent eligible conversation: 200 with it, 204 if none."""
-    user = g.api_user
     if db.engine.dialect.name == "postgresql":
-        answer = assignment.claim_next_answer(user, now=utcnow(), answer=conversation_sql)
-        body = None if answer is None else _completed_sql_answer(answer, user)
+        claimed = assignment.claim_next_by_token(g.api_token, now=utcnow(), answer=conversation_sql)
+        if claimed is None:
+            return _token_refused()
+        body = None
+        if claimed.answer is not None:
+            body = _completed_sql_answer(claimed.answer, claimed.caller)
     else:
-        conversation = assignment.claim_next(user, now=utcnow(), with_relations=True)
+        conversation = assignment.claim_next(g.api_user, now=utcnow(), with_relations=True)
         # Built before the commit, from what the claim loaded with the conversation (its
         # relations and clocks): after the commit every attribute would be expired and read
         # again. The assignee, the caller, is already in the session.
         body = None
         if conversation is not None:
             body = conversation_json(conversation, sla.in_ledger_order(conversation.sla_clocks))
-    if body is None:
-        db.session.rollback()
-        return "", 204
-    db.session.commit()
-    return jsonify(body)
+    db.session.commit()  # the token's last use, when it was written, even with nothing to claim
+    return ("", 204) if body is None else jsonify(body)
 
 
 @bp.route("/conversations/<int:conversation_id>")
