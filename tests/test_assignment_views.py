@@ -203,9 +203,8 @@ def test_psycopg_keeps_get_nexts_statement(client, make_user, monkeypatch):
 
 def test_concurrent_api_get_next_never_hands_out_a_conversation_twice(app, make_user):
     """8 agents call the endpoint at once from threads (each request its own session and
-    connection; on PostgreSQL the SQL answer, in autocommit mode but for the request that
-    writes a token's first use) until nothing is left: every conversation is handed out
-    exactly once."""
+    connection; on PostgreSQL the one statement in autocommit mode) until nothing is left:
+    every conversation is handed out exactly once."""
     count = 60 if db.engine.dialect.name == "sqlite" else 240
     headers = [
         {"Authorization": f"Bearer {create_api_token(make_user(Role.AGENT))}"} for _ in range(8)
@@ -265,6 +264,7 @@ def test_api_next_with_a_refused_token_is_401_and_claims_nothing(client, make_us
         token = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
     unowned = factories.conversation()  # no team, no assignee: every agent's shared queue
     in_team = factories.conversation(team="Social care")
+    before = [(c.id, c.assignee_id, c.status, c.version) for c in (unowned, in_team)]
     audits = db.session.query(AuditEvent).count()
     response = client.post(
         "/api/v1/conversations/next", headers={"Authorization": f"Bearer {token}"}
@@ -275,42 +275,61 @@ def test_api_next_with_a_refused_token_is_401_and_claims_nothing(client, make_us
         "message": "The token is invalid or has been revoked.",
     }
     db.session.expire_all()
-    assert unowned.assignee_id is None and in_team.assignee_id is None
+    # A take for no one would leave assignee_id NULL but open the new conversation and count
+    # a version: the state must be exactly as before.
+    assert [(c.id, c.assignee_id, c.status, c.version) for c in (unowned, in_team)] == before
     assert db.session.query(AuditEvent).count() == audits
 
 
-def test_api_next_gives_a_supervisor_any_teams_work_and_an_agent_only_their_teams(
-    client, make_user
-):
-    billing = factories.conversation(team="Billing")
-    agent = make_user(Role.AGENT, team="Social care")
-    supervisor = make_user(Role.SUPERVISOR, team="Social care")
-    tokens = {u.role: create_api_token(u) for u in (agent, supervisor)}
+def test_api_next_gives_managers_any_teams_work_and_an_agent_only_their_teams(client, make_user):
+    now = utcnow()
+    # Most urgent first: the agent's Social care one is the newest, so only visibility can
+    # make it theirs; the managers get the older Billing ones.
+    billing = [
+        factories.conversation(team="Billing", sent_at=now - timedelta(hours=h)) for h in (3, 2)
+    ]
+    social = factories.conversation(team="Social care", sent_at=now - timedelta(hours=1))
+    users = {
+        role: make_user(role, team="Social care")
+        for role in (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+    }
+    tokens = {role: create_api_token(user) for role, user in users.items()}
     db.session.commit()
 
     def get_next(role):
         headers = {"Authorization": f"Bearer {tokens[role]}"}
         return client.post("/api/v1/conversations/next", headers=headers)
 
-    assert get_next(Role.AGENT).status_code == 204
-    taken = get_next(Role.SUPERVISOR)
-    assert taken.status_code == 200 and taken.json["id"] == billing.id
-    assert taken.json["assignee"] == {
-        "id": supervisor.id,
-        "name": supervisor.name,
-        "email": supervisor.email,
-    }
+    mine = get_next(Role.AGENT)
+    assert mine.status_code == 200 and mine.json["id"] == social.id
+    assert get_next(Role.AGENT).status_code == 204  # Billing's are not theirs to see
+    for role, conversation in zip((Role.SUPERVISOR, Role.ADMIN), billing, strict=True):
+        taken = get_next(role)
+        user = users[role]
+        assert taken.status_code == 200 and taken.json["id"] == conversation.id
+        assert taken.json["assignee"] == {"id": user.id, "name": user.name, "email": user.email}
 
 
-def test_api_next_writes_the_tokens_last_use_also_when_nothing_waits(client, make_user):
+def test_api_next_writes_the_tokens_last_use_once_a_minute_also_when_nothing_waits(
+    client, make_user
+):
     token = create_api_token(make_user(Role.AGENT))
     db.session.commit()
-    before = utcnow()
     headers = {"Authorization": f"Bearer {token}"}
-    assert client.post("/api/v1/conversations/next", headers=headers).status_code == 204
-    db.session.expire_all()
-    used = db.session.scalars(select(ApiToken)).one().last_used_at
-    assert used is not None and used >= before - timedelta(seconds=1)
+
+    def last_use_after_get_next(previous):
+        stored = db.session.scalars(select(ApiToken)).one()
+        stored.last_used_at = previous
+        db.session.commit()
+        assert client.post("/api/v1/conversations/next", headers=headers).status_code == 204
+        db.session.expire_all()
+        return db.session.scalars(select(ApiToken)).one().last_used_at
+
+    began = utcnow()
+    assert last_use_after_get_next(None) >= began - timedelta(seconds=1)
+    recent = began - timedelta(seconds=30)
+    assert last_use_after_get_next(recent) == recent  # within the minute: not written again
+    assert last_use_after_get_next(began - timedelta(seconds=61)) >= began - timedelta(seconds=1)
 
 
 def test_web_get_next_redirects_to_the_claimed_conversation(client, make_user):

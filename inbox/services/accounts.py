@@ -20,7 +20,7 @@ from inbox.errors import InboxError
 from inbox.extensions import db
 from inbox.models import ApiToken, Role, Team, User
 from inbox.services.audit import record_audit
-from inbox.timeutil import utcnow
+from inbox.timeutil import as_utc, utcnow
 
 TOKEN_PREFIX = "ibx_"  # noqa: S105 (a prefix that makes leaked tokens recognisable)
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -187,6 +187,7 @@ def token_params(token: str, *, now: datetime) -> dict[str, Any] | None:
     that column from a parameter of its name.)"""
     if not token.startswith(TOKEN_PREFIX):
         return None
+    now = as_utc(now)  # a statement run as SQL text (get next) has no type to convert it
     return {
         "hashed_token": _hash_token(token),
         "now": now,

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -65,11 +65,11 @@ from inbox.models import (
     sla_order_key,
 )
 from inbox.services import conversations
-from inbox.services.accounts import token_caller, token_params
+from inbox.services.accounts import TOKEN_PREFIX, token_caller, token_params
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
-from inbox.timeutil import format_duration
+from inbox.timeutil import format_duration, utcnow
 
 # Most urgent first: the nearest SLA deadline (none last), then priority, then who waited longest.
 # These are the columns of the claim index (models.conversations), so the first eligible row is
@@ -200,6 +200,10 @@ def _claim_statements(
     `accounts.token_caller`, returning the caller and `answer(took)` instead of the
     conversation, `took` being the taken row); `with_relations` also loads `_relations` (in
     the same statement on PostgreSQL)."""
+    if (target == "token") != (answer is not None) or (target == "token" and with_relations):
+        raise ValueError("an answer is for the token claim, which returns no conversation")
+    if target == "token" and dialect != "postgresql":
+        raise ValueError("the token claim needs PostgreSQL's data-modifying CTEs")
     assignee_id: Any = bindparam("user_id")
     actor_id: Any = bindparam("actor_id", type_=Integer())
     if target == "token":
@@ -250,7 +254,6 @@ def _claim_statements(
     took = take.returning(*Conversation.__table__.c).cte("took")
     audit = _assign_audit(took, actor_id).cte("audit")
     if target == "token":
-        assert answer is not None
         # The caller's row whether or not a conversation was taken (no row: no such caller);
         # with none taken, `took`'s id is NULL (and the answer an object of NULLs).
         one_statement = (
@@ -343,18 +346,26 @@ def _token_claim_sql(answer: Answer) -> tuple[str, dict[str, Any]]:
     )
     # The SQL with the constants written in (SQLAlchemy does that on each execution); the
     # per-call parameters stay placeholders, given stand-ins here.
-    per_call = dict.fromkeys(("hashed_token", "now", "used_before", "reason"))
+    per_call = dict.fromkeys([*token_params(TOKEN_PREFIX, now=utcnow()), "reason"])
     expanded = compiled.construct_expanded_state(per_call)
     constants = {k: v for k, v in expanded.parameters.items() if k not in per_call}
     return expanded.statement, constants
 
 
+class Caller(NamedTuple):
+    """The user behind a bearer token, as get next's statement read them."""
+
+    id: int
+    name: str
+    email: str
+
+
 @dataclass(frozen=True)
 class TokenClaim:
-    """What get next by bearer token did: who the caller is (id, name, email) and the answer
-    of the conversation claimed for them (None: there was nothing to claim)."""
+    """What get next by bearer token did: who the caller is and the answer of the
+    conversation claimed for them (None: there was nothing to claim)."""
 
-    caller: dict[str, Any]
+    caller: Caller
     answer: Any | None
 
 
@@ -387,10 +398,10 @@ def claim_next_by_token(token: str, *, now: datetime, answer: Answer) -> TokenCl
     )
     if row is None:
         return None
-    caller = {"id": row.caller_id, "name": row.name, "email": row.email}
+    caller = Caller(row.caller_id, row.name, row.email)
     if row.id is None:
         return TokenClaim(caller, None)
-    conversations.announce_change(row.id, row.version, "assign", actor_id=caller["id"])
+    conversations.announce_change(row.id, row.version, "assign", actor_id=caller.id)
     return TokenClaim(caller, row.answer)
 
 

@@ -56,11 +56,13 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-# Views that are one statement (on PostgreSQL), the token's check included: their request runs
-# in autocommit mode, and the token is checked by that statement, not by a query before it.
-# Get next is the API's hot path (docs/benchmarks.md); its statement checks the token, writes its
-# last use (once a minute), the conversation and the audit row.
-_ONE_STATEMENT_VIEWS = {"api.claim_next_conversation"}
+# Views that check the bearer token THEMSELVES (on PostgreSQL): `authenticate_token` only reads
+# the header and leaves the check to the view's one statement, so a view added here must check
+# the token in its statement and answer 401 when it is refused. Their request runs in autocommit
+# mode, that statement being atomic on its own. Get next is the API's hot path
+# (docs/benchmarks.md); its statement checks the token, writes its last use (once a minute), the
+# conversation and the audit row.
+_TOKEN_IN_STATEMENT_VIEWS = {"api.claim_next_conversation"}
 
 
 def _token_refused():
@@ -75,7 +77,7 @@ def authenticate_token():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return json_error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
-    if request.endpoint in _ONE_STATEMENT_VIEWS and db.engine.dialect.name == "postgresql":
+    if request.endpoint in _TOKEN_IN_STATEMENT_VIEWS and db.engine.dialect.name == "postgresql":
         if not db.session().in_transaction():  # a test's session may have begun one already
             # No BEGIN and COMMIT round trips around a statement that is atomic on its own.
             db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -115,7 +117,7 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _user(user: User | None) -> dict[str, Any] | None:
+def _user(user: User | assignment.Caller | None) -> dict[str, Any] | None:
     return None if user is None else {"id": user.id, "name": user.name, "email": user.email}
 
 
@@ -187,7 +189,7 @@ def conversation_json(c: Conversation, clocks: list[SlaClock] | None = None) -> 
 
 # --- the same answer, built by PostgreSQL -------------------------------------------------------
 # Get next answers with the conversation it claimed. On PostgreSQL the claiming statement builds
-# that JSON itself (`assignment.claim_next_answer`): loading the conversation and its relations
+# that JSON itself (`assignment.claim_next_by_token`): loading the conversation and its relations
 # as ORM objects only to turn them into JSON was most of the call's CPU (docs/benchmarks.md,
 # "get next"). `conversation_sql` is `conversation_json` written in SQL, less what the view
 # knows already (the assignee is the caller, the url). Change the two together:
@@ -308,7 +310,7 @@ def _completed_sql_answer(body: dict[str, Any], assignee: dict[str, Any]) -> dic
     a whole sentiment back to a float (PostgreSQL's JSON writes VADER's neutral 0.0 as 0)."""
     if body["sentiment"] is not None:
         body["sentiment"] = float(body["sentiment"])
-    body["assignee"] = assignee  # the caller, as `_user` shows a user
+    body["assignee"] = assignee  # the caller
     body["url"] = url_for("inbox.conversation", conversation_id=body["id"], _external=True)
     return body
 
@@ -365,14 +367,15 @@ def list_conversations():
 
 @bp.post("/conversations/next")
 def claim_next_conversation():
-    """Claim the caller's most urgent eligible conversation: 200 with it, 204 if none."""
+    """Claim the caller's most urgent eligible conversation: 200 with it, 204 if none, 401
+    for a refused token (checked by the claiming statement itself on PostgreSQL)."""
     if db.engine.dialect.name == "postgresql":
         claimed = assignment.claim_next_by_token(g.api_token, now=utcnow(), answer=conversation_sql)
         if claimed is None:
             return _token_refused()
         body = None
         if claimed.answer is not None:
-            body = _completed_sql_answer(claimed.answer, claimed.caller)
+            body = _completed_sql_answer(claimed.answer, _user(claimed.caller))
     else:
         conversation = assignment.claim_next(g.api_user, now=utcnow(), with_relations=True)
         # Built before the commit, from what the claim loaded with the conversation (its

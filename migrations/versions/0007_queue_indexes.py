@@ -6,7 +6,7 @@ Revision ID: 0007_queue_indexes
 Revises: 0006_reports
 Create Date: 2026-12-01 07:30:00.000000
 
-The expressions are those of inbox.models.conversations (sla_order_key, status_in,
+The expressions are those of inbox.models.conversations (sla_order_key, in_values,
 PRIORITY_RANK_SQL), written out here so this migration does not change if the models do later.
 On PostgreSQL adding the stored generated column rewrites the conversations table.
 """
