@@ -65,11 +65,11 @@ from inbox.models import (
     sla_order_key,
 )
 from inbox.services import conversations
-from inbox.services.accounts import TOKEN_PREFIX, token_caller, token_params
+from inbox.services.accounts import token_caller, token_params
 from inbox.services.audit import record_audit
 from inbox.services.calendar import business_time_between
 from inbox.services.sla import calendar_spec
-from inbox.timeutil import format_duration, utcnow
+from inbox.timeutil import format_duration
 
 # Most urgent first: the nearest SLA deadline (none last), then priority, then who waited longest.
 # These are the columns of the claim index (models.conversations), so the first eligible row is
@@ -202,8 +202,6 @@ def _claim_statements(
     the same statement on PostgreSQL)."""
     if (target == "token") != (answer is not None) or (target == "token" and with_relations):
         raise ValueError("an answer is for the token claim, which returns no conversation")
-    if target == "token" and dialect != "postgresql":
-        raise ValueError("the token claim needs PostgreSQL's data-modifying CTEs")
     assignee_id: Any = bindparam("user_id")
     actor_id: Any = bindparam("actor_id", type_=Integer())
     if target == "token":
@@ -345,8 +343,9 @@ def _token_claim_sql(answer: Answer) -> tuple[str, dict[str, Any]]:
         dialect=db.engine.dialect
     )
     # The SQL with the constants written in (SQLAlchemy does that on each execution); the
-    # per-call parameters stay placeholders, given stand-ins here.
-    per_call = dict.fromkeys([*token_params(TOKEN_PREFIX, now=utcnow()), "reason"])
+    # per-call parameters (those without a value: the token's, the reason) stay placeholders,
+    # given stand-ins here.
+    per_call = dict.fromkeys(name for name, bind in compiled.binds.items() if bind.required)
     expanded = compiled.construct_expanded_state(per_call)
     constants = {k: v for k, v in expanded.parameters.items() if k not in per_call}
     return expanded.statement, constants
